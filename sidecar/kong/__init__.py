@@ -1,0 +1,1 @@
+"""Kong Admin API: typed client, entity models and errors."""
