@@ -1,0 +1,1 @@
+"""A Kong-compatible Admin API server: the embedded default and the integration-test peer."""

@@ -1,0 +1,187 @@
+"""Konnect's control-plane configuration API for upstreams and targets.
+
+Source: ``Kong/developer.konghq.com`` ``api-specs/konnect/control-planes-config/v2/openapi.yaml``
+(paths, PUT = upsert on targets, no PATCH, DELETE 204, ``expected-config-hash``, ``nodes``) and
+``Kong/sdk-konnect-go`` models (``BadRequestError``: status, title, type, instance, detail,
+invalid_parameters; ``GetExpectedConfigHash``: expected_hash, created_at, updated_at).
+The single simulated data plane is always in sync (its config_hash equals the expected one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from sidecar.kong_local.admin_api import BodyReader, Reply
+from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
+from sidecar.kong_local.schemas import render_target, render_upstream
+from sidecar.kong_local.store import Store
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, detail: str, invalid: list[dict[str, Any]] | None = None) -> Reply:
+    body: dict[str, Any] = {
+        "status": status,
+        "title": _TITLES.get(status, "Error"),
+        "type": f"https://httpstatuses.com/{status}",
+        "instance": f"kong:trace:{secrets.randbelow(10**19):019d}",
+        "detail": detail,
+    }
+    if status == 400:
+        body["invalid_parameters"] = invalid or []
+    return Reply(status, body, {"Content-Type": PROBLEM_JSON})
+
+
+def problem_from(err: ApiError) -> Reply:
+    fields = err.body.get("fields") or {}
+    invalid: list[dict[str, Any]] = []
+    for name, reason in sorted(fields.items()):
+        if name == "@entity":
+            invalid += [{"field": "@entity", "reason": r, "rule": "entity_check"} for r in reason]
+        elif isinstance(reason, list):
+            invalid += [{"field": f"{name}[{i}]", "reason": r} for i, r in enumerate(reason) if r]
+        elif isinstance(reason, str):
+            invalid.append({"field": name, "reason": reason})
+    detail = err.body.get("message", "")
+    if err.status == 404:
+        detail = "Not found"
+    return problem(err.status, detail, invalid)
+
+
+class KonnectApi:
+    def __init__(self, store: Store, control_plane_id: str, node_id: str) -> None:
+        self.store = store
+        self.cp = control_plane_id
+        self.node_id = node_id
+        self.profile = store.profile
+
+    def config_hash(self) -> str:
+        raw = json.dumps(self.store.snapshot(), sort_keys=True, default=str)
+        return hashlib.md5(raw.encode()).hexdigest()
+
+    def handle(
+        self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
+    ) -> Reply:
+        try:
+            return self._dispatch(method, segments, args, read_body)
+        except ApiError as err:
+            return problem_from(err)
+
+    def _dispatch(
+        self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
+    ) -> Reply:
+        ws = self.store.workspace("default")
+        now = int(self.store.clock())
+        if segments == ["expected-config-hash"] and method == "GET":
+            return Reply(
+                200, {"expected_hash": self.config_hash(), "created_at": now, "updated_at": now}
+            )
+        if segments == ["nodes"] and method == "GET":
+            node = {
+                "id": self.node_id,
+                "version": "3.9.1.0",
+                "hostname": "kong-local-dp",
+                "last_ping": now,
+                "type": "kong-proxy",
+                "created_at": now,
+                "updated_at": now,
+                "config_hash": self.config_hash(),
+                "compatibility_status": {"state": "COMPATIBILITY_STATE_FULLY_COMPATIBLE"},
+            }
+            return Reply(200, {"items": [node], "page": {"total": 1}})
+        if segments[:1] != ["core-entities"] or len(segments) < 2:
+            raise not_found()
+        rest = segments[1:]
+        if rest == ["targets"] and method == "GET":
+            rows = [t for u in ws.upstreams.values() for t in self.store.targets_of(ws, u)]
+            return Reply(
+                200, {"data": [render_target(t, self.profile) for t in rows], "next": None}
+            )
+        if rest[0] != "upstreams":
+            raise not_found()
+        if len(rest) == 1:
+            if method == "GET":
+                page, offset, _ = self.store.list_upstreams(ws, args, "")
+                return Reply(
+                    200, self._list([render_upstream(u, self.profile) for u in page], offset)
+                )
+            if method == "POST":
+                fields, form = read_body()
+                rec = self.store.create_upstream(ws, fields, from_form=form)
+                return Reply(201, render_upstream(rec, self.profile))
+            raise method_not_allowed()
+        key = rest[1]
+        if len(rest) == 2:
+            return self._upstream(method, key, read_body)
+        upstream = self.store.find_upstream(ws, key)
+        if rest[2] != "targets" or len(rest) > 4:
+            raise not_found()
+        if upstream is None:
+            raise not_found()
+        if len(rest) == 3:
+            if method == "GET":
+                page, offset = self.store.page_targets_raw(ws, upstream, args)
+                return Reply(
+                    200, self._list([render_target(t, self.profile) for t in page], offset)
+                )
+            if method == "POST":
+                fields, form = read_body()
+                rec, _ = self._create_target(upstream, fields, form)
+                return Reply(201, render_target(rec, self.profile))
+            raise method_not_allowed()
+        target_key = rest[3]
+        target = self.store.find_target(ws, upstream, target_key)
+        if method == "GET":
+            if target is None:
+                raise not_found()
+            return Reply(200, render_target(target, self.profile))
+        if method == "PUT":
+            fields, _ = read_body()
+            rec = self.store.put_target_konnect(ws, upstream, target_key, fields)
+            return Reply(200, render_target(rec, self.profile))
+        if method == "DELETE":
+            if target is not None:
+                self.store.delete_target(ws, target)
+            return Reply(204)  # the spec answers 204 whether or not it existed
+        raise method_not_allowed()
+
+    def _create_target(self, upstream: dict[str, Any], fields: dict[str, Any], form: bool):
+        ws = self.store.workspace("default")
+        return self.store.create_target(ws, upstream, fields, from_form=form)
+
+    def _upstream(self, method: str, key: str, read_body: BodyReader) -> Reply:
+        ws = self.store.workspace("default")
+        rec = self.store.find_upstream(ws, key)
+        if method == "GET":
+            if rec is None:
+                raise not_found()
+            return Reply(200, render_upstream(rec, self.profile))
+        if method == "PUT":
+            fields, form = read_body()
+            rec = self.store.put_upstream(ws, key, fields, from_form=form)
+            return Reply(200, render_upstream(rec, self.profile))
+        if method == "DELETE":
+            if rec is not None:
+                self.store.delete_upstream(ws, rec)
+            return Reply(204)
+        raise method_not_allowed()
+
+    @staticmethod
+    def _list(rows: list[dict[str, Any]], offset: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"data": rows, "next": None}
+        if offset is not None:
+            body["offset"] = offset
+            body["next"] = f"?offset={offset}"
+        return body

@@ -1,0 +1,460 @@
+"""The Kong-compatible Admin API server: a WSGI app holding the state, and a threaded runner.
+
+Not a mock: every answer is one a real Kong (or Konnect) gives, per the recordings in
+``tests/fixtures/kong`` and the Kong sources cited in each module. Test-only controls live
+under ``/_kong_local/``, outside Kong's path space, and only when ``test_controls`` is on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from sidecar.kong_local.addresses import format_target
+from sidecar.kong_local.admin_api import AdminApi, NodeIdentity, Reply
+from sidecar.kong_local.errors import UNEXPECTED, ApiError, cannot_parse_json
+from sidecar.kong_local.faults import FaultRule, Faults
+from sidecar.kong_local.info import server_header
+from sidecar.kong_local.konnect import KonnectApi, problem
+from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
+from sidecar.kong_local.schemas import Body
+from sidecar.kong_local.seed import DEFAULT_SEED
+from sidecar.kong_local.store import Store, Workspace
+
+__all__ = [
+    "DEFAULT_SEED",
+    "PROFILES",
+    "LocalKong",
+    "RunningServer",
+    "create_wsgi_app",
+    "serve_in_thread",
+]
+
+JSON_UTF8 = "application/json; charset=utf-8"
+RBAC_MISSING = "Invalid credentials. Token or User credentials required"  # EE 3.x, seen live
+RBAC_WRONG = "Invalid RBAC credentials"  # EE rbac.lua / developer.konghq.com RBAC how-to
+ROOT_ROUTES = {"upstreams", "targets", "status", "services", "routes", "plugins", "tags"}
+HTML_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+def _nest_form(flat: dict[str, Any]) -> Body:
+    """Kong's ``normalize_nested_params``: ``a.b=1`` -> ``{"a": {"b": "1"}}``."""
+    out: Body = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def read_body(request: Request) -> tuple[Body, bool]:
+    """(fields, from_form). JSON, form-urlencoded and multipart are accepted like Kong."""
+    mimetype = request.mimetype
+    if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        flat: dict[str, Any] = {}
+        for key in request.form:
+            values = request.form.getlist(key)
+            name = key[:-2] if key.endswith("[]") else key
+            flat[name] = values if key.endswith("[]") or len(values) > 1 else values[0]
+        return _nest_form(flat), True
+    data = request.get_data(cache=True)
+    if not data.strip():
+        return {}, False
+    if mimetype == "application/json" or data.lstrip().startswith(b"{"):
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise cannot_parse_json() from None
+        if not isinstance(value, dict):
+            raise cannot_parse_json()
+        return value, False
+    return {}, False
+
+
+class LocalKong:
+    """WSGI callable with the whole state of one simulated Kong node (or Konnect CP)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        seed: dict[str, Any] | None,
+        rbac_token: str | None,
+        workspaces: Iterable[str],
+        konnect_token: str | None,
+        control_plane_id: str,
+        dns: Mapping[str, Sequence[str]] | None,
+        test_controls: bool,
+        clock: Callable[[], float],
+    ) -> None:
+        self.profile = profile
+        self.store = Store(profile, clock)
+        self.faults = Faults()
+        self.calls: list[tuple[str, str]] = []
+        self.rbac_token = rbac_token
+        self.workspaces = set(workspaces)
+        self.konnect_token = konnect_token
+        self.control_plane_id = control_plane_id
+        self.test_controls = test_controls
+        self.dns: dict[str, list[str]] = {k: list(v) for k, v in (dns or {}).items()}
+        self.enterprise = bool(self.workspaces) or rbac_token is not None
+        self.node_id = str(uuid.uuid4())
+        self._seed = seed
+        self._calls_lock = threading.Lock()
+        self._stopping = threading.Event()
+        for name in self.workspaces:
+            self.store.workspace(name)
+        node = NodeIdentity(self.node_id, socket.gethostname(), self.enterprise)
+        self.admin = AdminApi(self.store, self.dns, node)
+        self.konnect = KonnectApi(self.store, control_plane_id, self.node_id)
+        if seed:
+            self.store.load_seed(seed)
+
+    # ------------------------------------------------------------ public helpers
+
+    def _ws_upstream(self, upstream: str, workspace: str) -> tuple[Workspace, Body]:
+        ws = self.store.workspace(workspace)
+        rec = self.store.find_upstream(ws, upstream)
+        if rec is None:
+            raise KeyError(f"no upstream {upstream!r} in workspace {workspace!r}")
+        return ws, rec
+
+    def mark_balancer_ready(self, upstream: str, workspace: str = "default") -> None:
+        """As if traffic had flowed: 3.x builds an upstream's balancer on the first request."""
+        with self.store.lock:
+            ws, rec = self._ws_upstream(upstream, workspace)
+            ws.ready.add(rec["id"])
+
+    def set_health(
+        self, upstream: str, target: str, health: str, workspace: str = "default"
+    ) -> None:
+        """Force a target's health (what active/passive checks would conclude)."""
+        if health not in ("HEALTHY", "UNHEALTHY"):
+            raise ValueError("health must be HEALTHY or UNHEALTHY")
+        with self.store.lock:
+            ws, rec = self._ws_upstream(upstream, workspace)
+            found = self.store.find_target(ws, rec, target) or self.store.find_target(
+                ws, rec, format_target(target) or target
+            )
+            if found is None:
+                raise KeyError(f"no target {target!r} in upstream {upstream!r}")
+            ws.overrides[(found["id"], None)] = health
+            ws.ready.add(rec["id"])
+
+    def reset(self) -> None:
+        """Back to the start state: seed reloaded, calls and faults cleared."""
+        with self.store.lock:
+            self.store.reset()
+            if self._seed:
+                self.store.load_seed(self._seed)
+        with self._calls_lock:
+            self.calls.clear()
+        self.faults.clear()
+
+    def close(self) -> None:
+        """Release requests held by a "timeout" fault."""
+        self._stopping.set()
+
+    # ------------------------------------------------------------ WSGI
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        started = time.monotonic()
+        if request.path.startswith("/_kong_local/") and self.test_controls:
+            return self._control(request)(environ, start_response)
+        method = request.method.upper()
+        query = request.query_string.decode("latin-1")
+        with self._calls_lock:
+            self.calls.append((method, request.path + (f"?{query}" if query else "")))
+        rule = self.faults.take(method, request.path)
+        if rule is not None and not rule.after_apply:
+            return self._fault(rule, None, environ, started)(environ, start_response)
+        reply = self._dispatch(request)
+        if rule is not None:
+            return self._fault(rule, reply, environ, started)(environ, start_response)
+        return self._to_response(reply, started)(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Reply:
+        method = request.method.upper()
+        args = {k: request.args.get(k, "") for k in request.args}
+        segments = [s for s in request.path.split("/") if s]
+
+        def reader() -> tuple[Body, bool]:
+            return read_body(request)
+
+        if self.profile.konnect:
+            return self._dispatch_konnect(request, method, segments, args, reader)
+        try:
+            self._check_rbac(request)
+            ws_name, segments = self._split_workspace(segments)
+            with self.store.lock:
+                return self.admin.handle(ws_name, method, segments, args, reader)
+        except ApiError as err:
+            return Reply(err.status, err.body)
+
+    def _dispatch_konnect(
+        self,
+        request: Request,
+        method: str,
+        segments: list[str],
+        args: dict[str, str],
+        reader: Callable[[], tuple[Body, bool]],
+    ) -> Reply:
+        if self.konnect_token is not None:
+            auth = request.headers.get("Authorization", "")
+            if auth != f"Bearer {self.konnect_token}":
+                return problem(401, "Invalid credentials")
+        if segments[:2] != ["v2", "control-planes"] or len(segments) < 4:
+            return problem(404, "Not found")
+        if segments[2] != self.control_plane_id:
+            return problem(404, f"control plane {segments[2]} not found")
+        with self.store.lock:
+            return self.konnect.handle(method, segments[3:], args, reader)
+
+    def _check_rbac(self, request: Request) -> None:
+        if self.rbac_token is None:
+            return
+        token = request.headers.get("Kong-Admin-Token")
+        if not token:
+            raise ApiError(401, {"message": RBAC_MISSING})
+        if token != self.rbac_token:
+            raise ApiError(401, {"message": RBAC_WRONG})
+
+    def _split_workspace(self, segments: list[str]) -> tuple[str, list[str]]:
+        """EE: ``/{workspace}/upstreams/…``; no prefix = "default" (admin-api-workspaces.md)."""
+        if not self.enterprise or not segments or segments[0] in ROOT_ROUTES:
+            return "default", segments
+        if len(segments) >= 2 and segments[1] in ROOT_ROUTES:
+            name = segments[0]
+            if name != "default" and name not in self.workspaces:
+                # EE answer seen by decK users (Kong/deck#158, 2.8.0.0-enterprise-edition).
+                raise ApiError(404, {"message": f"Workspace '{name}' not found"})
+            return name, segments[1:]
+        return "default", segments
+
+    # ------------------------------------------------------------ responses
+
+    def _to_response(self, reply: Reply, started: float) -> Response:
+        headers = dict(reply.headers)
+        content_type = headers.pop("Content-Type", JSON_UTF8)
+        if reply.status == 204 or reply.body is None:
+            resp = Response(b"", status=reply.status)
+            resp.headers.pop("Content-Type", None)
+        else:
+            payload = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
+            resp = Response(payload.encode("utf-8"), status=reply.status)
+            resp.headers["Content-Type"] = content_type
+        if not self.profile.konnect:
+            resp.headers["Server"] = server_header(self.profile, self.enterprise)
+            latency = int((time.monotonic() - started) * 1000)
+            resp.headers["X-Kong-Admin-Latency"] = str(latency)
+        for key, value in headers.items():
+            resp.headers[key] = value
+        return resp
+
+    def _fault(
+        self, rule: FaultRule, reply: Reply | None, environ: dict[str, Any], started: float
+    ) -> Response:
+        if rule.mode == "reset":
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            # werkzeug treats ConnectionError as "client went away" and writes nothing.
+            raise ConnectionResetError("kong-local fault: connection reset")
+        if rule.mode == "timeout":
+            self._stopping.wait(self.faults.delay)
+            return self._to_response(reply or Reply(500, dict(UNEXPECTED)), started)
+        if rule.mode == "html":
+            resp = Response(HTML_502, status=502, content_type="text/html")
+            resp.headers["Server"] = "nginx"
+            return resp
+        if rule.mode == "truncated":
+            full = json.dumps(
+                reply.body
+                if reply and reply.body is not None
+                else {
+                    "data": [{"id": str(uuid.uuid4()), "target": "0.0.0.0:8000", "weight": 100}],
+                    "next": None,
+                }
+            )
+            cut = full[: max(1, len(full) // 2)].encode()
+            resp = Response(cut, status=200)
+            resp.headers["Content-Type"] = JSON_UTF8
+            return resp
+        return self._to_response(Reply(500, dict(UNEXPECTED)), started)  # "500"
+
+    # ------------------------------------------------------------ test controls
+
+    def _control(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p][1:]
+        method = request.method.upper()
+        body: Any = None
+        status = 204
+        try:
+            if parts == ["faults"] and method == "POST":
+                spec = request.get_json(force=True, silent=True) or {}
+                if "delay" in spec:
+                    self.faults.delay = float(spec["delay"])
+                self.faults.fail(
+                    int(spec.get("nth", 1)),
+                    str(spec.get("mode", "500")),
+                    tuple(spec.get("methods", ("POST", "PATCH", "PUT", "DELETE"))),
+                    after_apply=bool(spec.get("after_apply", False)),
+                    path_contains=spec.get("path_contains"),
+                )
+                status, body = 201, {"pending": self.faults.pending}
+            elif parts == ["faults"] and method == "DELETE":
+                self.faults.clear()
+            elif parts == ["calls"] and method == "GET":
+                with self._calls_lock:
+                    status, body = 200, {"calls": [list(c) for c in self.calls]}
+            elif parts == ["calls"] and method == "DELETE":
+                with self._calls_lock:
+                    self.calls.clear()
+            elif parts == ["reset"] and method == "POST":
+                self.reset()
+            elif len(parts) == 2 and parts[0] == "balancer-ready" and method == "POST":
+                self.mark_balancer_ready(parts[1])
+            elif parts == ["health"] and method == "POST":
+                spec = request.get_json(force=True, silent=True) or {}
+                self.set_health(spec["upstream"], spec["target"], spec["health"])
+            else:
+                status, body = 404, {"message": "Not found"}
+        except (KeyError, ValueError, TypeError) as err:
+            status, body = 400, {"message": str(err)}
+        if body is None:
+            resp = Response(b"", status=status)
+            resp.headers.pop("Content-Type", None)
+            return resp
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def create_wsgi_app(
+    profile: str = "3.9",
+    *,
+    seed: dict[str, Any] | None = None,
+    rbac_token: str | None = None,
+    workspaces: Iterable[str] = (),
+    konnect_token: str | None = None,
+    control_plane_id: str = "cp-local",
+    dns: Mapping[str, Sequence[str]] | None = None,
+    test_controls: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> LocalKong:
+    return LocalKong(
+        get_profile(profile),
+        seed=seed,
+        rbac_token=rbac_token,
+        workspaces=workspaces,
+        konnect_token=konnect_token,
+        control_plane_id=control_plane_id,
+        dns=dns,
+        test_controls=test_controls,
+        clock=clock,
+    )
+
+
+class _KongHandler(WSGIRequestHandler):
+    """Leaves ``Server`` to the app (``kong/<version>``) instead of "Werkzeug/…"."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+
+class _QuietHandler(_KongHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class RunningServer:
+    """A threaded werkzeug server in a daemon thread; a context manager, ``stop()`` idempotent."""
+
+    def __init__(self, app: LocalKong, server: BaseWSGIServer, host: str) -> None:
+        self.app = app
+        self._server = server
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{server.port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # so stop() returns quickly
+            name=f"kong-local:{server.port}",
+            daemon=True,
+        )
+        self._stopped = False
+        self._thread.start()
+
+    @property
+    def admin_url(self) -> str:
+        """Where a client points its base URL (Konnect: the control plane's prefix)."""
+        if self.app.profile.konnect:
+            return f"{self.url}/v2/control-planes/{self.app.control_plane_id}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.app.close()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(
+    profile: str = "3.9",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    quiet: bool = True,
+    **kwargs: Any,
+) -> RunningServer:
+    app = create_wsgi_app(profile, **kwargs)
+    handler = _QuietHandler if quiet else _KongHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    return RunningServer(app, server, host)
+
+
+def serve_forever(
+    profile: str,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] = lambda url: None,
+    **kwargs: Any,
+) -> None:
+    """Blocking variant for the CLI: logs requests, returns on KeyboardInterrupt."""
+    app = create_wsgi_app(profile, **kwargs)
+    server = make_server(host, port, app, threaded=True, request_handler=_KongHandler)
+    shown = f"[{host}]" if ":" in host else host
+    on_ready(f"http://{shown}:{server.port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+        server.server_close()
