@@ -1,0 +1,155 @@
+"""A traffic split as exact hundredths of a percent.
+
+Spinnaker stages send percentages such as ``2.5`` or ``"33.33"``. Floats cannot hold those
+exactly (``0.1 + 0.2 != 0.3``), so everything is parsed through :class:`~decimal.Decimal` and
+stored as integer hundredths of a percent that sum to exactly 10000. From there on all
+arithmetic is integer or :class:`~fractions.Fraction`, never float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import ClassVar
+
+VARIANTS: tuple[str, ...] = ("stable", "baseline", "canary")
+
+TOTAL = 10000  # hundredths of a percent in 100 %
+_FLOAT_NOISE = Decimal("1e-9")  # far below 0.005, far above float64 error for values <= 100
+
+
+class SplitError(ValueError):
+    """A split (or the weights asked for it) breaks a rule; carries where and which rule.
+
+    ``field`` is a JSON-pointer-ish path (``"split.canary"``) so the API layer can point the
+    Spinnaker user at the offending input; ``rule`` is a sentence a human can act on.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def _hundredths(value: object, field: str) -> int:
+    """Parse one percentage into hundredths, refusing anything that is not exactly representable."""
+    if isinstance(value, bool):  # bool is an int subclass; True must not mean 1 %
+        raise SplitError(field, "must be a number, not a boolean")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # repr() is the shortest string that round-trips, so 33.33 parses as Decimal("33.33")
+        # and not as the binary expansion 33.3299999999999982946974341757595539093017578125.
+        number = Decimal(repr(value))
+        if number.is_finite() and abs(number - round(number, 2)) <= _FLOAT_NOISE:
+            number = round(number, 2)  # 100 - 99.7 == 0.29999999999999716 in float
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise SplitError(field, f"must be a number, got {value!r}") from None
+    else:
+        raise SplitError(field, f"must be a number, got {type(value).__name__}")
+    if not number.is_finite():
+        raise SplitError(field, "must be a finite number (no NaN or infinity)")
+    if number < 0:
+        raise SplitError(field, "must not be negative")
+    if number > 100:
+        raise SplitError(field, "must be at most 100")
+    scaled = number * 100
+    if scaled != scaled.to_integral_value():
+        raise SplitError(field, "must have at most two decimals (0.01 percentage point)")
+    return int(scaled)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Shares per variant in hundredths of a percent, summing to 10000 (= 100 %)."""
+
+    stable: int
+    baseline: int
+    canary: int
+
+    STABLE_ONLY: ClassVar[Split]
+
+    def __post_init__(self) -> None:
+        for variant in VARIANTS:
+            value = getattr(self, variant)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SplitError(f"split.{variant}", "must be an integer number of hundredths")
+            if not 0 <= value <= TOTAL:
+                raise SplitError(f"split.{variant}", "must be between 0 and 10000 hundredths")
+        if self.stable + self.baseline + self.canary != TOTAL:
+            raise SplitError("split", "shares must sum to exactly 100")
+
+    @classmethod
+    def from_percentages(cls, values: Mapping[str, object], *, field: str = "split") -> Split:
+        """Parse ``{"stable": 95, "canary": 2.5, "baseline": "2.5"}``; missing variants are 0."""
+        if not isinstance(values, Mapping):
+            raise SplitError(field, "must be an object mapping variant names to percentages")
+        unknown = sorted(str(key) for key in values if key not in VARIANTS)
+        if unknown:
+            raise SplitError(
+                f"{field}.{unknown[0]}",
+                f"unknown variant; expected one of {', '.join(VARIANTS)}",
+            )
+        shares = {v: _hundredths(values[v], f"{field}.{v}") if v in values else 0 for v in VARIANTS}
+        total = sum(shares.values())
+        if total != TOTAL:
+            given = Decimal(total) / 100
+            raise SplitError(field, f"percentages must sum to exactly 100, got {given}")
+        return cls(**shares)
+
+    @classmethod
+    def from_weights(cls, weights_by_variant: Mapping[str, int]) -> Split:
+        """The split that weights produce, rounded to hundredths by largest remainder.
+
+        Largest remainder (ties to the earlier variant in VARIANTS) keeps the sum at exactly
+        10000, which independent rounding would not (three thirds round to 33.33 each).
+        """
+        unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
+        if unknown:
+            raise SplitError(f"weights.{unknown[0]}", "unknown variant")
+        weights = {v: weights_by_variant.get(v, 0) for v in VARIANTS}
+        for variant, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+                raise SplitError(f"weights.{variant}", "must be a non-negative integer")
+        total = sum(weights.values())
+        if total == 0:
+            raise SplitError(
+                "weights", "all weights are 0, so there is no split (Kong answers 503)"
+            )
+        exact = {v: Fraction(weights[v] * TOTAL, total) for v in VARIANTS}
+        floors = {v: int(exact[v]) for v in VARIANTS}
+        leftover = TOTAL - sum(floors.values())
+        by_remainder = sorted(VARIANTS, key=lambda v: (-(exact[v] - floors[v]), VARIANTS.index(v)))
+        for variant in by_remainder[:leftover]:
+            floors[variant] += 1
+        return cls(**floors)
+
+    def hundredths(self, variant: str) -> int:
+        if variant not in VARIANTS:
+            raise KeyError(variant)
+        return int(getattr(self, variant))
+
+    def fraction(self, variant: str) -> Fraction:
+        """The share as an exact fraction of 1 (``Fraction(1, 40)`` for 2.5 %)."""
+        return Fraction(self.hundredths(variant), TOTAL)
+
+    def percent(self, variant: str) -> Decimal:
+        """The share in percent as an exact Decimal (``Decimal("2.5")``)."""
+        return Decimal(self.hundredths(variant)) / Decimal(100)
+
+    def as_percentages(self) -> dict[str, float]:
+        """For JSON: hundredths divided by 100 are exact enough as floats to round-trip."""
+        return {v: float(self.percent(v)) for v in VARIANTS}
+
+    def __str__(self) -> str:
+        return "/".join(str(self.percent(v)) for v in VARIANTS)
+
+
+Split.STABLE_ONLY = Split(stable=TOTAL, baseline=0, canary=0)

@@ -1,0 +1,306 @@
+"""plan_writes: replay every plan and check every intermediate state against the box.
+
+The box of a change is, per variant, the interval between its old and its new share; all-zero
+states are forbidden because Kong's balancer then answers 503 "failure to get a peer from the
+ring-balancer" (kong/runloop/balancer/init.lua). ``max_excursion`` is the yardstick.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from itertools import permutations
+
+import pytest
+from core_strategies import layouts, names, splits_for, variant_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.core.plan import Write, max_excursion, plan_writes
+from sidecar.core.split import Split, SplitError
+from sidecar.core.weights import compute_weights, effective_totals
+
+SANE = settings(max_examples=200, deadline=None)
+OF = {"s": "stable", "s2": "stable", "b": "baseline", "c": "canary"}
+PIPELINE = [(95, 2.5, 2.5), (90, 5, 5), (80, 10, 10), (50, 25, 25), (0, 50, 50)]
+
+
+def pct(stable: object, baseline: object, canary: object) -> Split:
+    return Split.from_percentages({"stable": stable, "baseline": baseline, "canary": canary})
+
+
+def replay(current: dict[str, int], writes: list[Write]) -> dict[str, int]:
+    """Apply writes, checking what a Kong client relies on: old matches, no no-op writes."""
+    state = dict(current)
+    for write in writes:
+        assert state.get(write.target) == write.old
+        assert write.old != write.new
+        if write.new is None:
+            del state[write.target]
+        else:
+            state[write.target] = write.new
+    return state
+
+
+def check(
+    current: dict[str, int],
+    desired: dict[str, int],
+    of: dict[str, str],
+    *,
+    counts: dict[str, int] | None = None,
+    deletes: tuple[str, ...] = (),
+) -> tuple[list[Write], Fraction]:
+    """Plan, replay, and check the invariants that hold for every plan."""
+    writes = plan_writes(current, desired, of, deletes=deletes, address_counts=counts)
+    final = replay(current, writes)
+    expected = {t: w for t, w in {**current, **desired}.items() if t not in deletes}
+    assert final == expected
+    state = dict(current)
+    for write in writes:
+        state = replay(state, [write])
+        assert sum(effective_totals(state, of, counts).values()) > 0, "all-zero state"
+    deleted = [w for w in writes if w.new is None]
+    assert writes[len(writes) - len(deleted) :] == deleted, "deletes come last"
+    assert all(w.old == 0 for w in deleted)
+    return writes, max_excursion(current, writes, of, counts)
+
+
+def test_no_op_is_empty_and_single_write_is_direct() -> None:
+    assert plan_writes({"s": 38, "b": 1, "c": 1}, {"s": 38, "b": 1, "c": 1}, OF) == []
+    assert plan_writes({"s": 38, "b": 1, "c": 1}, {"s": 18}, OF) == [Write("s", "stable", 38, 18)]
+
+
+def test_stable_only_to_canary_raises_stable_past_its_target_first() -> None:
+    writes, excursion = check({"s": 1}, {"s": 18, "b": 1, "c": 1}, OF)
+    # with s=18 the single write b=1 would give baseline 1/19 > 5 %: stable makes room first
+    assert writes == [
+        Write("s", "stable", 1, 19),
+        Write("b", "baseline", None, 1),
+        Write("c", "canary", None, 1),
+        Write("s", "stable", 19, 18),
+    ]
+    assert excursion == 0
+
+
+def test_naive_order_would_overshoot() -> None:
+    naive = [Write("s", "stable", 1, 18), Write("b", "baseline", 0, 1), Write("c", "canary", 0, 1)]
+    assert max_excursion({"s": 1, "b": 0, "c": 0}, naive, OF) == Fraction(1, 19) - Fraction(1, 20)
+
+
+def test_rollback_with_deletes_drains_then_deletes_last() -> None:
+    writes, excursion = check({"s": 18, "b": 1, "c": 1}, {"s": 1}, OF, deletes=("b", "c"))
+    assert excursion == 0
+    assert writes[-2:] == [Write("b", "baseline", 0, None), Write("c", "canary", 0, None)]
+
+
+def test_same_ratio_with_a_scale_up_uses_an_intermediate_weight() -> None:
+    writes, excursion = check({"s": 38, "b": 1, "c": 1}, {"s": 36, "b": 2, "c": 2}, OF)
+    assert excursion == 0
+    assert [w.new for w in writes] == [37, 2, 2, 36]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"stable": ["s"], "baseline": ["b"], "canary": ["c"]},
+        {"stable": names("stable", 2), "baseline": names("baseline", 2), "canary": ["c"]},
+        {"stable": names("stable", 3), "baseline": ["b"], "canary": names("canary", 4)},
+    ],
+)
+def test_the_pipeline_sequence_and_rollback_from_every_step(layout: dict) -> None:
+    of = variant_of(layout)
+    stable_only = compute_weights(Split.STABLE_ONLY, layout)
+    weights = stable_only
+    for step in PIPELINE:
+        split = pct(*step)
+        new = compute_weights(split, layout, current=weights)
+        writes, excursion = check(weights, new, of)
+        assert excursion == 0, (step, weights, new, writes)
+        rollback, back = check(new, stable_only, of)
+        assert back == 0, (step, new, rollback)
+        weights = new
+
+
+def test_only_the_changed_target_is_written_in_a_ramp() -> None:
+    current = {"s": 38, "b": 1, "c": 1}
+    new = compute_weights(
+        pct(90, 5, 5), {"stable": ["s"], "baseline": ["b"], "canary": ["c"]}, current=current
+    )
+    assert plan_writes(current, new, OF) == [Write("s", "stable", 38, 18)]
+
+
+def test_constant_share_variant_makes_excursion_unavoidable() -> None:
+    """90/5/5 -> 90/7/3: stable's box is the point 90 %, and every single write moves it."""
+    current, desired = {"s": 18, "b": 1, "c": 1}, {"s": 90, "b": 7, "c": 3}
+    for order in permutations(desired):
+        naive = [Write(t, OF[t], current[t], desired[t]) for t in order]
+        assert max_excursion(current, naive, OF) > 0
+    _, excursion = check(current, desired, OF)
+    assert (
+        0
+        < excursion
+        <= min(
+            max_excursion(current, [Write(t, OF[t], current[t], desired[t]) for t in order], OF)
+            for order in permutations(desired)
+        )
+    )
+
+
+def test_too_coarse_a_start_cannot_be_excursion_free() -> None:
+    """50/25/25 as (2,1,1) -> 40/30/30: no first write, of any weight, stays in the box.
+
+    The box is stable in [40, 50] %, baseline and canary in [25, 30] %. Exhaustive over every
+    weight Kong accepts, in integers: share = E_v / total compared by cross-multiplication.
+    """
+    current, desired = {"s": 2, "b": 1, "c": 1}, {"s": 4, "b": 3, "c": 3}
+    box = {"s": (40, 50), "b": (25, 30), "c": (25, 30)}  # percent
+    for target in current:
+        for weight in range(65536):
+            if weight == current[target]:
+                continue
+            state = {**current, target: weight}
+            total = sum(state.values())
+            inside = all(lo * total <= 100 * state[t] <= hi * total for t, (lo, hi) in box.items())
+            assert not inside, (target, weight)
+    _, excursion = check(current, desired, OF)
+    assert excursion > 0
+
+
+def test_creates_and_zero_weight_creates() -> None:
+    writes, excursion = check({"s": 1}, {"s": 1, "c": 0}, OF)
+    assert writes == [Write("c", "canary", None, 0)]
+    assert excursion == 0
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "kwargs", "field"),
+    [
+        ({"s": 1, "c": 1}, {"c": 2}, {"deletes": ["c"]}, "desired.c"),
+        ({"s": 1, "c": 1}, {"s": 0, "c": 0}, {}, "desired"),
+        ({"s": 1, "c": 1}, {"c": 0}, {"deletes": ["s"]}, "desired"),
+        ({"s": 1, "x": 1}, {"s": 2}, {}, "targets.x"),
+        ({"s": 1}, {"s": 70000}, {}, "desired.s"),
+        ({"s": 1}, {"s": 2.0}, {}, "desired.s"),
+    ],
+)
+def test_invalid_plans_raise(current: dict, desired: dict, kwargs: dict, field: str) -> None:
+    with pytest.raises(SplitError) as caught:
+        plan_writes(current, desired, OF, **kwargs)
+    assert caught.value.field == field
+
+
+def test_max_excursion_refuses_a_plan_for_another_state() -> None:
+    with pytest.raises(ValueError, match="expects"):
+        max_excursion({"s": 2}, [Write("s", "stable", 1, 3)], OF)
+    assert max_excursion({"s": 2}, [], OF) == 0
+    assert (
+        max_excursion(
+            {"s": 2, "c": 0}, [Write("s", "stable", 2, 0), Write("c", "canary", 0, 1)], OF
+        )
+        == 1
+    )
+
+
+def test_hostname_counts_change_the_box() -> None:
+    counts = {"b": 3}  # baseline is a hostname with three addresses
+    layout = {"stable": ["s"], "baseline": ["b"], "canary": ["c"]}
+    desired = compute_weights(pct(90, 5, 5), layout, address_counts=counts)
+    assert desired == {"s": 54, "b": 1, "c": 3}
+    _, excursion = check({"s": 1}, desired, OF, counts=counts)
+    assert excursion == 0
+    blind = [  # clean if every target had one address ...
+        Write("s", "stable", 1, 55),
+        Write("c", "canary", None, 3),
+        Write("b", "baseline", None, 1),
+        Write("s", "stable", 55, 54),
+    ]
+    assert max_excursion({"s": 1}, blind, OF) == 0
+    assert max_excursion({"s": 1}, blind, OF, counts) > 0  # ... but b counts three times
+
+
+@SANE
+@given(st.data())
+def test_from_stable_only_to_any_split_is_excursion_free(data: st.DataObject) -> None:
+    layout = data.draw(layouts())
+    of = variant_of(layout)
+    current = {t: data.draw(st.integers(1, 500), label=t) for t in layout["stable"]}
+    if data.draw(st.booleans(), label="zero-weight targets already exist"):
+        current.update(dict.fromkeys([t for t in of if of[t] != "stable"], 0))
+    split = data.draw(splits_for(layout))
+    desired = compute_weights(split, layout)
+    _, excursion = check(current, desired, of)
+    assert excursion == 0
+
+
+@SANE
+@given(st.data())
+def test_any_split_back_to_stable_only_is_excursion_free(data: st.DataObject) -> None:
+    layout = data.draw(layouts())
+    of = variant_of(layout)
+    current = compute_weights(data.draw(splits_for(layout)), layout)
+    desired = compute_weights(Split.STABLE_ONLY, layout)
+    drop = data.draw(st.booleans(), label="delete baseline and canary")
+    deletes = tuple(t for t in of if of[t] != "stable") if drop else ()
+    if drop:
+        desired = {t: w for t, w in desired.items() if t not in deletes}
+    _, excursion = check(current, desired, of, deletes=deletes)
+    assert excursion == 0
+
+
+@SANE
+@given(st.data())
+def test_fixed_ratio_ramps_moving_only_stable_are_excursion_free(data: st.DataObject) -> None:
+    layout = data.draw(layouts())
+    of = variant_of(layout)
+    current = compute_weights(data.draw(splits_for(layout)), layout)
+    up = data.draw(st.booleans(), label="stable grows")
+    desired = dict(current)
+    for target in layout["stable"]:
+        step = data.draw(st.integers(0, 300), label=target)
+        desired[target] = (
+            min(current[target] + step, 65535) if up else max(current[target] - step, 0)
+        )
+    if sum(effective_totals(desired, of).values()) == 0:
+        desired[layout["stable"][0]] = 1
+    _, excursion = check(current, desired, of)
+    assert excursion == 0
+
+
+@SANE
+@given(st.data())
+def test_any_change_replays_exactly_and_idempotently(data: st.DataObject) -> None:
+    layout = data.draw(layouts(max_per_variant=3))
+    of = variant_of(layout)
+    weight = st.integers(0, 40)
+    current = {t: data.draw(weight, label=f"now {t}") for t in of}
+    if not any(current.values()):
+        current[layout["stable"][0]] = 1
+    desired = {t: data.draw(weight, label=f"new {t}") for t in of}
+    if not any(desired.values()):
+        desired[layout["stable"][0]] = 1
+    writes, excursion = check(current, desired, of)
+    assert 0 <= excursion <= 1
+    assert plan_writes(current, desired, of) == writes  # deterministic
+    assert plan_writes(desired, desired, of) == []
+
+
+@SANE
+@given(st.data())
+def test_finds_a_clean_order_whenever_one_exists(data: st.DataObject) -> None:
+    """Brute force over every order of the necessary writes (up to 4 of them)."""
+    targets = {"s": "stable", "s2": "stable", "b": "baseline", "c": "canary"}
+    weight = st.integers(0, 12)
+    current = {t: data.draw(weight, label=f"now {t}") for t in targets}
+    desired = {t: data.draw(weight, label=f"new {t}") for t in targets}
+    if not any(current.values()) or not any(desired.values()):
+        return
+    changed = [t for t in targets if current[t] != desired[t]]
+    clean = any(
+        max_excursion(
+            current, [Write(t, targets[t], current[t], desired[t]) for t in order], targets
+        )
+        == 0
+        for order in permutations(changed)
+    )
+    _, excursion = check(current, desired, targets)
+    if clean:
+        assert excursion == 0

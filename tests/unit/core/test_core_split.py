@@ -1,0 +1,163 @@
+"""Split: percentages in, exact hundredths out, and a SplitError naming field and rule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.core.split import TOTAL, VARIANTS, Split, SplitError
+
+SANE = settings(max_examples=200, deadline=None)
+
+
+@st.composite
+def hundredths(draw: st.DrawFn) -> dict[str, int]:
+    a, b = sorted(draw(st.lists(st.integers(0, TOTAL), min_size=2, max_size=2)))
+    return {"stable": a, "baseline": b - a, "canary": TOTAL - b}
+
+
+def test_common_inputs_parse_exactly() -> None:
+    split = Split.from_percentages({"stable": 95, "baseline": 2.5, "canary": "2.5"})
+    assert split == Split(stable=9500, baseline=250, canary=250)
+    assert split.percent("canary") == Decimal("2.5")
+    assert split.fraction("canary") == Fraction(1, 40)
+    assert split.as_percentages() == {"stable": 95.0, "baseline": 2.5, "canary": 2.5}
+
+
+def test_sums_are_exact_where_float_addition_is_not() -> None:
+    assert 73.13 + 16.77 + 10.1 != 100  # the float trap this class exists for
+    split = Split.from_percentages({"stable": 73.13, "baseline": 16.77, "canary": 10.1})
+    assert split == Split(7313, 1677, 1010)
+    split = Split.from_percentages({"stable": 33.33, "baseline": 33.33, "canary": 33.34})
+    assert split == Split(3333, 3333, 3334)
+
+
+def test_float_noise_from_arithmetic_is_tolerated_but_real_decimals_are_not() -> None:
+    noisy = 100 - 99.7  # 0.29999999999999716
+    assert Split.from_percentages({"stable": 99.7, "canary": noisy}).canary == 30
+    with pytest.raises(SplitError, match="two decimals"):
+        Split.from_percentages({"stable": 97.495, "canary": 2.505})
+
+
+def test_missing_variants_are_zero_when_the_rest_sum_to_100() -> None:
+    assert Split.from_percentages({"stable": 100}) is not None
+    assert Split.from_percentages({"stable": 100}) == Split.STABLE_ONLY
+    assert Split.from_percentages({"canary": Decimal("50.00"), "baseline": 50}) == Split(
+        0, 5000, 5000
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "rule"),
+    [
+        ({"stable": 95, "canray": 5}, "split.canray", "unknown variant"),
+        ({"stable": 100, "canary": True}, "split.canary", "boolean"),
+        ({"stable": float("nan"), "canary": 0}, "split.stable", "finite"),
+        ({"stable": float("inf")}, "split.stable", "finite"),
+        ({"stable": "NaN"}, "split.stable", "finite"),
+        ({"stable": "-Infinity"}, "split.stable", "finite"),
+        ({"stable": 105, "canary": -5}, "split.stable", "at most 100"),
+        ({"stable": 100, "canary": -0.0001}, "split.canary", "negative"),
+        ({"stable": 95, "canary": -5}, "split.canary", "negative"),
+        ({"stable": "97.505", "canary": "2.495"}, "split.stable", "two decimals"),
+        ({"stable": Decimal("99.999"), "canary": Decimal("0.001")}, "split.stable", "two dec"),
+        ({"stable": "ninety"}, "split.stable", "must be a number"),
+        ({"stable": None}, "split.stable", "must be a number"),
+        ({"stable": [100]}, "split.stable", "must be a number"),
+        ({"stable": 95}, "split", "sum to exactly 100, got 95"),
+        ({"stable": 95, "canary": 2.5}, "split", "sum to exactly 100, got 97.5"),
+        ({"stable": 99.99, "canary": 0.02}, "split", "got 100.01"),
+        ({}, "split", "sum to exactly 100, got 0"),
+    ],
+)
+def test_bad_input_names_field_and_rule(values: dict, field: str, rule: str) -> None:
+    with pytest.raises(SplitError) as caught:
+        Split.from_percentages(values)
+    assert caught.value.field == field
+    assert rule in caught.value.rule
+    assert str(caught.value) == f"{field}: {caught.value.rule}"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_field_prefix_and_non_mapping() -> None:
+    with pytest.raises(SplitError) as caught:
+        Split.from_percentages({"canary": 101}, field="body.split")
+    assert caught.value.field == "body.split.canary"
+    with pytest.raises(SplitError, match="must be an object"):
+        Split.from_percentages([("stable", 100)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "shares", [(10000, 0, 1), (9999, 0, 0), (-1, 10001, 0), (10000, 0, True), (1.0, 9999, 0)]
+)
+def test_constructor_refuses_invalid_hundredths(shares: tuple) -> None:
+    with pytest.raises(SplitError):
+        Split(*shares)
+
+
+@SANE
+@given(hundredths(), st.sampled_from(["str", "decimal", "float", "int-if-whole"]))
+def test_every_hundredths_split_round_trips_through_percentages(
+    shares: dict[str, int], kind: str
+) -> None:
+    def render(h: int) -> object:
+        exact = Decimal(h) / 100
+        if kind == "str":
+            return f"{exact:.2f}"
+        if kind == "decimal":
+            return exact
+        if kind == "float":
+            return h / 100
+        return h // 100 if h % 100 == 0 else float(exact)
+
+    split = Split.from_percentages({v: render(h) for v, h in shares.items()})
+    assert split == Split(**shares)
+    assert sum(split.percent(v) for v in VARIANTS) == 100
+    assert Split.from_percentages(split.as_percentages()) == split
+
+
+@SANE
+@given(hundredths(), st.integers(1, 50))
+def test_from_weights_recovers_the_split_of_proportional_weights(
+    shares: dict[str, int], scale: int
+) -> None:
+    split = Split(**shares)
+    assert Split.from_weights({v: h * scale for v, h in shares.items()}) == split
+
+
+@SANE
+@given(st.lists(st.integers(0, 65535), min_size=3, max_size=3).filter(any))
+def test_from_weights_sums_to_100_and_rounds_each_share_within_a_hundredth(
+    weights: list[int],
+) -> None:
+    by_variant = dict(zip(VARIANTS, weights, strict=True))
+    split = Split.from_weights(by_variant)
+    total = sum(weights)
+    for variant, weight in by_variant.items():
+        assert abs(Fraction(split.hundredths(variant), TOTAL) - Fraction(weight, total)) < Fraction(
+            1, TOTAL
+        )
+
+
+def test_from_weights_largest_remainder_and_errors() -> None:
+    assert Split.from_weights({"stable": 1, "baseline": 1, "canary": 1}) == Split(3334, 3333, 3333)
+    assert Split.from_weights({"stable": 38, "canary": 1, "baseline": 1}) == Split(9500, 250, 250)
+    with pytest.raises(SplitError) as caught:
+        Split.from_weights({"stable": 0, "canary": 0})
+    assert caught.value.field == "weights"
+    assert "503" in caught.value.rule
+    with pytest.raises(SplitError, match="unknown variant"):
+        Split.from_weights({"green": 1})
+    with pytest.raises(SplitError, match="non-negative"):
+        Split.from_weights({"stable": 2, "canary": -1})
+
+
+def test_stable_only_constant_and_str() -> None:
+    assert Split(10000, 0, 0) == Split.STABLE_ONLY
+    assert str(Split(9500, 250, 250)) == "95/2.5/2.5"
+    with pytest.raises(KeyError):
+        Split.STABLE_ONLY.percent("green")
