@@ -1,0 +1,100 @@
+"""``kong-canary kayenta``: regenerate the config library and judge canaries offline."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from sidecar.kayenta.judge import JudgeConfigError, judge, stage_passes
+from sidecar.kayenta.library import DEFAULT_LIBRARY_DIR, RENDER_COMMAND, stale_files, write_library
+from sidecar.kayenta.metricsets import pairs_from_json
+from sidecar.kayenta.validate import validate_config
+
+
+def _jsonable(value: object) -> object:
+    """NaN/Inf as Kayenta writes them ("NaN" strings), so the output stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@click.group("kayenta")
+def kayenta_commands() -> None:
+    """Kayenta canary configs: render the library, validate configs, judge offline."""
+
+
+@kayenta_commands.command("render")
+@click.option(
+    "--library",
+    "library_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_LIBRARY_DIR,
+    show_default=True,
+)
+@click.option("--check", is_flag=True, help="Only report files that differ; exit 1 if any.")
+def render(library_dir: Path, check: bool) -> None:
+    """Regenerate configs/*.json from library.yaml."""
+    if check:
+        stale = stale_files(library_dir)
+        for name in stale:
+            click.echo(f"out of date: configs/{name}", err=True)
+        if stale:
+            click.echo(f"run: {RENDER_COMMAND}", err=True)
+            sys.exit(1)
+        return
+    for path in write_library(library_dir):
+        click.echo(str(path))
+
+
+@kayenta_commands.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def validate(files: tuple[Path, ...]) -> None:
+    """Check canary configs against the strict schema; errors name the JSON path."""
+    failed = False
+    for path in files:
+        errors = validate_config(json.loads(path.read_text(encoding="utf-8")))
+        for err in errors:
+            click.echo(f"{path}: {err}", err=True)
+        failed = failed or bool(errors)
+    sys.exit(1 if failed else 0)
+
+
+@kayenta_commands.command("judge")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--pairs",
+    "pairs_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="MetricSetPair list JSON, as GET /metricSetPairList/{id} returns it.",
+)
+@click.option("--pass", "pass_threshold", type=float, default=95.0, show_default=True)
+@click.option("--marginal", "marginal_threshold", type=float, default=75.0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Noise seed (constant series)."
+)
+def judge_command(
+    config_path: Path, pairs_path: Path, pass_threshold: float, marginal_threshold: float, seed: int
+) -> None:
+    """Preview NetflixACAJudge's verdict for stored metric-set pairs; exit 1 unless it passes."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    pairs = pairs_from_json(json.loads(pairs_path.read_text(encoding="utf-8")))
+    try:
+        result = judge(config, pairs, pass_threshold, marginal_threshold, random.Random(seed))
+    except (JudgeConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    passed = stage_passes(result.score, pass_threshold, marginal_threshold)
+    click.echo(json.dumps(_jsonable({**asdict(result), "stagePasses": passed}), indent=2))
+    sys.exit(0 if passed else 1)

@@ -1,0 +1,136 @@
+"""Render the canary-config library from its one compact definition (``library.yaml``).
+
+Every shipped ``configs/*.json`` is a pure function of ``library.yaml``: families say how a metric
+is spelt, scopings say how canary and baseline differ, ``defaults.analysis`` holds the judge
+settings. The rendered files are committed so Kayenta users can copy them, and a test fails when
+they drift from the definition (the flagger ``make crd`` / ``verify-crd`` pattern).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_LIBRARY_DIR = Path(__file__).resolve().parents[2] / "kayenta-configs"
+JUDGE_NAME = "NetflixACAJudge-v1.0"
+RENDER_COMMAND = "kong-canary kayenta render"
+
+
+def load_library(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, Any]:
+    with (library_dir / "library.yaml").open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _matchers(*parts: str) -> str:
+    return ",".join(p for p in parts if p)
+
+
+def error_ratio_query(requests: str, selector: str, status_match: str, window: str) -> str:
+    """5xx share; ``or vector(0)`` turns "no 5xx series at all" into 0 instead of no data."""
+    errors = f"{requests}{{{_matchers(selector, status_match)}}}"
+    total = f"{requests}{{{selector}}}"
+    return f"PromQL:(sum(rate({errors}[{window}])) or vector(0)) / sum(rate({total}[{window}]))"
+
+
+def p99_query(bucket: str, selector: str, match: str, window: str) -> str:
+    """P99 over all series of one side: ``sum by (le)`` drops every label that differs."""
+    series = f"{bucket}{{{_matchers(selector, match)}}}"
+    return f"PromQL:histogram_quantile(0.99, sum by (le) (rate({series}[{window}])))"
+
+
+def render_config(spec: Mapping[str, Any], library: Mapping[str, Any]) -> dict[str, Any]:
+    defaults = library["defaults"]
+    family = library["families"][spec["family"]]
+    selector = library["scoping"][spec["scoping"]]
+    window = defaults["rate_window"]
+    prefix = spec["prefix"]
+    analysis = defaults["analysis"]
+    metrics: list[dict[str, Any]] = [
+        {
+            "name": f"{prefix}_5xx_ratio",
+            "query": {
+                "type": "prometheus",
+                "metricName": family["requests"],
+                "customInlineTemplate": error_ratio_query(
+                    family["requests"], selector, family["status_match"], window
+                ),
+            },
+            "groups": ["errors"],
+            "analysisConfigurations": {"canary": dict(analysis["error_ratio"])},
+            "scopeName": "default",
+        }
+    ]
+    for suffix, latency in family["latency"].items():
+        metrics.append(
+            {
+                "name": f"{prefix}_p99_{suffix}",
+                "query": {
+                    "type": "prometheus",
+                    "metricName": latency["bucket"],
+                    "customInlineTemplate": p99_query(
+                        latency["bucket"], selector, latency.get("match", ""), window
+                    ),
+                },
+                "groups": ["latency"],
+                "analysisConfigurations": {"canary": dict(analysis["p99"])},
+                "scopeName": "default",
+            }
+        )
+    return {
+        "name": spec["name"],
+        "description": spec["description"],
+        "configVersion": "1.0",
+        "applications": ["ad-hoc"],
+        "judge": {"name": JUDGE_NAME, "judgeConfigurations": {}},
+        "metrics": metrics,
+        "templates": {},
+        "classifier": {
+            "groupWeights": dict(defaults["group_weights"]),
+            "scoreThresholds": dict(defaults["score_thresholds"]),
+        },
+    }
+
+
+def render_library(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, str]:
+    """File name -> exact file text for every config in the library."""
+    library = load_library(library_dir)
+    return {
+        f"{spec['name']}.json": json.dumps(render_config(spec, library), indent=2) + "\n"
+        for spec in library["configs"]
+    }
+
+
+def write_library(library_dir: Path = DEFAULT_LIBRARY_DIR) -> list[Path]:
+    """Rewrite ``configs/`` from ``library.yaml``; stale JSON files are removed."""
+    out_dir = library_dir / "configs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = render_library(library_dir)
+    for old in out_dir.glob("*.json"):
+        if old.name not in rendered:
+            old.unlink()
+    written = []
+    for name, text in rendered.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale_files(library_dir: Path = DEFAULT_LIBRARY_DIR) -> list[str]:
+    """Names of rendered files that are missing, different or no longer generated."""
+    out_dir = library_dir / "configs"
+    rendered = render_library(library_dir)
+    on_disk = {p.name: p.read_text(encoding="utf-8") for p in out_dir.glob("*.json")}
+    names = set(rendered) | set(on_disk)
+    return sorted(n for n in names if rendered.get(n) != on_disk.get(n))
+
+
+def load_rendered(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, dict[str, Any]]:
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((library_dir / "configs").glob("*.json"))
+    }

@@ -1,0 +1,42 @@
+"""Run a metric's query the way Kayenta's Prometheus provider does (``PrometheusRemoteService``).
+
+``GET /api/v1/query_range?query=&start=<ISO>&end=<ISO>&step=<seconds>``; the caller passes the
+``httpx.Client`` (with ``base_url`` = Prometheus) so tests and CLI control timeouts and transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sidecar.kayenta.metricsets import MetricSet, from_query_range
+from sidecar.kayenta.template import CanaryScope, build_query
+
+
+class PrometheusQueryError(RuntimeError):
+    """Prometheus refused the query (bad PromQL is a 4xx that Kayenta does not retry)."""
+
+
+def query_range(
+    client: httpx.Client, query: str, start: str, end: str, step: int
+) -> dict[str, Any]:
+    resp = client.get(
+        "/api/v1/query_range", params={"query": query, "start": start, "end": end, "step": step}
+    )
+    body = resp.json()
+    if resp.status_code != 200 or body.get("status") != "success":
+        raise PrometheusQueryError(f"{resp.status_code}: {body.get('error', body)} for {query}")
+    return body
+
+
+def fetch_metric(
+    client: httpx.Client,
+    metric: Mapping[str, Any],
+    templates: Mapping[str, str] | None,
+    scope: CanaryScope,
+) -> list[MetricSet]:
+    """Expand the metric's template for one scope and return Kayenta's metric sets."""
+    query = build_query(metric["query"], templates, scope)
+    return from_query_range(query_range(client, query, scope.start, scope.end, scope.step))
