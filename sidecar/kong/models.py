@@ -22,8 +22,8 @@ def normalise_target(target: str) -> str:
 
     Kong only finds a target by its stored spelling (``GET .../targets/10.0.0.2`` is a 404
     when Kong stored ``10.0.0.2:8000``), so this mirrors Kong's own ``normalize_ip`` +
-    ``format_host`` (``kong/tools/ip.lua``; ``kong/tools/utils.lua`` before 3.5, used by
-    ``format_target`` in ``kong/db/dao/targets.lua``):
+    ``format_host`` (``kong/tools/ip.lua``; ``kong/tools/utils.lua`` in older releases), used by
+    ``format_target`` in ``kong/db/dao/targets.lua``:
 
     - IPv4: leading zeros dropped (``010.0.0.1`` -> ``10.0.0.1``);
     - IPv6: fully expanded, lower-case, bracketed (``::1`` ->
