@@ -1,0 +1,470 @@
+"""The OpenAPI 3.1 document, built from the same JSON Schemas that validate requests,
+so the document cannot drift from what the code accepts. Tests validate every response
+the suite sees against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from sidecar import __version__
+from sidecar.api.schemas import CANCEL, PROMOTE, ROLLBACK, SET_SPLIT, START_RAMP, VARIANTS
+
+bp = Blueprint("openapi", __name__)
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+PERCENTAGES = {
+    "type": "object",
+    "properties": {v: {"type": "number", "minimum": 0, "maximum": 100} for v in VARIANTS},
+    "required": list(VARIANTS),
+    "additionalProperties": False,
+}
+NULLABLE_PERCENTAGES = {"oneOf": [PERCENTAGES, {"type": "null"}]}
+TARGET = {
+    "type": "object",
+    "required": ["target", "id", "variant", "weight", "managed", "health", "addresses"],
+    "properties": {
+        "target": {"type": "string"},
+        "id": {"type": "string"},
+        "variant": {"type": ["string", "null"]},
+        "weight": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "managed": {"type": "boolean", "description": "tagged by the sidecar"},
+        "health": {"type": ["string", "null"]},
+        "addresses": {"type": ["array", "null"], "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+WRITE = {
+    "type": "object",
+    "required": ["action", "target", "variant", "weight_before", "weight_after"],
+    "properties": {
+        "action": {"enum": ["create", "update", "delete"]},
+        "target": {"type": "string"},
+        "variant": {"type": "string"},
+        "weight_before": {"type": ["integer", "null"]},
+        "weight_after": {"type": ["integer", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+LEASE = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["expires_at", "epoch"],
+            "properties": {
+                "expires_at": {"type": "string", "format": "date-time"},
+                "epoch": {"type": "integer"},
+            },
+            "additionalProperties": False,
+        },
+        {"type": "null"},
+    ],
+    "description": "when the non-stable split returns to stable unless renewed",
+}
+SPLIT_VIEW = {
+    "type": "object",
+    "required": [
+        "upstream",
+        "algorithm",
+        "hash_on",
+        "split",
+        "effective_split",
+        "targets",
+        "warnings",
+    ],
+    "properties": {
+        "upstream": {"type": "string"},
+        "algorithm": {"type": "string"},
+        "hash_on": {"type": ["string", "null"]},
+        "split": NULLABLE_PERCENTAGES,
+        "effective_split": NULLABLE_PERCENTAGES,
+        "lease": LEASE,
+        "ramp": {"type": ["string", "null"], "description": "fingerprint of the driving ramp"},
+        "targets": {"type": "array", "items": TARGET},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+CHANGE = {
+    "type": "object",
+    "required": [
+        "upstream",
+        "previous",
+        "split",
+        "lease",
+        "dry_run",
+        "writes",
+        "targets",
+        "warnings",
+        "duration_ms",
+    ],
+    "properties": {
+        "upstream": {"type": "string"},
+        "previous": NULLABLE_PERCENTAGES,
+        "split": NULLABLE_PERCENTAGES,
+        "lease": LEASE,
+        "dry_run": {"type": "boolean"},
+        "writes": {"type": "array", "items": WRITE},
+        "targets": {"type": "array", "items": TARGET},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "duration_ms": {"type": "number", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+                "kong": {"type": "object"},
+                "details": {"type": "object"},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+RAMP = {
+    "type": "object",
+    "required": [
+        "id",
+        "upstream",
+        "status",
+        "progress",
+        "split",
+        "target",
+        "message",
+        "next_step_at",
+        "statusUrl",
+        "cancelUrl",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "upstream": {"type": "string"},
+        "status": {"enum": ["RUNNING", "SUCCEEDED", "FAILED", "CANCELED"]},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "split": NULLABLE_PERCENTAGES,
+        "target": PERCENTAGES,
+        "message": {"type": "string"},
+        "next_step_at": {"type": ["number", "null"], "description": "epoch seconds"},
+        "statusUrl": {"type": "string", "format": "uri"},
+        "cancelUrl": {"type": "string", "format": "uri"},
+    },
+    "additionalProperties": False,
+}
+RAMP_CANCELED = {
+    "type": "object",
+    "required": ["upstream", "status", "split", "message"],
+    "properties": {
+        "upstream": {"type": "string"},
+        "status": {"const": "CANCELED"},
+        "split": NULLABLE_PERCENTAGES,
+        "message": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+INGEST = {
+    "type": "object",
+    "required": [
+        "entries",
+        "accepted",
+        "unmapped",
+        "rejected",
+        "unmapped_reasons",
+        "rejected_reasons",
+    ],
+    "properties": {
+        "entries": {"type": "integer", "minimum": 0},
+        "accepted": {"type": "integer", "minimum": 0},
+        "unmapped": {"type": "integer", "minimum": 0},
+        "rejected": {"type": "integer", "minimum": 0},
+        "unmapped_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "rejected_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "unknown_upstreams": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+ROLLBACK_ALL = {
+    "type": "object",
+    "required": ["results", "failed"],
+    "properties": {
+        "results": {"type": "array", "items": {"type": "object"}},
+        "failed": {"type": "integer", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+HEALTH = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ok"}},
+    "additionalProperties": False,
+}
+READY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "kong": {"type": "object"},
+        "error": ERROR["properties"]["error"],
+    },
+    "additionalProperties": False,
+}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "SetSplitRequest": SET_SPLIT,
+    "RollbackRequest": ROLLBACK,
+    "PromoteRequest": PROMOTE,
+    "SplitView": SPLIT_VIEW,
+    "Change": CHANGE,
+    "StartRampRequest": START_RAMP,
+    "CancelRampRequest": CANCEL,
+    "Ramp": RAMP,
+    "RollbackAll": ROLLBACK_ALL,
+    "RampCanceled": RAMP_CANCELED,
+    "IngestResult": INGEST,
+    "Error": ERROR,
+    "Health": HEALTH,
+    "Ready": READY,
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "the body is not JSON (Orca: fail fast)",
+        401: "no or invalid API token",
+        403: "the token may not do this, or not on this upstream",
+        404: "Kong has no such upstream",
+        409: "refused: expect mismatch, unhealthy target, or a target of unknown variant",
+        422: "the body breaks a rule; error.field names the field",
+        502: "Kong answered with an error (credentials, read-only node, half-applied change "
+        "that was undone)",
+        503: "Kong is unreachable or timed out (Orca retries)",
+    }
+    return {str(s): _json("Error", meaning[s]) for s in statuses}
+
+
+UPSTREAM_PARAM = {
+    "name": "upstream",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
+    "description": "Kong upstream name or id",
+}
+
+
+RAMP_PARAM = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "ramp id as returned when the ramp started",
+}
+
+
+def _change_op(summary: str, body: str, *, required: bool) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [UPSTREAM_PARAM],
+        "security": [{"bearer": []}],
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        },
+        "responses": {
+            "200": _json("Change", "the change made (or planned, with dry_run)"),
+            **_errors(400, 401, 403, 404, 409, 422, 502, 503),
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "kong-canary sidecar",
+            "version": __version__,
+            "description": "Canary traffic splitting for Kong upstreams, for Spinnaker webhooks.",
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/v1/upstreams/{upstream}/split": {
+                "get": {
+                    "summary": "Read the current split, targets, health and warnings",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json("SplitView", "the current split"),
+                        **_errors(401, 403, 404, 422, 502, 503),
+                    },
+                },
+                "put": _change_op("Set the split (idempotent)", "SetSplitRequest", required=True),
+            },
+            "/v1/upstreams/{upstream}/rollback": {
+                "post": _change_op(
+                    "Roll back: stable takes all traffic", "RollbackRequest", required=False
+                )
+            },
+            "/v1/upstreams/{upstream}/promote": {
+                "post": _change_op(
+                    "Promote: stable 100%, canary and baseline removed",
+                    "PromoteRequest",
+                    required=False,
+                )
+            },
+            "/v1/upstreams/{upstream}/ramps": {
+                "post": {
+                    "summary": "Start a ramp (Orca: wait for completion, poll statusUrl)",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/StartRampRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json("Ramp", "started; statusUrl and cancelUrl are absolute"),
+                        **_errors(400, 401, 403, 404, 409, 422, 502, 503),
+                    },
+                }
+            },
+            "/v1/upstreams/{upstream}/ramps/cancel": {
+                "post": {
+                    "summary": "Cancel the ramp an execution started on this upstream "
+                    "(Orca's cancelEndpoint; body context.execution_id)",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CancelRampRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("RampCanceled", "cancelled and rolled back"),
+                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                    },
+                }
+            },
+            "/v1/ramps/{id}": {
+                "get": {
+                    "summary": "A ramp's status; moves the upstream on when a step is due",
+                    "parameters": [RAMP_PARAM],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json("Ramp", "status (always a string status)"),
+                        **_errors(401, 403, 404, 409, 422, 502, 503),
+                    },
+                }
+            },
+            "/v1/ramps/{id}/cancel": {
+                "post": {
+                    "summary": "Cancel a ramp and roll the canary back",
+                    "parameters": [RAMP_PARAM],
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CancelRampRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("Ramp", "cancelled"),
+                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                    },
+                }
+            },
+            "/v1/kong-log": {
+                "post": {
+                    "summary": "Ingest Kong http-log batches; counts per upstream and variant",
+                    "description": "A JSON array (batched) or one object per request. The "
+                    "upstream comes from each entry's service host, or the "
+                    "X-Kong-Canary-Upstream header / ?upstream= override.",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    "responses": {
+                        "200": _json("IngestResult", "counted (bad entries are reported)"),
+                        "413": _json("Error", "batch larger than the limit"),
+                        **_errors(400, 401, 403, 404, 422, 503),
+                    },
+                }
+            },
+            "/v1/rollback-all": {
+                "post": {
+                    "summary": "Incident: every managed upstream back to stable (admin token)",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json("RollbackAll", "all rolled back"),
+                        "502": _json("RollbackAll", "some rollbacks failed (see results)"),
+                        **_errors(401, 403, 503),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": _json("Health", "alive")}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: Kong reachable and credentials accepted",
+                    "responses": {
+                        "200": _json("Ready", "ready"),
+                        "503": _json("Ready", "Kong unreachable or refusing us"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    return jsonify(document())

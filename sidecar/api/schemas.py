@@ -1,0 +1,213 @@
+"""Request bodies: lenient about how they arrive, strict about what they say.
+
+Spinnaker's preconfigured webhooks send ``payload`` as a string; without an explicit
+header it goes out as ``text/plain``, and parameters are strings. So we parse the
+body as JSON whatever the Content-Type, accept numbers written as strings, and let
+JSON Schema name the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from sidecar.errors import ApiError
+
+VARIANTS = ("stable", "baseline", "canary")
+
+PERCENT = {
+    "description": "percent of traffic, 0..100 with at most two decimals (number or string)",
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": 100},
+        {"type": "string", "pattern": r"^\s*\d{1,3}(\.\d{1,2})?\s*$"},
+    ],
+}
+SPLIT = {
+    "type": "object",
+    "description": "Percent per variant; must sum to 100. Omitted variants are 0.",
+    "properties": {v: PERCENT for v in VARIANTS},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+FLAG = {
+    "description": 'true/false (a string "true"/"false" is accepted from webhook payloads)',
+    "oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}],
+}
+TARGET_LIST = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 512},
+    "maxItems": 1000,
+    "uniqueItems": True,
+}
+CONTEXT = {
+    "type": "object",
+    "description": "Who asked, for the audit log (Orca drops X-Spinnaker-* headers)",
+    "properties": {
+        "user": {"type": "string", "maxLength": 256},
+        "execution_id": {"type": "string", "maxLength": 256},
+        "pipeline": {"type": "string", "maxLength": 256},
+        "stage": {"type": "string", "maxLength": 256},
+        "application": {"type": "string", "maxLength": 256},
+    },
+    "additionalProperties": False,
+}
+REASON = {"type": "string", "maxLength": 1024}
+
+SET_SPLIT = {
+    "type": "object",
+    "required": ["split"],
+    "properties": {
+        "split": SPLIT,
+        "targets": {
+            "type": "object",
+            "description": "Addresses (host:port) per variant; a given list is that variant's "
+            "complete set. Missing targets are created and tagged with their variant.",
+            "properties": {v: TARGET_LIST for v in VARIANTS},
+            "additionalProperties": False,
+        },
+        "expect": {**SPLIT, "description": "Compare-and-set: 409 unless the current split is this"},
+        "dry_run": FLAG,
+        "force": {**FLAG, "description": "Shift traffic even onto targets Kong reports unhealthy"},
+        "reason": REASON,
+        "context": CONTEXT,
+    },
+    "additionalProperties": False,
+}
+ROLLBACK = {
+    "type": "object",
+    "properties": {
+        "remove": {**FLAG, "description": "Delete canary and baseline targets instead of weight 0"},
+        "dry_run": FLAG,
+        "reason": REASON,
+        "context": CONTEXT,
+    },
+    "additionalProperties": False,
+}
+PROMOTE = {
+    "type": "object",
+    "properties": {
+        "dry_run": FLAG,
+        "force": {**FLAG, "description": "Promote even if Kong reports stable targets unhealthy"},
+        "reason": REASON,
+        "context": CONTEXT,
+    },
+    "additionalProperties": False,
+}
+
+SECONDS = {
+    "description": "seconds (number or numeric string)",
+    "oneOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*$"},
+    ],
+}
+SET_SPLIT["properties"]["lease"] = {
+    **SECONDS,
+    "description": "seconds this non-stable split lives unless renewed (default: lease_default)",
+}
+START_RAMP = {
+    "type": "object",
+    "description": "A linear ramp (split + duration + steps) or an explicit schedule + interval",
+    "properties": {
+        "split": {**SPLIT, "description": "the split the ramp ends at (linear ramp)"},
+        "duration": {**SECONDS, "description": "seconds from start to the last step"},
+        "steps": {
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": 100},
+                {"type": "string", "pattern": r"^\s*\d{1,3}\s*$"},
+            ],
+            "description": "number of steps of a linear ramp (1..100)",
+        },
+        "schedule": {"type": "array", "items": SPLIT, "minItems": 1, "maxItems": 100},
+        "interval": {**SECONDS, "description": "seconds between the schedule's steps"},
+        "start_at": {"type": "string", "format": "date-time", "maxLength": 64},
+        "lease": {**SECONDS, "description": "seconds each step lives unless the ramp moves on"},
+        "targets": SET_SPLIT["properties"]["targets"],
+        "allow_unequal": {
+            **FLAG,
+            "description": "allow canary and baseline shares to differ in a step",
+        },
+        "reason": REASON,
+        "context": CONTEXT,
+    },
+    "oneOf": [
+        {"required": ["split", "duration", "steps"], "not": {"required": ["schedule"]}},
+        {"required": ["schedule", "interval"], "not": {"required": ["split"]}},
+    ],
+    "additionalProperties": False,
+}
+CANCEL = {
+    "type": "object",
+    "properties": {"reason": REASON, "context": CONTEXT},
+    "additionalProperties": False,
+}
+
+_VALIDATORS = {
+    id(schema): Draft202012Validator(schema)
+    for schema in (SET_SPLIT, ROLLBACK, PROMOTE, START_RAMP, CANCEL)
+}
+
+
+def _pointer(path: Any) -> str:
+    parts = [str(p) for p in path]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "body"
+
+
+def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = False) -> dict:
+    """Parse and validate a JSON object body; 400 when it is not JSON, 422 when it breaks
+    the schema, with ``field`` set to the offending path (e.g. ``split.canary``)."""
+    raw = request.get_data(cache=True, as_text=True)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise ApiError(400, "invalid_json", "the request needs a JSON body", field="body")
+    try:
+        body = json.loads(raw)
+        if isinstance(body, str):  # a payload that was JSON-encoded twice on its way
+            body = json.loads(body)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError(
+            400, "invalid_json", f"the body is not valid JSON: {exc}", field="body"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "the body must be a JSON object", field="body")
+    error = best_match(_VALIDATORS[id(schema)].iter_errors(body))
+    if error is not None:
+        field = _pointer(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            field = ".".join(
+                filter(
+                    None,
+                    [_pointer(error.absolute_path).replace("body", ""), extra[0] if extra else ""],
+                )
+            )
+            message = f"unknown field {extra[0]!r}" if extra else error.message
+        elif error.validator == "required":
+            missing = [k for k in error.validator_value if k not in error.instance]
+            prefix = _pointer(error.absolute_path)
+            field = f"{prefix}.{missing[0]}" if prefix != "body" else missing[0]
+            message = f"{field} is required"
+        elif error.validator == "oneOf":
+            message = f"{field} must be {error.schema.get('description', 'valid')}"
+        else:
+            message = f"{field}: {error.message}"
+        raise ApiError(422, "invalid_field", message, field=field)
+    return body
+
+
+def seconds(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    return None if value is None else float(value)
+
+
+def flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    return value is True or value == "true"

@@ -1,0 +1,131 @@
+"""The endpoints Spinnaker's webhook stages call: read, set, roll back and promote a split."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from sidecar.api.auth import authenticate
+from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, seconds
+from sidecar.core.split import Split, SplitError
+from sidecar.errors import ApiError
+from sidecar.metrics import SPLIT_CHANGES, record_split
+from sidecar.traffic import ChangeResult, TrafficService
+
+bp = Blueprint("split", __name__, url_prefix="/v1/upstreams")
+audit = logging.getLogger("kong_canary.audit")
+
+UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    upstream = (request.view_args or {}).get("upstream")
+    if upstream is not None and not UPSTREAM_NAME.match(upstream):
+        raise ApiError(
+            422,
+            "invalid_upstream",
+            "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
+            field="upstream",
+        )
+    authenticate()
+
+
+def _service() -> TrafficService:
+    return current_app.extensions["kong_canary"].service
+
+
+def _split(value: Any, field: str) -> Split:
+    try:
+        return Split.from_percentages(value, field=field)
+    except SplitError as exc:
+        raise ApiError(422, "invalid_split", str(exc), field=exc.field) from None
+
+
+@bp.get("/<upstream>/split")
+def read_split(upstream: str):  # type: ignore[no-untyped-def]
+    return jsonify(_service().describe(upstream))
+
+
+@bp.put("/<upstream>/split")
+def set_split(upstream: str):  # type: ignore[no-untyped-def]
+    body = parse_body(request, SET_SPLIT)
+    split = _split(body["split"], "split")
+    expect = _split(body["expect"], "expect") if "expect" in body else None
+    return _changed(
+        "set_split",
+        body,
+        lambda: _service().set_split(
+            upstream,
+            split,
+            targets=body.get("targets"),
+            expect=expect,
+            dry_run=flag(body, "dry_run"),
+            force=flag(body, "force"),
+            lease=seconds(body, "lease"),
+        ),
+        upstream,
+    )
+
+
+@bp.post("/<upstream>/rollback")
+def rollback(upstream: str):  # type: ignore[no-untyped-def]
+    body = parse_body(request, ROLLBACK, optional=True)
+    return _changed(
+        "rollback",
+        body,
+        lambda: _service().rollback(
+            upstream, remove=flag(body, "remove"), dry_run=flag(body, "dry_run")
+        ),
+        upstream,
+    )
+
+
+@bp.post("/<upstream>/promote")
+def promote(upstream: str):  # type: ignore[no-untyped-def]
+    body = parse_body(request, PROMOTE, optional=True)
+    return _changed(
+        "promote",
+        body,
+        lambda: _service().promote(
+            upstream, dry_run=flag(body, "dry_run"), force=flag(body, "force")
+        ),
+        upstream,
+    )
+
+
+def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # type: ignore[no-untyped-def]
+    """Run a change, then record it: metrics, and one audit line whatever the outcome."""
+    entry: dict[str, Any] = {
+        "event": operation,
+        "token": g.caller.name,
+        "upstream": upstream,
+        **{k: v for k, v in (body.get("context") or {}).items()},
+    }
+    if body.get("reason"):
+        entry["reason"] = body["reason"]
+    try:
+        result: ChangeResult = change()
+    except ApiError as exc:
+        entry.update(
+            result="refused" if exc.status < 500 else "failed", status=exc.status, error=exc.message
+        )
+        audit.info(json.dumps(entry, sort_keys=True))
+        SPLIT_CHANGES.labels(upstream, operation, entry["result"]).inc()
+        raise
+    entry.update(
+        result="dry_run" if result.dry_run else "applied",
+        before=result.previous.as_percentages() if result.previous else None,
+        after=result.split.as_percentages() if result.split else None,
+        writes=[w.as_json() for w in result.writes],
+        duration_ms=round(result.duration_ms, 3),
+    )
+    audit.info(json.dumps(entry, sort_keys=True))
+    SPLIT_CHANGES.labels(upstream, operation, entry["result"]).inc()
+    if not result.dry_run:
+        record_split(upstream, entry["after"])
+    return jsonify(result.as_json())

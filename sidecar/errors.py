@@ -1,0 +1,79 @@
+"""Errors the sidecar answers with on purpose, and how Kong failures map onto them.
+
+One error shape everywhere: ``{"error": {"code", "message", "field"?, "kong"?}}``.
+
+Status codes follow Orca's webhook semantics: 4xx (but 429) make the stage fail at
+once, 5xx and 429 make Orca retry the create call. So bad input is 400/422, a
+refused change is 403/409, and only trouble with Kong itself is 502/503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.kong.errors import (
+    KongAuthError,
+    KongConflict,
+    KongError,
+    KongNotFound,
+    KongReadOnly,
+    KongUnavailable,
+    KongValidationError,
+)
+
+
+class ApiError(Exception):
+    """An answer the API gives on purpose; ``field`` names the offending input."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        kong: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.kong = kong
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        if self.kong is not None:
+            error["kong"] = self.kong
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def from_kong_error(exc: KongError, *, upstream: str | None = None) -> ApiError:
+    """Map a Kong failure onto the status Orca should see."""
+    kong = exc.to_dict()
+    if isinstance(exc, KongNotFound) and upstream is not None:
+        return ApiError(404, "unknown_upstream", f"Kong has no upstream {upstream!r}", kong=kong)
+    if isinstance(exc, KongReadOnly):
+        message = (
+            "Kong refused the write: this Admin API belongs to a DB-less node or a data plane. "
+            "Point the sidecar at the control plane (or Konnect)"
+        )
+        return ApiError(502, "kong_read_only", message, kong=kong)
+    if isinstance(exc, KongAuthError):
+        message = "Kong rejected the sidecar's credentials (check the admin token / RBAC role)"
+        return ApiError(502, "kong_auth", message, kong=kong)
+    if isinstance(exc, KongValidationError):
+        return ApiError(422, "kong_validation", f"Kong refused the input: {exc.message}", kong=kong)
+    if isinstance(exc, KongConflict):
+        return ApiError(409, "kong_conflict", f"Kong reported a conflict: {exc.message}", kong=kong)
+    if isinstance(exc, KongUnavailable):
+        return ApiError(503, "kong_unavailable", f"Kong is unavailable: {exc}", kong=kong)
+    return ApiError(502, "kong_error", f"Kong failed: {exc}", kong=kong)

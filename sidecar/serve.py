@@ -1,0 +1,108 @@
+"""``kong-canary serve``: the app under gunicorn, with the embedded Kong when none is given.
+
+Order matters here. ``PROMETHEUS_MULTIPROC_DIR`` must be in the environment before
+prometheus_client is first imported (it picks its value class at import), so this
+module imports the app lazily, inside the workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from sidecar.settings import ApiToken, Settings, replace_kong
+
+
+def _wipe_metrics_dir(server: Any) -> None:
+    """gunicorn ``on_starting``: the directory may be an emptyDir that survived a
+    container restart; stale files from dead pids would be merged into every scrape."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for entry in path.iterdir():
+            if entry.is_file():
+                entry.unlink()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class SidecarApplication(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        assert self.cfg is not None
+        config = {
+            "bind": [self.settings.bind],
+            "workers": self.settings.workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 60,
+            "graceful_timeout": 20,
+            "keepalive": 5,
+            "loglevel": self.settings.log_level,
+            "accesslog": "-",
+            "errorlog": "-",
+            "worker_tmp_dir": os.environ.get("KONG_CANARY_WORKER_TMP_DIR") or None,
+            "on_starting": _wipe_metrics_dir,
+            "child_exit": _child_exit,
+            # No max_requests: recycled workers leave dead-pid metric files behind.
+        }
+        for key, value in config.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        from sidecar.app import create_app
+
+        return create_app(self.settings)
+
+
+def run(settings: Settings) -> None:
+    """Start the embedded Kong if needed, then gunicorn (blocks until stopped)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kong-canary-metrics-")
+    local = None
+    if settings.embedded_kong:
+        from sidecar.kong_local.server import DEFAULT_SEED, serve_in_thread
+
+        local = serve_in_thread(settings.kong_local_profile, seed=DEFAULT_SEED)
+        settings = replace_kong(settings, admin_url=local.url)
+        banner = [
+            "kong-canary: NO REAL KONG IS ATTACHED.",
+            f"  Using the embedded Kong-compatible Admin API server ({local.url}, "
+            f"profile {settings.kong_local_profile}), seeded with upstream 'orders'.",
+            "  Set KONG_CANARY_KONG_ADMIN_URL (or --kong-admin-url) to drive a real Kong.",
+        ]
+        if not settings.tokens:
+            token = secrets.token_urlsafe(24)
+            settings = dataclasses.replace(settings, tokens=(ApiToken("demo", token, "admin"),))
+            banner.append(f"  Demo API token (admin): {token}")
+        host, _, port = settings.bind.rpartition(":")
+        banner.append(
+            f"  Try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}"
+            "/v1/upstreams/orders/split"
+        )
+        print("\n".join(banner), file=sys.stderr, flush=True)
+    try:
+        SidecarApplication(settings).run()
+    finally:
+        if local is not None:
+            local.stop()
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+        if directory.startswith(tempfile.gettempdir()) and "kong-canary-metrics-" in directory:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,669 @@
+"""The traffic service: read Kong, decide with the pure core, apply, and undo on failure.
+
+No Flask here: the HTTP layer and the CLI call the same functions. Decisions
+(weights, write order) come from ``sidecar.core``; this module only gathers the
+facts they need and carries the result to Kong, one write at a time, keeping a
+journal so a failure halfway is compensated instead of left half-applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from sidecar.core.lease import LeasePolicy, Marks, read_marks, renewed, write_marks
+from sidecar.core.plan import plan_writes
+from sidecar.core.split import VARIANTS, Split, SplitError
+from sidecar.core.weights import compute_weights, variant_shares
+from sidecar.errors import ApiError, from_kong_error
+from sidecar.kong.client import KongAdmin
+from sidecar.kong.errors import KongError, KongNotFound
+from sidecar.kong.models import Target, Upstream, normalise_target
+
+VARIANT_TAG_PREFIX = "variant="
+MANAGED_TAG = "managed-by=kong-canary"
+BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})
+INEXACT_ALGORITHMS = {
+    "consistent-hashing": "consistent-hashing places targets on a hash ring: each target gets "
+    "about weight/total of the ring's points, so small shares are coarse and per-key sticky",
+    "least-connections": "least-connections picks by open connections per weight; weights "
+    "do not give a proportional split",
+    "latency": "the latency algorithm picks by response time; weights do not give a "
+    "proportional split",
+    "sticky-sessions": "sticky-sessions pins clients to targets; shares move only for new clients",
+}
+
+
+def variant_from_tags(tags: Sequence[str]) -> str | None:
+    for tag in tags:
+        if tag.startswith(VARIANT_TAG_PREFIX):
+            return tag[len(VARIANT_TAG_PREFIX) :]
+    return None
+
+
+def managed_tags(existing: Sequence[str], variant: str) -> tuple[str, ...]:
+    """Our two tags, keeping whatever tags others put on the target."""
+    kept = [t for t in existing if not t.startswith(VARIANT_TAG_PREFIX) and t != MANAGED_TAG]
+    return (*kept, f"{VARIANT_TAG_PREFIX}{variant}", MANAGED_TAG)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    target: str
+    id: str
+    weight: int
+    tags: tuple[str, ...]
+    variant: str | None  # None: tagged with a variant we don't know
+    tagged: bool  # False: an untagged target, counted as stable
+    health: str | None = None
+    addresses: tuple[str, ...] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "id": self.id,
+            "variant": self.variant,
+            "weight": self.weight,
+            "managed": self.tagged,
+            "health": self.health,
+            "addresses": list(self.addresses) if self.addresses is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class UpstreamState:
+    upstream: Upstream
+    targets: tuple[TargetState, ...]
+    health_known: bool
+
+    def by_target(self) -> dict[str, TargetState]:
+        return {t.target: t for t in self.targets}
+
+    def weights(self) -> dict[str, int]:
+        return {t.target: t.weight for t in self.targets if t.variant in VARIANTS}
+
+    def variant_of(self) -> dict[str, str]:
+        return {t.target: t.variant for t in self.targets if t.variant in VARIANTS}
+
+    def address_counts(self) -> dict[str, int] | None:
+        if not self.health_known:
+            return None
+        return {t.target: max(1, len(t.addresses or ())) for t in self.targets}
+
+    def split(self) -> Split | None:
+        return split_of(self.weights(), self.variant_of())
+
+
+def split_of(weights: Mapping[str, int], variant_of: Mapping[str, str]) -> Split | None:
+    per_variant = {v: 0 for v in VARIANTS}
+    for target, weight in weights.items():
+        per_variant[variant_of[target]] += weight
+    if not any(per_variant.values()):
+        return None
+    return Split.from_weights(per_variant)
+
+
+def percentages(split: Split | None) -> dict[str, float] | None:
+    return None if split is None else split.as_percentages()
+
+
+@dataclass(frozen=True)
+class KongWrite:
+    action: str  # "create" | "update" | "delete"
+    target: str
+    variant: str
+    weight_before: int | None
+    weight_after: int | None
+    tags_before: tuple[str, ...] | None = None
+    tags_after: tuple[str, ...] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": self.action,
+            "target": self.target,
+            "variant": self.variant,
+            "weight_before": self.weight_before,
+            "weight_after": self.weight_after,
+        }
+        if self.tags_after is not None and self.tags_after != self.tags_before:
+            out["tags"] = list(self.tags_after)
+        return out
+
+
+@dataclass
+class ChangeResult:
+    upstream: str
+    previous: Split | None
+    split: Split | None
+    writes: list[KongWrite]
+    dry_run: bool
+    state: UpstreamState | None = None
+    warnings: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+    lease_until: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "upstream": self.upstream,
+            "previous": percentages(self.previous),
+            "split": percentages(self.split),
+            "lease": lease_json(self.lease_until),
+            "dry_run": self.dry_run,
+            "writes": [w.as_json() for w in self.writes],
+            "targets": [t.as_json() for t in self.state.targets] if self.state else [],
+            "warnings": self.warnings,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+def lease_json(deadline: float | None) -> dict[str, Any] | None:
+    if deadline is None:
+        return None
+    expires = datetime.fromtimestamp(deadline, UTC).isoformat().replace("+00:00", "Z")
+    return {"expires_at": expires, "epoch": int(deadline)}
+
+
+class UpstreamLocks:
+    """One lock per upstream, so concurrent calls in this process are serialised."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, upstream: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(upstream, threading.Lock())
+        with lock:
+            yield
+
+
+class TrafficService:
+    def __init__(
+        self,
+        kong: KongAdmin,
+        *,
+        max_shifted_percent: float = 50.0,
+        locks: UpstreamLocks | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        lease_policy: LeasePolicy | None = None,
+    ) -> None:
+        self.kong = kong
+        self.max_shifted = Fraction(str(max_shifted_percent))
+        self.locks = locks or UpstreamLocks()
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.leases = lease_policy or LeasePolicy()
+
+    # ---- reading -------------------------------------------------------------------------
+    def read(self, upstream: str) -> UpstreamState:
+        try:
+            entity = self.kong.upstream(upstream)
+            targets = self.kong.targets(upstream)
+        except KongError as exc:
+            raise from_kong_error(exc, upstream=upstream) from exc
+        health_by_target: dict[str, tuple[str | None, tuple[str, ...] | None]] = {}
+        health_known = False
+        try:
+            health = self.kong.health(upstream)
+        except KongError:
+            health = None  # a control plane has no balancer; the split is still readable
+        if health is not None:
+            for entry in health.targets:
+                addresses = None
+                if entry.addresses is not None:
+                    addresses = tuple(f"{a.ip}:{a.port}" for a in entry.addresses)
+                    health_known = True
+                health_by_target[entry.target] = (entry.health, addresses)
+        return UpstreamState(
+            upstream=entity,
+            targets=tuple(_target_state(t, health_by_target.get(t.target)) for t in targets),
+            health_known=health_known,
+        )
+
+    def describe(self, upstream: str) -> dict[str, Any]:
+        state = self.read(upstream)
+        warnings = self.warnings(state)
+        counts = state.address_counts()
+        effective = None
+        if counts is not None and any(state.weights().values()):
+            shares = variant_shares(state.weights(), state.variant_of(), counts)
+            effective = {v: round(float(shares.get(v, 0) * 100), 2) for v in VARIANTS}
+        marks = read_marks(state.upstream.tags)
+        return {
+            "upstream": state.upstream.name,
+            "algorithm": state.upstream.algorithm,
+            "hash_on": state.upstream.hash_on,
+            "split": percentages(state.split()),
+            "effective_split": effective,
+            "lease": lease_json(marks.lease_until),
+            "ramp": marks.ramp,
+            "targets": [t.as_json() for t in state.targets],
+            "warnings": warnings,
+        }
+
+    def warnings(self, state: UpstreamState) -> list[str]:
+        out = []
+        if state.upstream.algorithm in INEXACT_ALGORITHMS:
+            out.append(f"weights are not exact: {INEXACT_ALGORITHMS[state.upstream.algorithm]}")
+        for t in state.targets:
+            if t.variant not in VARIANTS:
+                out.append(
+                    f"target {t.target} is tagged with unknown variant {t.variant!r} and is "
+                    "not part of the split"
+                )
+            if t.addresses is not None and len(t.addresses) > 1:
+                out.append(
+                    f"target {t.target} resolves to {len(t.addresses)} addresses; Kong gives "
+                    "each the full weight (see effective_split)"
+                )
+            if t.health in BAD_HEALTH and t.weight > 0:
+                out.append(f"target {t.target} ({t.variant}) is {t.health} but has weight")
+        if not state.health_known and state.targets:
+            out.append(
+                "Kong reported no balancer data for this upstream (no traffic yet, or a "
+                "control plane): health and DNS fan-out are unknown"
+            )
+        return out
+
+    # ---- changing ------------------------------------------------------------------------
+    def set_split(
+        self,
+        upstream: str,
+        split: Split,
+        *,
+        targets: Mapping[str, Sequence[str]] | None = None,
+        expect: Split | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        lease: float | None = None,
+        ramp: str | None = None,
+        ramp_execution: str | None = None,
+    ) -> ChangeResult:
+        """Move the upstream to ``split``. A non-stable split gets a lease (``lease`` seconds,
+        or the default); ``ramp`` is the fingerprint of the ramp making the call, and any
+        other caller takes the upstream away from a running ramp."""
+        shifted = Fraction(split.baseline + split.canary, 100)
+        if shifted > self.max_shifted:
+            raise ApiError(
+                422,
+                "ceiling_exceeded",
+                f"canary + baseline would get {float(shifted)}%, above the ceiling of "
+                f"{float(self.max_shifted)}% (max_shifted_percent)",
+                field="split",
+            )
+        wanted = _normalise_members(targets or {})
+        with self.locks.hold(upstream):
+            state = self.read(upstream)
+            current = state.split()
+            if expect is not None and current != expect and not _same(current, split):
+                raise ApiError(
+                    409,
+                    "expect_mismatch",
+                    "the upstream's split is not the expected one; read it again and retry",
+                    field="expect",
+                    details={"current": percentages(current), "expected": percentages(expect)},
+                )
+            marks = read_marks(state.upstream.tags)
+            if split == Split.STABLE_ONLY:
+                deadline = None
+            else:
+                try:
+                    deadline = self.leases.deadline(self.wall_clock(), lease)
+                except SplitError as exc:
+                    raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+            deadline = renewed(marks.lease_until, deadline)
+            if ramp is None or ramp != marks.ramp:
+                # another caller, or a new ramp: the old ramp's execution no longer owns it
+                marks = marks.but(ramp_execution=ramp_execution)
+            marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
+            return self._change(state, split, wanted, dry_run=dry_run, force=force, marks=marks)
+
+    def rollback(
+        self,
+        upstream: str,
+        *,
+        remove: bool = False,
+        dry_run: bool = False,
+        cancel_ramp: str | None = None,
+    ) -> ChangeResult:
+        """Stable takes everything; never refused for health (it is the way out). The lease
+        and any ramp's claim on the upstream end with it."""
+        with self.locks.hold(upstream):
+            state = self.read(upstream)
+            marks = read_marks(state.upstream.tags)
+            canceled = cancel_ramp or marks.ramp or marks.ramp_canceled
+            marks = marks.but(
+                managed=True,
+                lease_until=None,
+                ramp=None,
+                ramp_canceled=canceled,
+                ramp_execution=None,
+            )
+            return self._change(
+                state,
+                Split.STABLE_ONLY,
+                {},
+                dry_run=dry_run,
+                force=True,
+                remove_others=remove,
+                marks=marks,
+            )
+
+    def promote(self, upstream: str, *, dry_run: bool = False, force: bool = False):
+        """After the new version is on stable: stable 100%, canary and baseline removed."""
+        with self.locks.hold(upstream):
+            state = self.read(upstream)
+            marks = read_marks(state.upstream.tags).but(
+                managed=True, lease_until=None, ramp=None, ramp_execution=None
+            )
+            return self._change(
+                state,
+                Split.STABLE_ONLY,
+                {},
+                dry_run=dry_run,
+                force=force,
+                remove_others=True,
+                marks=marks,
+            )
+
+    def managed_upstreams(self) -> list[Upstream]:
+        """Upstreams this sidecar (any replica) has changed, found by their tag in Kong."""
+        try:
+            return [u for u in self.kong.upstreams() if read_marks(u.tags).managed]
+        except KongError as exc:
+            raise from_kong_error(exc) from exc
+
+    def _change(
+        self,
+        state: UpstreamState,
+        split: Split,
+        wanted: Mapping[str, list[str]],
+        *,
+        dry_run: bool,
+        force: bool,
+        remove_others: bool = False,
+        marks: Marks | None = None,
+    ) -> ChangeResult:
+        started = self.clock()
+        name = state.upstream.name
+        existing = state.by_target()
+        for t in state.targets:
+            if t.variant not in VARIANTS and t.weight > 0:
+                raise ApiError(
+                    409,
+                    "unknown_variant_target",
+                    f"target {t.target} is tagged variant={t.variant} and carries traffic; "
+                    "set its weight to 0 or tag it stable, baseline or canary",
+                )
+        members: dict[str, list[str]] = {}
+        for variant in VARIANTS:
+            if variant in wanted:
+                members[variant] = list(wanted[variant])
+            else:
+                members[variant] = [t.target for t in state.targets if t.variant == variant]
+        variant_of = {t: v for v, ts in members.items() for t in ts}
+        for variant in VARIANTS:
+            share = getattr(split, variant)
+            if share and not members[variant]:
+                raise ApiError(
+                    422,
+                    "no_targets",
+                    f"{variant} gets {split.percent(variant)}% but the upstream has no "
+                    f"{variant} target; name it in targets.{variant}",
+                    field=f"targets.{variant}",
+                )
+        # Targets that left their variant's list keep existing, at weight 0.
+        dropped = [
+            t.target for t in state.targets if t.variant in VARIANTS and t.target not in variant_of
+        ]
+        current = {t: existing[t].weight for t in variant_of if t in existing}
+        for t in dropped:
+            current[t] = existing[t].weight
+        try:
+            desired = compute_weights(
+                split, members, current=current or None, address_counts=state.address_counts()
+            )
+        except SplitError as exc:
+            raise ApiError(422, "unsplittable", str(exc), field=exc.field) from exc
+        desired.update({t: 0 for t in dropped})
+        all_variants = {**variant_of, **{t: existing[t].variant for t in dropped}}
+
+        if not force:
+            # Compare shares, not weights: lowering stable alone moves traffic onto canary.
+            total_before = sum(t.weight for t in state.targets) or 1
+            total_after = sum(desired.values()) or 1
+            for target, weight in desired.items():
+                before = existing.get(target)
+                gains = before is not None and Fraction(weight, total_after) > Fraction(
+                    before.weight, total_before
+                )
+                if gains and before.health in BAD_HEALTH:
+                    raise ApiError(
+                        409,
+                        "unhealthy_target",
+                        f"Kong reports target {target} as {before.health}; refusing to shift "
+                        "traffic onto it (set force to override)",
+                        field=f"targets.{all_variants[target]}",
+                    )
+
+        writes: list[KongWrite] = []
+        # 1. Create missing targets at weight 0: no traffic moves yet.
+        for target, variant in variant_of.items():
+            if target not in existing:
+                writes.append(
+                    KongWrite("create", target, variant, None, 0, None, managed_tags((), variant))
+                )
+        # 2. Re-tag targets whose variant or tags changed, folded into their weight write.
+        retag = {
+            t: managed_tags(existing[t].tags, v)
+            for t, v in variant_of.items()
+            if t in existing and (existing[t].variant != v or MANAGED_TAG not in existing[t].tags)
+        }
+        start = {t: existing[t].weight if t in existing else 0 for t in all_variants}
+        planned = plan_writes(start, desired, all_variants, address_counts=state.address_counts())
+        for step in planned:
+            before = existing.get(step.target)
+            writes.append(
+                KongWrite(
+                    "update",
+                    step.target,
+                    step.variant,
+                    step.old if step.old is not None else 0,
+                    step.new,
+                    before.tags if before else None,
+                    retag.pop(step.target, None) or (before.tags if before else None),
+                )
+            )
+        for target, tags in retag.items():  # tags only: no traffic change, so any order
+            before = existing[target]
+            writes.insert(
+                0,
+                KongWrite(
+                    "update",
+                    target,
+                    all_variants[target],
+                    before.weight,
+                    before.weight,
+                    before.tags,
+                    tags,
+                ),
+            )
+        # 3. Deletions come last, when their weight is already 0.
+        if remove_others:
+            for t in state.targets:
+                if t.variant in ("baseline", "canary"):
+                    writes.append(KongWrite("delete", t.target, t.variant, 0, None, t.tags, None))
+
+        previous = state.split()
+        final_weights = {t: w for t, w in desired.items()}
+        result = ChangeResult(
+            upstream=name,
+            previous=previous,
+            split=split_of(final_weights, all_variants),
+            writes=writes,
+            dry_run=dry_run,
+            warnings=self.warnings(state),
+            lease_until=marks.lease_until if marks else read_marks(state.upstream.tags).lease_until,
+        )
+        tags_before = state.upstream.tags
+        new_tags = write_marks(tags_before, marks) if marks is not None else tags_before
+        tags_change = set(new_tags) != set(tags_before)
+        # A lease is written before traffic leaves stable and removed after it is back, so
+        # a crash in between always leaves a lease that the reaper will honour.
+        lease_first = tags_change and marks is not None and marks.lease_until is not None
+        if not dry_run:
+            if lease_first:
+                self._set_upstream_tags(name, new_tags)
+            try:
+                if writes:
+                    self._apply(name, writes)
+            except ApiError:
+                if lease_first:
+                    with contextlib.suppress(KongError):
+                        self.kong.update_upstream(name, tags=list(tags_before))
+                raise
+            if tags_change and not lease_first:
+                self._set_upstream_tags(name, new_tags)
+            result.state = self.read(name) if writes else state
+        else:
+            result.state = state
+        result.duration_ms = (self.clock() - started) * 1000
+        return result
+
+    def _set_upstream_tags(self, upstream: str, tags: Sequence[str]) -> None:
+        try:
+            self.kong.update_upstream(upstream, tags=list(tags))
+        except KongError as exc:
+            raise from_kong_error(exc, upstream=upstream) from exc
+
+    def _apply(self, upstream: str, writes: list[KongWrite]) -> None:
+        done: list[KongWrite] = []
+        for write in writes:
+            try:
+                self._send(upstream, write)
+            except KongError as exc:
+                undo_failed = self._undo(upstream, done)
+                raise self._half_applied(upstream, write, exc, done, undo_failed) from exc
+            done.append(write)
+
+    def _send(self, upstream: str, write: KongWrite) -> None:
+        if write.action == "create":
+            self.kong.create_target(
+                upstream, write.target, write.weight_after or 0, write.tags_after or ()
+            )
+        elif write.action == "update":
+            tags = write.tags_after if write.tags_after != write.tags_before else None
+            self.kong.update_target(upstream, write.target, weight=write.weight_after, tags=tags)
+        else:
+            with contextlib.suppress(KongNotFound):  # already gone: the outcome asked for
+                self.kong.delete_target(upstream, write.target)
+
+    def _undo(self, upstream: str, done: list[KongWrite]) -> list[str]:
+        failures = []
+        for write in reversed(done):
+            try:
+                if write.action == "create":
+                    self.kong.delete_target(upstream, write.target)
+                elif write.action == "update":
+                    tags = write.tags_before if write.tags_after != write.tags_before else None
+                    self.kong.update_target(
+                        upstream, write.target, weight=write.weight_before, tags=tags
+                    )
+                else:
+                    self.kong.create_target(
+                        upstream, write.target, write.weight_before or 0, write.tags_before or ()
+                    )
+            except KongError as exc:
+                failures.append(f"undo of {write.action} {write.target} failed: {exc}")
+        return failures
+
+    def _half_applied(
+        self,
+        upstream: str,
+        failed: KongWrite,
+        exc: KongError,
+        done: list[KongWrite],
+        undo_failed: list[str],
+    ) -> ApiError:
+        api = from_kong_error(exc)
+        status = api.status if api.status >= 500 else 502
+        what = f"Kong write {len(done) + 1} ({failed.action} {failed.target}) failed: {exc}"
+        if not undo_failed:
+            state = (
+                f"the {len(done)} earlier writes were undone; Kong is back at the previous split"
+                if done
+                else "nothing had been written; Kong is unchanged"
+            )
+            details: dict[str, Any] = {"undone": len(done), "consistent": True}
+        else:
+            try:
+                now = percentages(self.read(upstream).split())
+            except ApiError:
+                now = None
+            state = (
+                f"undoing the earlier writes failed too; Kong now has split {now}: "
+                "call rollback, or read the split and set it again"
+            )
+            details = {
+                "undone": len(done) - len(undo_failed),
+                "consistent": False,
+                "undo_errors": undo_failed,
+                "current": now,
+            }
+        return ApiError(
+            status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
+        )
+
+
+def _target_state(
+    target: Target, health: tuple[str | None, tuple[str, ...] | None] | None
+) -> TargetState:
+    variant = variant_from_tags(target.tags)
+    return TargetState(
+        target=target.target,
+        id=target.id,
+        weight=target.weight,
+        tags=target.tags,
+        variant=variant or "stable",
+        tagged=variant is not None,
+        health=health[0] if health else None,
+        addresses=health[1] if health else None,
+    )
+
+
+def _normalise_members(targets: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for variant, items in targets.items():
+        out[variant] = []
+        for index, raw in enumerate(items):
+            field_name = f"targets.{variant}[{index}]"
+            try:
+                target = normalise_target(raw)
+            except ValueError as exc:
+                raise ApiError(
+                    422, "invalid_target", f"{field_name}: {exc}", field=field_name
+                ) from None
+            if target in seen:
+                raise ApiError(
+                    422,
+                    "duplicate_target",
+                    f"{field_name}: {target} is already listed under targets.{seen[target]}",
+                    field=field_name,
+                )
+            seen[target] = variant
+            out[variant].append(target)
+    return out
+
+
+def _same(current: Split | None, wanted: Split) -> bool:
+    return current == wanted

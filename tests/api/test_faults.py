@@ -1,0 +1,58 @@
+"""A Kong failure at any write position is undone: nothing half-applied is left behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_split import BASELINE, CANARY, start_canary
+
+MODES = ("500", "reset", "html")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failure_at_every_write_position_is_compensated(sidecar, upstream, mode):
+    if sidecar.local is None:
+        pytest.skip("fault injection needs the local Kong-compatible server")
+    client = sidecar.client()
+    start_canary(client, upstream)
+    body = {
+        "split": {"stable": 80, "baseline": 10, "canary": 10},
+        "targets": {"canary": [CANARY, "10.0.0.4:80"], "baseline": [BASELINE]},
+    }
+    plan = client.put(f"/v1/upstreams/{upstream}/split", json={**body, "dry_run": True}).json()
+    n_writes = len(plan["writes"])
+    assert n_writes >= 2
+    before = sidecar.kong_weights(upstream)
+    for position in range(1, n_writes + 1):
+        sidecar.local.faults.fail(position, mode)
+        r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+        sidecar.local.faults.clear()
+        assert r.status_code in (502, 503), r.text
+        error = r.json()["error"]
+        assert error["code"] == "kong_write_failed"
+        assert error["details"]["consistent"] is True
+        assert sidecar.kong_weights(upstream) == before, f"write {position} left a change"
+    done = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    assert done.status_code == 200, done.text
+
+
+def test_unhealthy_target_is_refused_unless_forced(sidecar, upstream):
+    if sidecar.local is None:
+        pytest.skip("needs the local server to mark a target unhealthy")
+    client = sidecar.client()
+    start_canary(client, upstream)
+    if sidecar.profile == "konnect":
+        # Konnect's control-plane API has no balancer health: the sidecar says so.
+        view = client.get(f"/v1/upstreams/{upstream}/split").json()
+        assert any("no balancer data" in w for w in view["warnings"])
+        return
+    sidecar.local.mark_balancer_ready(upstream)
+    sidecar.local.set_health(upstream, CANARY, "UNHEALTHY")
+    body = {"split": {"stable": 90, "baseline": 5, "canary": 5}}
+    r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "unhealthy_target"
+    forced = client.put(f"/v1/upstreams/{upstream}/split", json={**body, "force": True})
+    assert forced.status_code == 200, forced.text
+    # Rolling back is never refused for health: it is the way out.
+    assert client.post(f"/v1/upstreams/{upstream}/rollback").status_code == 200
