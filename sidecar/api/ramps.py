@@ -1,0 +1,148 @@
+"""Ramps for Spinnaker's "wait for completion" webhook: start (202), poll, cancel.
+
+Orca needs absolute status and cancel URLs, a JSON body with a string status on every
+poll, and it calls the cancel URL both when a run is cancelled and when the stage fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from sidecar.api.auth import authenticate
+from sidecar.api.schemas import CANCEL, START_RAMP, flag, parse_body, seconds
+from sidecar.api.split import UPSTREAM_NAME
+from sidecar.core.ramp import linear_steps, schedule_steps
+from sidecar.core.split import Split, SplitError
+from sidecar.errors import ApiError
+from sidecar.ramps import RampService, RampView
+
+bp = Blueprint("ramps", __name__, url_prefix="/v1")
+audit = logging.getLogger("kong_canary.audit")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    upstream = (request.view_args or {}).get("upstream")
+    if upstream is not None and not UPSTREAM_NAME.match(upstream):
+        raise ApiError(
+            422, "invalid_upstream", "upstream must be a Kong upstream name or id", field="upstream"
+        )
+    authenticate()
+
+
+def _ramps() -> RampService:
+    return current_app.extensions["kong_canary"].ramps
+
+
+def _urls(view: RampView) -> dict[str, str]:
+    base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
+    base = base.rstrip("/")
+    return {
+        "statusUrl": f"{base}/v1/ramps/{view.id}",
+        "cancelUrl": f"{base}/v1/ramps/{view.id}/cancel",
+    }
+
+
+def _audit(event: str, view: RampView, body: dict[str, Any]) -> None:
+    entry = {
+        "event": event,
+        "token": g.caller.name,
+        "upstream": view.upstream,
+        "ramp": view.id[-22:],
+        "status": view.status,
+        "split": view.split.as_percentages() if view.split else None,
+        **(body.get("context") or {}),
+    }
+    audit.info(json.dumps(entry, sort_keys=True))
+
+
+def _split(value: Any, field: str) -> Split:
+    try:
+        return Split.from_percentages(value, field=field)
+    except SplitError as exc:
+        raise ApiError(422, "invalid_split", str(exc), field=exc.field) from None
+
+
+@bp.post("/upstreams/<upstream>/ramps")
+def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
+    body = parse_body(request, START_RAMP)
+    service = _ramps()
+    try:
+        if "schedule" in body:
+            splits = [_split(s, f"schedule[{i}]") for i, s in enumerate(body["schedule"])]
+            steps = schedule_steps(splits, seconds(body, "interval") or 0.0)
+        else:
+            current = service.traffic.read(upstream).split() or Split.STABLE_ONLY
+            steps = linear_steps(
+                current,
+                _split(body["split"], "split"),
+                int(body["steps"]),
+                seconds(body, "duration") or 0.0,
+            )
+    except SplitError as exc:
+        raise ApiError(422, "invalid_ramp", str(exc), field=exc.field) from None
+    start_at = None
+    if "start_at" in body:
+        try:
+            parsed = datetime.fromisoformat(body["start_at"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                422, "invalid_field", "start_at must be an RFC 3339 date-time", field="start_at"
+            ) from None
+        if parsed.tzinfo is None:
+            raise ApiError(
+                422, "invalid_field", "start_at needs a time zone (e.g. Z)", field="start_at"
+            )
+        start_at = parsed.timestamp()
+    view = service.start(
+        upstream,
+        steps,
+        start_at=start_at,
+        lease=seconds(body, "lease"),
+        targets=body.get("targets"),
+        allow_unequal=flag(body, "allow_unequal"),
+        execution_id=(body.get("context") or {}).get("execution_id"),
+    )
+    _audit("ramp_started", view, body)
+    urls = _urls(view)
+    return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}
+
+
+@bp.get("/ramps/<ramp_id>")
+def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
+    view = _ramps().status(ramp_id)
+    return jsonify(view.as_json(_urls(view)))
+
+
+@bp.post("/ramps/<ramp_id>/cancel")
+def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
+    body = parse_body(request, CANCEL, optional=True)
+    view = _ramps().cancel(ramp_id)
+    _audit("ramp_canceled", view, body)
+    return jsonify(view.as_json(_urls(view)))
+
+
+@bp.post("/upstreams/<upstream>/ramps/cancel")
+def cancel_upstream_ramp(upstream: str):  # type: ignore[no-untyped-def]
+    """For Orca's cancelEndpoint: cancel the ramp this execution started on the upstream."""
+    body = parse_body(request, CANCEL, optional=True)
+    execution_id = (body.get("context") or {}).get("execution_id")
+    result = _ramps().cancel_on_upstream(upstream, execution_id)
+    audit.info(
+        json.dumps(
+            {
+                "event": "ramp_canceled",
+                "token": g.caller.name,
+                "upstream": upstream,
+                "split": result["split"],
+                **(body.get("context") or {}),
+            },
+            sort_keys=True,
+        )
+    )
+    return jsonify(result)

@@ -1,0 +1,106 @@
+"""What the sidecar remembers about an upstream, kept in Kong as tags on the upstream.
+
+Keeping it in Kong means any replica sees and enforces it after the one that wrote it
+is gone, with no store of our own to run. Tags (printable ASCII, no ``,`` or ``/``):
+
+- ``managed-by=kong-canary``: the sidecar has changed this upstream (the reaper's index)
+- ``kong-canary-lease=<epoch>``: the non-stable split expires then (dead man's switch)
+- ``kong-canary-ramp=<fingerprint>``: the ramp that drives the upstream now
+- ``kong-canary-ramp-canceled=<fingerprint>``: that ramp was cancelled (and rolled back)
+- ``kong-canary-ramp-exec=<hash>``: the Spinnaker execution that started the ramp, so
+  Orca's cancel hook (which cannot know the ramp id) can find it
+
+Pure functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sidecar.core.split import SplitError
+
+MANAGED_UPSTREAM_TAG = "managed-by=kong-canary"
+LEASE_TAG = "kong-canary-lease="
+RAMP_TAG = "kong-canary-ramp="
+RAMP_CANCELED_TAG = "kong-canary-ramp-canceled="
+RAMP_EXECUTION_TAG = "kong-canary-ramp-exec="
+_OURS = (LEASE_TAG, RAMP_TAG, RAMP_CANCELED_TAG, RAMP_EXECUTION_TAG)
+
+
+@dataclass(frozen=True)
+class Marks:
+    managed: bool = False
+    lease_until: float | None = None
+    ramp: str | None = None
+    ramp_canceled: str | None = None
+    ramp_execution: str | None = None
+
+    def but(self, **changes: object) -> Marks:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def read_marks(tags: Sequence[str]) -> Marks:
+    lease = ramp = canceled = execution = None
+    for tag in tags:
+        if tag.startswith(LEASE_TAG):
+            try:
+                lease = float(tag[len(LEASE_TAG) :])
+            except ValueError:
+                lease = None
+        elif tag.startswith(RAMP_TAG):
+            ramp = tag[len(RAMP_TAG) :]
+        elif tag.startswith(RAMP_CANCELED_TAG):
+            canceled = tag[len(RAMP_CANCELED_TAG) :]
+        elif tag.startswith(RAMP_EXECUTION_TAG):
+            execution = tag[len(RAMP_EXECUTION_TAG) :]
+    return Marks(MANAGED_UPSTREAM_TAG in tags, lease, ramp, canceled, execution)
+
+
+def write_marks(tags: Sequence[str], marks: Marks) -> tuple[str, ...]:
+    """The upstream's tags with ours replaced by ``marks``; everyone else's are kept."""
+    kept = [t for t in tags if t != MANAGED_UPSTREAM_TAG and not t.startswith(_OURS)]
+    if marks.managed:
+        kept.append(MANAGED_UPSTREAM_TAG)
+    if marks.lease_until is not None:
+        kept.append(f"{LEASE_TAG}{int(marks.lease_until)}")
+    if marks.ramp is not None:
+        kept.append(f"{RAMP_TAG}{marks.ramp}")
+    if marks.ramp_canceled is not None:
+        kept.append(f"{RAMP_CANCELED_TAG}{marks.ramp_canceled}")
+    if marks.ramp_execution is not None:
+        kept.append(f"{RAMP_EXECUTION_TAG}{marks.ramp_execution}")
+    return tuple(kept)
+
+
+def execution_hash(execution_id: str) -> str:
+    """Execution ids are opaque strings; a hash keeps the tag short and tag-safe."""
+    return hashlib.sha256(execution_id.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    default: float = 3600.0  # seconds
+    maximum: float = 86400.0
+
+    def deadline(self, now: float, requested: float | None, *, field: str = "lease") -> float:
+        """The expiry of a split set at ``now``; a lease beyond the maximum is refused."""
+        seconds = self.default if requested is None else requested
+        if seconds <= 0:
+            raise SplitError(field, "must be a positive number of seconds")
+        if seconds > self.maximum:
+            raise SplitError(field, f"must be at most {int(self.maximum)} seconds (lease maximum)")
+        return now + seconds
+
+
+def renewed(current: float | None, proposed: float | None, *, slack: float = 60.0) -> float | None:
+    """Keep the current deadline when the new one is barely later, so repeating a request
+    (Orca retries, idempotent pipelines) makes no Kong write; a real renewal moves it."""
+    if current is None or proposed is None:
+        return proposed
+    return current if 0 <= proposed - current < slack else proposed
+
+
+def expired(marks: Marks, now: float) -> bool:
+    return marks.lease_until is not None and now >= marks.lease_until

@@ -1,0 +1,101 @@
+"""The dead man's switch: upstreams whose lease ran out go back to stable.
+
+Every worker of every replica runs a sweeper thread. Sweeps are idempotent (a rollback of
+an upstream already at stable writes nothing), so several sweepers only cost reads; the
+lease itself lives in Kong, so it is enforced whichever replica survives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from sidecar.core.lease import expired, read_marks
+from sidecar.errors import ApiError
+from sidecar.traffic import TrafficService
+
+log = logging.getLogger("kong_canary.leases")
+audit = logging.getLogger("kong_canary.audit")
+
+
+def sweep(traffic: TrafficService, now: float) -> list[str]:
+    """Roll back every managed upstream whose lease expired; returns their names."""
+    rolled_back = []
+    for upstream in traffic.managed_upstreams():
+        marks = read_marks(upstream.tags)
+        if not expired(marks, now):
+            continue
+        try:
+            result = traffic.rollback(upstream.name)
+        except ApiError as exc:
+            log.warning("lease expired on %s but rollback failed: %s", upstream.name, exc.message)
+            continue
+        audit.info(
+            json.dumps(
+                {
+                    "event": "lease_expired",
+                    "token": None,
+                    "upstream": upstream.name,
+                    "lease_until": marks.lease_until,
+                    "before": result.previous.as_percentages() if result.previous else None,
+                    "after": result.split.as_percentages() if result.split else None,
+                    "writes": [w.as_json() for w in result.writes],
+                },
+                sort_keys=True,
+            )
+        )
+        rolled_back.append(upstream.name)
+    return rolled_back
+
+
+def rollback_all(traffic: TrafficService) -> list[dict[str, object]]:
+    """Incident button: every managed upstream back to stable, whatever its lease says."""
+    results: list[dict[str, object]] = []
+    for upstream in traffic.managed_upstreams():
+        try:
+            change = traffic.rollback(upstream.name)
+            results.append(
+                {"upstream": upstream.name, "result": "ok", "writes": len(change.writes)}
+            )
+        except ApiError as exc:
+            results.append(
+                {"upstream": upstream.name, "result": "failed", "error": exc.body()["error"]}
+            )
+    return results
+
+
+class LeaseSweeper:
+    """A daemon thread calling ``sweep`` every ``interval`` seconds (with jitter, so many
+    workers do not hit Kong in step)."""
+
+    def __init__(
+        self,
+        traffic: TrafficService,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.traffic = traffic
+        self.interval = interval
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-sweeper", daemon=True)
+
+    def start(self) -> LeaseSweeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval * random.uniform(0.8, 1.0)):
+            try:
+                sweep(self.traffic, self.clock())
+            except ApiError as exc:
+                log.warning("lease sweep failed: %s", exc.message)
+            except Exception:  # the sweeper must outlive any surprise
+                log.exception("lease sweep crashed")

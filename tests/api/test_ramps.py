@@ -1,0 +1,220 @@
+"""Ramps and leases end to end, polled the way Orca polls, on an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.app import create_app
+from sidecar.leases import sweep
+from tests.api.conftest import _serve
+from tests.api.test_split import BASELINE, CANARY, start_canary
+
+SCHEDULE = [
+    {"stable": 95, "baseline": 2.5, "canary": 2.5},
+    {"stable": 90, "baseline": 5, "canary": 5},
+    {"stable": 80, "baseline": 10, "canary": 10},
+]
+TARGETS = {"canary": [CANARY], "baseline": [BASELINE]}
+
+
+def orca_status(client, status_url: str) -> str:
+    """Orca's monitor: GET, JSON, ``$.status`` upper-cased and matched exactly."""
+    response = client.get(status_url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    status = response.json()["status"]
+    assert isinstance(status, str)
+    return status.upper()
+
+
+def start_ramp(sidecar, upstream, body):
+    response = sidecar.client().post(f"/v1/upstreams/{upstream}/ramps", json=body)
+    assert response.status_code == 202, response.text
+    ramp = response.json()
+    assert ramp["statusUrl"].startswith("http://") and ramp["cancelUrl"].startswith("http://")
+    assert response.headers["Location"] == ramp["statusUrl"]
+    return ramp
+
+
+def test_schedule_ramp_reaches_succeeded(sidecar, upstream):
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    assert ramp["status"] == "RUNNING"
+    assert ramp["split"] == SCHEDULE[0]
+    seen = []
+    for _ in range(4):
+        seen.append((orca_status(client, ramp["statusUrl"]), sidecar.kong_weights(upstream)))
+        sidecar.clock.advance(60)
+    statuses = [s for s, _ in seen]
+    assert statuses == ["RUNNING", "RUNNING", "SUCCEEDED", "SUCCEEDED"]
+    final = client.get(ramp["statusUrl"]).json()
+    assert final["split"] == SCHEDULE[-1] and final["progress"] == 100
+    view = client.get(f"/v1/upstreams/{upstream}/split").json()
+    assert view["split"] == SCHEDULE[-1]
+    assert view["lease"] is not None
+
+
+def test_linear_ramp_keeps_canary_and_baseline_equal(sidecar, upstream):
+    start_canary(sidecar.client(), upstream)
+    ramp = start_ramp(
+        sidecar,
+        upstream,
+        {"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 300, "steps": 3},
+    )
+    client = sidecar.client()
+    splits = []
+    for _ in range(3):
+        sidecar.clock.advance(100)
+        body = client.get(ramp["statusUrl"]).json()
+        splits.append(body["split"])
+    assert [s["canary"] for s in splits] == [5, 7.5, 10]
+    assert all(s["canary"] == s["baseline"] for s in splits)
+    assert body["status"] == "SUCCEEDED"
+
+
+def test_cancel_rolls_back_and_is_idempotent(sidecar, upstream):
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    sidecar.clock.advance(60)
+    assert orca_status(client, ramp["statusUrl"]) == "RUNNING"
+    cancelled = client.post(ramp["cancelUrl"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELED"
+    assert cancelled.json()["split"] == {"stable": 100, "baseline": 0, "canary": 0}
+    weights = sidecar.kong_weights(upstream)
+    assert weights[CANARY] == 0 and weights[BASELINE] == 0
+    sidecar.clock.advance(600)  # the schedule would have gone on: it must not
+    assert orca_status(client, ramp["statusUrl"]) == "CANCELED"
+    assert sidecar.kong_weights(upstream)[CANARY] == 0
+    assert client.post(ramp["cancelUrl"]).json()["status"] == "CANCELED"
+
+
+def test_a_later_split_takes_the_upstream_away_from_the_ramp(sidecar, upstream):
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    manual = client.put(
+        f"/v1/upstreams/{upstream}/split",
+        json={"split": {"stable": 97, "baseline": 1.5, "canary": 1.5}},
+    )
+    assert manual.status_code == 200
+    sidecar.clock.advance(60)
+    assert orca_status(client, ramp["statusUrl"]) == "FAILED"
+    assert sidecar.client().get(f"/v1/upstreams/{upstream}/split").json()["split"]["canary"] == 1.5
+    # Its cancel (Orca calls it when the stage fails) must not undo the other change.
+    cancelled = client.post(ramp["cancelUrl"]).json()
+    assert "not rolled back" in cancelled["message"]
+    assert sidecar.kong_weights(upstream)[CANARY] > 0
+
+
+def test_ramp_survives_a_new_process(sidecar, upstream):
+    """The ramp lives in its signed id and Kong's tags: another app instance (another
+    replica, or the one started after a crash) picks it up."""
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    runtime = sidecar.app.extensions["kong_canary"]
+    other = create_app(runtime.settings, sweep_leases=False, clock=sidecar.clock)
+    url, stop = _serve(other)
+    try:
+        sidecar.clock.advance(120)
+        path = ramp["statusUrl"].split("/v1/", 1)[1]
+        body = sidecar.client().get(f"{url}/v1/{path}").json()
+        assert body["status"] == "SUCCEEDED" and body["split"] == SCHEDULE[-1]
+    finally:
+        stop()
+
+
+def test_forged_or_unknown_ramp_ids_are_404(sidecar):
+    client = sidecar.client()
+    assert client.get("/v1/ramps/not-a-ramp").status_code == 404
+    assert client.post("/v1/ramps/abc.def/cancel").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"schedule": SCHEDULE}, "body"),
+        ({"split": {"stable": 80, "canary": 20}, "duration": 60}, "body"),
+        ({"schedule": [{"stable": 90, "baseline": 2, "canary": 8}], "interval": 60}, "schedule"),
+        ({"schedule": [{"stable": 40, "baseline": 30, "canary": 30}], "interval": 60}, "split"),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "tomorrow"}, "start_at"),
+        ({"schedule": SCHEDULE, "interval": 60, "lease": 10**7}, "lease"),
+    ],
+)
+def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field):
+    before = sidecar.kong_weights(upstream)
+    r = sidecar.client().post(f"/v1/upstreams/{upstream}/ramps", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"].startswith(field)
+    assert sidecar.kong_weights(upstream) == before
+
+
+def test_lapsed_lease_returns_traffic_to_stable(sidecar, upstream):
+    client = sidecar.client()
+    body = {
+        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
+        "targets": TARGETS,
+        "lease": 120,
+    }
+    assert client.put(f"/v1/upstreams/{upstream}/split", json=body).status_code == 200
+    service = sidecar.app.extensions["kong_canary"].service
+    sidecar.clock.advance(119)
+    assert sweep(service, sidecar.clock()) == []
+    sidecar.clock.advance(2)
+    assert sweep(service, sidecar.clock()) == [upstream]
+    view = client.get(f"/v1/upstreams/{upstream}/split").json()
+    assert view["split"] == {"stable": 100, "baseline": 0, "canary": 0}
+    assert view["lease"] is None
+    assert sweep(service, sidecar.clock()) == []
+
+
+def test_renewal_by_a_later_call_keeps_the_canary(sidecar, upstream):
+    client = sidecar.client()
+    body = {
+        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
+        "targets": TARGETS,
+        "lease": 120,
+    }
+    client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    service = sidecar.app.extensions["kong_canary"].service
+    sidecar.clock.advance(100)
+    client.put(f"/v1/upstreams/{upstream}/split", json=body)  # renews to now + 120
+    sidecar.clock.advance(100)
+    assert sweep(service, sidecar.clock()) == []
+    assert client.get(f"/v1/upstreams/{upstream}/split").json()["split"]["canary"] == 2.5
+
+
+def test_rollback_all_needs_admin_and_rolls_back_every_managed_upstream(sidecar, upstream):
+    start_canary(sidecar.client(), upstream)
+    from tests.api.conftest import TOKENS
+
+    assert sidecar.client().post("/v1/rollback-all").status_code == 403
+    r = sidecar.client(token=TOKENS[3].token).post("/v1/rollback-all")
+    assert r.status_code == 200, r.text
+    assert upstream in [x["upstream"] for x in r.json()["results"]]
+    assert sidecar.kong_weights(upstream)[CANARY] == 0
+
+
+def test_orca_cancel_hook_cancels_only_its_executions_ramp(sidecar, upstream):
+    body = {
+        "schedule": SCHEDULE,
+        "interval": 60,
+        "targets": TARGETS,
+        "context": {"execution_id": "01HEXEC-A"},
+    }
+    ramp = start_ramp(sidecar, upstream, body)
+    client = sidecar.client()
+    other = client.post(
+        f"/v1/upstreams/{upstream}/ramps/cancel", json={"context": {"execution_id": "01HEXEC-B"}}
+    )
+    assert other.status_code == 404
+    assert sidecar.kong_weights(upstream)[CANARY] > 0
+    mine = client.post(
+        f"/v1/upstreams/{upstream}/ramps/cancel", json={"context": {"execution_id": "01HEXEC-A"}}
+    )
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["status"] == "CANCELED"
+    assert sidecar.kong_weights(upstream)[CANARY] == 0
+    assert orca_status(client, ramp["statusUrl"]) == "CANCELED"
+    again = client.post(
+        f"/v1/upstreams/{upstream}/ramps/cancel", json={"context": {"execution_id": "01HEXEC-A"}}
+    )
+    assert again.status_code == 404
