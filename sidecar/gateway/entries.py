@@ -1,0 +1,247 @@
+"""The hot path: one ``json.loads`` per batch, then one tight loop that tallies entries.
+
+What an entry holds is Kong's log serializer (``kong/pdk/log.lua`` ``serialize``): every
+version we record (2.8.5, 3.4.2, 3.9.3) has ``service.host``, ``response.status``,
+``latencies.{request,proxy}`` and ``tries[]`` of ``{ip, port, balancer_start,
+balancer_latency}``; 3.x adds ``upstream_status`` and ``*_ns`` fields, 3.9 ``source`` and
+``latencies.receive``, 2.8 has none of those. Only the shared fields are read.
+
+- ``tries`` is ``ctx.balancer_data.tries``: absent (nil drops the key) or an empty table
+  (cjson encodes it as ``{}``) when Kong answered without reaching a target – auth plugins,
+  "no healthy upstream" 503s. The last try is the target that produced the response.
+- ``latencies.proxy`` is ``ctx.KONG_WAITING_TIME or -1``: -1 when no target answered; such
+  entries count, with no upstream-latency observation.
+
+The loop reads fields in a ``try`` and leaves anything odd to ``_classify``, so a normal
+entry pays for dict lookups and two bisects only.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sidecar.errors import ApiError
+
+CODE_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+Address = tuple[str, int]
+
+
+class Lookup(Protocol):
+    """Where variants come from (``VariantResolver`` in production)."""
+
+    def map_for(self, upstream: str) -> Mapping[Address, str] | None:
+        """The current ``(ip, port) -> variant`` map; None when Kong has no such upstream."""
+        ...
+
+    def on_miss(self, upstream: str, address: Address) -> tuple[str | None, str]:
+        """A second chance for an address the map lacks: ``(variant, "")`` or
+        ``(None, reason)``."""
+        ...
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_batch(body: bytes | str) -> list[Any]:
+    """A JSON array of entries (batching on) or one object (``max_batch_size`` 1, which
+    Kong sends bare: ``send_entries`` in ``kong/plugins/http-log/handler.lua``)."""
+    try:
+        data = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    if isinstance(data, dict):
+        return [data]
+    if not isinstance(data, list):
+        raise ApiError(
+            400, "invalid_batch", "expected a JSON array of http-log entries or one entry"
+        )
+    if not data:
+        raise ApiError(400, "empty_batch", "the batch holds no entries")
+    return data
+
+
+@dataclass(slots=True)
+class Series:
+    """What one (upstream, variant) got in one batch; bucket lists are non-cumulative."""
+
+    codes: dict[str, int]
+    request: list[int]
+    request_sum: float = 0.0
+    upstream: list[int] = field(default_factory=list)
+    upstream_sum: float = 0.0
+    upstream_count: int = 0
+
+    @classmethod
+    def empty(cls, buckets: int) -> Series:
+        return cls({}, [0] * buckets, 0.0, [0] * buckets)
+
+
+@dataclass(slots=True)
+class Tally:
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    unmapped: dict[tuple[str, str], int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    unknown_upstreams: set[str] = field(default_factory=set)
+    accepted: int = 0
+
+    @property
+    def unmapped_count(self) -> int:
+        return sum(self.unmapped.values())
+
+    @property
+    def rejected_count(self) -> int:
+        return sum(self.rejected.values())
+
+
+_UNSEEN = object()
+_DENIED = object()
+
+
+def tally(
+    entries: list[Any],
+    lookup: Lookup,
+    bounds: tuple[float, ...],
+    *,
+    upstream: str | None = None,
+    allowed: Callable[[str], bool] | None = None,
+) -> Tally:
+    """Count every entry once: accepted, unmapped (known upstream, no variant) or rejected.
+
+    ``bounds`` are the histogram's upper bounds including ``inf``. ``upstream`` overrides
+    ``service.host``; ``allowed`` restricts the upstreams the caller may report on.
+    """
+    out = Tally()
+    series = out.series
+    maps: dict[str, Any] = {}
+    n_buckets = len(bounds)
+    code_class = CODE_CLASS
+    for entry in entries:
+        try:
+            name = upstream if upstream is not None else entry["service"]["host"]
+            last = entry["tries"][-1]
+            ip = last["ip"]
+            port = last["port"]
+            cls = code_class[entry["response"]["status"] // 100]
+            latencies = entry["latencies"]
+            request_ms = latencies["request"]
+            proxy_ms = latencies["proxy"]
+            request_bucket = bisect_left(bounds, request_ms)
+            proxy_bucket = bisect_left(bounds, proxy_ms) if proxy_ms >= 0 else -1
+            if request_ms < 0 or type(ip) is not str or type(port) is not int:
+                raise ValueError
+            if type(name) is not str:
+                raise TypeError
+            amap = maps.get(name, _UNSEEN)
+        except (KeyError, TypeError, IndexError, ValueError):
+            _slow(entry, upstream, out, lookup, maps, allowed)
+            continue
+        if amap is _UNSEEN:
+            amap = maps[name] = _map(name, lookup, allowed)
+        if amap is None or amap is _DENIED:
+            _reject_upstream(out, name, amap)
+            continue
+        address = (ip, port)
+        variant = amap.get(address)
+        if variant is None:
+            variant, reason = lookup.on_miss(name, address)
+            if variant is None:
+                _count(out.unmapped, (name, reason))
+                continue
+            maps[name] = lookup.map_for(name)  # a miss may have refreshed the map
+        key = (name, variant)
+        s = series.get(key)
+        if s is None:
+            s = series[key] = Series.empty(n_buckets)
+        s.codes[cls] = s.codes.get(cls, 0) + 1
+        s.request[request_bucket] += 1
+        s.request_sum += request_ms
+        if proxy_bucket >= 0:
+            s.upstream[proxy_bucket] += 1
+            s.upstream_sum += proxy_ms
+            s.upstream_count += 1
+        out.accepted += 1
+    return out
+
+
+def _map(name: str, lookup: Lookup, allowed: Callable[[str], bool] | None) -> Any:
+    if allowed is not None and not allowed(name):
+        return _DENIED
+    return lookup.map_for(name)
+
+
+def _reject_upstream(out: Tally, name: str, amap: Any) -> None:
+    if amap is _DENIED:
+        _count(out.rejected, "upstream_not_allowed")
+    else:
+        _count(out.rejected, "unknown_upstream")
+        if len(out.unknown_upstreams) < 10:
+            out.unknown_upstreams.add(name)
+
+
+def _count(counter: dict[Any, int], key: Any) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def _slow(
+    entry: Any,
+    upstream: str | None,
+    out: Tally,
+    lookup: Lookup,
+    maps: dict[str, Any],
+    allowed: Callable[[str], bool] | None,
+) -> None:
+    """An entry the fast path could not read: say why, and never count it as accepted."""
+    kind, reason, name = _classify(entry, upstream)
+    if kind == "rejected" or name is None:
+        _count(out.rejected, reason)
+        return
+    amap = maps.get(name, _UNSEEN)
+    if amap is _UNSEEN:
+        amap = maps[name] = _map(name, lookup, allowed)
+    if amap is None or amap is _DENIED:
+        _reject_upstream(out, name, amap)
+        return
+    _count(out.unmapped, (name, reason))
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and value == value  # rejects bool and NaN
+
+
+def _classify(entry: Any, upstream: str | None) -> tuple[str, str, str | None]:
+    if not isinstance(entry, dict):
+        return "rejected", "not_an_object", None
+    name = upstream
+    if name is None:
+        service = entry.get("service")
+        host = service.get("host") if isinstance(service, dict) else None
+        if not isinstance(host, str) or not host:
+            return "rejected", "no_service", None
+        name = host
+    response = entry.get("response")
+    status = response.get("status") if isinstance(response, dict) else None
+    if type(status) is not int or status // 100 not in CODE_CLASS:
+        return "rejected", "bad_status", name
+    latencies = entry.get("latencies")
+    if not isinstance(latencies, dict):
+        return "rejected", "bad_latencies", name
+    request_ms, proxy_ms = latencies.get("request"), latencies.get("proxy")
+    if not (_is_number(request_ms) and request_ms >= 0 and _is_number(proxy_ms)):
+        return "rejected", "bad_latencies", name
+    tries = entry.get("tries")
+    if tries is None or tries == [] or tries == {}:
+        return "unmapped", "no_tries", name
+    if not isinstance(tries, list):
+        return "rejected", "bad_tries", name
+    last = tries[-1]
+    if not isinstance(last, dict):
+        return "rejected", "bad_tries", name
+    ip, port = last.get("ip"), last.get("port")
+    if type(ip) is not str or type(port) is not int or not 0 < port < 65536:
+        return "rejected", "bad_tries", name
+    return "rejected", "malformed", name

@@ -1,0 +1,186 @@
+"""The http-log plugin for the canary window: pure config builders, thin attach/detach.
+
+Config per version (``kong/plugins/http-log/schema.lua``):
+
+- 3.x and Konnect batch through ``queue`` (``kong/tools/queue_schema.lua``:
+  ``max_batch_size``, ``max_coalescing_delay``, ``max_entries``, ``max_retry_time``); the
+  legacy ``queue_size``/``flush_timeout``/``retry_count`` are deprecated, so not sent.
+  ``headers`` map a name to one string.
+- 2.8 batches with ``queue_size`` and ``flush_timeout``; ``headers`` map a name to an *array*
+  of strings (``typedefs.headers``; the 3.0 migration ``001_280_to_300`` turns arrays into
+  their first element).
+
+Every plugin we create is tagged ``managed-by=kong-canary`` and
+``kong-canary-upstream=<u>``, so detaching finds exactly ours, wherever it sits. Kong allows
+one http-log per service; a foreign one is left alone and reported as a conflict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sidecar.errors import ApiError
+from sidecar.gateway.kong_plugins import KongPlugins
+from sidecar.kong.errors import KongError
+from sidecar.kong.models import Flavour
+from sidecar.traffic import MANAGED_TAG
+
+PLUGIN_NAME = "http-log"
+UPSTREAM_TAG_PREFIX = "kong-canary-upstream="
+UPSTREAM_HEADER = "X-Kong-Canary-Upstream"
+MAX_BATCH = 1000
+
+
+def plugin_tags(upstream: str) -> list[str]:
+    return [MANAGED_TAG, f"{UPSTREAM_TAG_PREFIX}{upstream}"]
+
+
+def http_log_config(
+    flavour: Flavour,
+    *,
+    endpoint: str,
+    token: str,
+    upstream: str,
+    batch_size: int = 200,
+    flush_seconds: float = 1.0,
+    timeout_ms: int = 10000,
+    keepalive_ms: int = 60000,
+    max_retry_seconds: float = 60.0,
+) -> dict[str, Any]:
+    """The ``config`` record; ValueError for values Kong would refuse (or we can't ingest)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
+    if not token or any(c in token for c in "\r\n"):
+        raise ValueError("token must be a non-empty single-line string")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+    if not 0 <= flush_seconds <= 3600:
+        raise ValueError("flush_seconds must be between 0 and 3600")
+    headers = {"Authorization": f"Bearer {token}", UPSTREAM_HEADER: upstream}
+    config: dict[str, Any] = {
+        "http_endpoint": endpoint,
+        "method": "POST",
+        "content_type": "application/json",
+        "timeout": timeout_ms,
+        "keepalive": keepalive_ms,
+    }
+    if flavour is Flavour.KONG_2:
+        config["headers"] = {name: [value] for name, value in headers.items()}
+        config["queue_size"] = batch_size
+        config["flush_timeout"] = flush_seconds
+    else:
+        config["headers"] = headers
+        config["queue"] = {
+            "max_batch_size": batch_size,
+            "max_coalescing_delay": flush_seconds,
+            "max_retry_time": max_retry_seconds,
+        }
+    return config
+
+
+def http_log_plugin(flavour: Flavour, *, upstream: str, **options: Any) -> dict[str, Any]:
+    """The body to POST under ``/services/{id}/plugins`` (or PATCH onto ours)."""
+    return {
+        "name": PLUGIN_NAME,
+        "enabled": True,
+        "config": http_log_config(flavour, upstream=upstream, **options),
+        "tags": plugin_tags(upstream),
+    }
+
+
+def is_managed(plugin: Mapping[str, Any], upstream: str | None = None) -> bool:
+    tags = plugin.get("tags") or ()
+    if plugin.get("name") != PLUGIN_NAME or MANAGED_TAG not in tags:
+        return False
+    return upstream is None or f"{UPSTREAM_TAG_PREFIX}{upstream}" in tags
+
+
+def services_of(services: Sequence[Mapping[str, Any]], upstream: str) -> list[str]:
+    """Ids of the services that proxy to the upstream (their ``host`` is its name)."""
+    return [str(s["id"]) for s in services if s.get("host") == upstream and s.get("id")]
+
+
+@dataclass(frozen=True)
+class PluginWrite:
+    action: str  # "create" (under a service) | "update" (a plugin of ours)
+    ref: str  # service id for create, plugin id for update
+
+
+def plan_attach(
+    upstream: str, service_ids: Sequence[str], existing: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[PluginWrite]:
+    """Pure: what to write so every service of the upstream logs to us, or why it can't."""
+    if not service_ids:
+        raise ApiError(
+            409,
+            "no_service",
+            f"no Kong service has host {upstream!r}: nothing proxies to this upstream",
+        )
+    writes = []
+    for service_id in service_ids:
+        logs = [p for p in existing.get(service_id, ()) if p.get("name") == PLUGIN_NAME]
+        ours = [p for p in logs if is_managed(p)]
+        if logs and not ours:
+            raise ApiError(
+                409,
+                "http_log_in_use",
+                f"service {service_id} already has an http-log plugin that kong-canary did "
+                "not create; Kong allows one per service",
+            )
+        if ours:
+            writes.append(PluginWrite("update", str(ours[0]["id"])))
+        else:
+            writes.append(PluginWrite("create", service_id))
+    return writes
+
+
+def attach_http_log(kong: Any, upstream: str, **options: Any) -> list[str]:
+    """Attach (or refresh) our http-log on every service of the upstream; plugin ids back.
+
+    All-or-nothing: if a write fails, the plugins created so far are removed again.
+    """
+    plugins = KongPlugins.of(kong)
+    body = http_log_plugin(kong.flavour, upstream=upstream, **options)
+    service_ids = services_of(plugins.services(), upstream)
+    existing = {sid: plugins.service_plugins(sid) for sid in service_ids}
+    created: list[str] = []
+    ids: list[str] = []
+    try:
+        for write in plan_attach(upstream, service_ids, existing):
+            if write.action == "create":
+                plugin = plugins.create(write.ref, body)
+                created.append(plugin["id"])
+            else:
+                plugin = plugins.update(write.ref, body)
+            ids.append(plugin["id"])
+    except (KongError, ApiError):
+        for plugin_id in created:
+            with contextlib.suppress(KongError):
+                plugins.delete(plugin_id)
+        raise
+    return ids
+
+
+def detach_http_log(kong: Any, upstream: str | None = None) -> list[str]:
+    """Remove our http-log plugins (of one upstream, or all); the ids removed.
+
+    Found by tag, not by service, so a plugin whose service changed host still goes. Listed
+    again afterwards: a leftover (a concurrent attach) is an error, not a silent success.
+    """
+    plugins = KongPlugins.of(kong)
+    removed = [
+        p["id"] for p in plugins.plugins() if is_managed(p, upstream) and plugins.delete(p["id"])
+    ]
+    left = [p["id"] for p in plugins.plugins() if is_managed(p, upstream)]
+    if left:
+        raise ApiError(
+            502,
+            "http_log_left_attached",
+            f"http-log plugins still attached after detaching: {', '.join(left)}",
+        )
+    return removed
