@@ -1,0 +1,256 @@
+"""The Orca simulator against a scripted server on loopback (real HTTP).
+
+Rules are Orca's (spinnaker/spinnaker monorepo, orca/orca-webhook):
+WebhookResponseProcessor.java (create), MonitorWebhookTask.java (monitor),
+WebhookService.java (headers, cancel), PreconfiguredWebhookStage.java (merge).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+
+from sidecar.spinnaker.orca import (
+    CANCELED,
+    SUCCEEDED,
+    TERMINAL,
+    UrlRestrictions,
+    WebhookStageSimulator,
+    preconfigured_by_type,
+)
+from tests.spinnaker.conftest import TOKEN, rendered_for
+from tests.spinnaker.fakehttp import Reply
+
+LOCAL = UrlRestrictions(reject_localhost=False)
+
+
+def sim(client, preconfigured=None, sleeps=None, **kwargs) -> WebhookStageSimulator:
+    record = sleeps.append if sleeps is not None else (lambda s: None)
+    return WebhookStageSimulator(
+        client, preconfigured=preconfigured, restrictions=LOCAL, sleep=record, **kwargs
+    )
+
+
+def plain(url: str, **extra) -> dict:
+    return {"type": "webhook", "refId": "1", "name": "hook", "url": url, "method": "POST", **extra}
+
+
+@pytest.fixture
+def hooks(source, fake):
+    """Our rendered preconfigured stages, pointed at the fake server."""
+    doc = rendered_for(source, fake.url)["orca-local.yml"]
+    return preconfigured_by_type(doc, {"KONG_CANARY_SPINNAKER_TOKEN": TOKEN})
+
+
+def stage(stage_type: str, **values) -> dict:
+    return {
+        "type": stage_type,
+        "alias": "preconfiguredWebhook",
+        "refId": "s",
+        "name": stage_type,
+        "parameterValues": values,
+    }
+
+
+def test_fail_fast_code_is_terminal_without_retry(client, fake) -> None:
+    fake.on("POST", "/x", Reply(422, {"error": {"code": "invalid_split"}}))
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps).run(plain(fake.url + "/x", failFastStatusCodes=[422]))
+    assert run.status == TERMINAL
+    assert run.webhook["body"] == {"error": {"code": "invalid_split"}}
+    assert len(fake.requests) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("code", [429, 502, 503])
+def test_retryable_codes_retry_every_ten_seconds(client, fake, code) -> None:
+    fake.on("POST", "/x", Reply(code, {}), Reply(code, {}), Reply(200, {"ok": True}))
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps).run(plain(fake.url + "/x", failFastStatusCodes=[400]))
+    assert run.status == SUCCEEDED
+    assert sleeps == [10.0, 10.0] and len(fake.requests) == 3
+
+
+def test_504_fails_fast_by_default_but_retries_when_the_list_is_replaced(client, fake) -> None:
+    fake.on("POST", "/x", Reply(504, {}), Reply(200, {}))
+    assert sim(client).run(plain(fake.url + "/x")).status == TERMINAL
+    fake.requests.clear()
+    fake.on("POST", "/x", Reply(504, {}), Reply(200, {}))
+    assert sim(client).run(plain(fake.url + "/x", failFastStatusCodes=[400])).status == SUCCEEDED
+
+
+def test_persistent_5xx_gives_up_after_five_minutes(client, fake) -> None:
+    fake.on("POST", "/x", Reply(503, {}))
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps).run(plain(fake.url + "/x", failFastStatusCodes=[400]))
+    assert run.status == TERMINAL and sum(sleeps) == 300.0
+    assert len(fake.requests) == 31
+
+
+def test_other_client_error_is_terminal(client, fake) -> None:
+    fake.on("POST", "/x", Reply(418, "teapot"))
+    run = sim(client).run(plain(fake.url + "/x", failFastStatusCodes=[400]))
+    assert run.status == TERMINAL and run.webhook["body"] == "teapot"
+
+
+def test_connection_refused_is_terminal(client) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = sim(client).run(plain(f"http://localhost:{port}/x"))
+    assert run.status == TERMINAL and "exception" in run.webhook["error"]
+
+
+def test_url_restrictions_block_before_any_request(client, fake) -> None:
+    strict = WebhookStageSimulator(client, restrictions=UrlRestrictions())
+    run = strict.run(plain(fake.url + "/x"))
+    assert run.status == TERMINAL and "Host not allowed" in run.webhook["error"]
+    assert fake.requests == []
+
+
+def test_string_payload_without_content_type_goes_as_text_plain(client, fake) -> None:
+    fake.on("POST", "/x", Reply(200, {}))
+    sim(client).run(
+        plain(fake.url + "/x", payload='{"a": 1}', customHeaders={"X-Spinnaker-User": "x"})
+    )
+    seen = fake.requests[0]
+    assert seen.headers["Content-Type"] == "text/plain" and seen.body == '{"a": 1}'
+    assert "X-Spinnaker-User" not in seen.headers
+
+
+def test_preconfigured_stage_needs_the_alias(client, hooks) -> None:
+    bad = stage("kongCanaryReadSplit", upstream="orders")
+    del bad["alias"]
+    with pytest.raises(ValueError, match="alias"):
+        sim(client, hooks).run(bad)
+
+
+def test_set_split_sends_json_with_parameters_and_a_sensitive_token(client, fake, hooks) -> None:
+    fake.on("PUT", "/v1/upstreams/orders/split", Reply(200, {"upstream": "orders"}))
+    values = {p["name"]: p["defaultValue"] for p in hooks["kongCanarySetSplit"]["parameters"]}
+    values.update(upstream="orders", stable="95", baseline="2.5", canary="2.5")
+    run = sim(client, hooks).run(
+        stage("kongCanarySetSplit", **values),
+        execution={"id": "01EXEC", "name": "deploy", "application": "orders"},
+        trigger={"user": "jane"},
+    )
+    assert run.status == SUCCEEDED
+    seen = fake.requests[0]
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen.headers["Content-Type"] == "application/json"
+    body = json.loads(seen.body)
+    assert body["split"] == {"stable": "95", "baseline": "2.5", "canary": "2.5"}
+    assert body["targets"] == {} and body["context"]["user"] == "jane"
+    assert TOKEN not in json.dumps(run.context), "sensitive headers never enter the context"
+
+
+def _ramp(fake, *statuses: dict) -> None:
+    fake.on(
+        "POST",
+        "/v1/upstreams/orders/ramps",
+        Reply(202, {"id": "r1", "status": "RUNNING", "statusUrl": fake.url + "/v1/ramps/r1"}),
+    )
+    fake.on("GET", "/v1/ramps/r1", *[Reply(200, s) for s in statuses])
+    fake.on(
+        "POST",
+        "/v1/upstreams/orders/ramps/cancel",
+        Reply(200, {"status": "CANCELED", "message": "rolled back"}),
+    )
+
+
+def _ramp_stage(hooks) -> dict:
+    values = {p["name"]: p["defaultValue"] for p in hooks["kongCanaryRamp"]["parameters"]}
+    return stage("kongCanaryRamp", **{**values, "upstream": "orders"})
+
+
+def test_ramp_polls_until_success_case_insensitively(client, fake, hooks) -> None:
+    _ramp(
+        fake,
+        {"status": "RUNNING", "message": "step 1/2"},
+        {"status": "weird", "message": "?"},
+        {"status": "succeeded", "message": "done"},
+    )
+    sleeps: list[float] = []
+    run = sim(client, hooks, sleeps=sleeps).run(_ramp_stage(hooks))
+    assert run.status == SUCCEEDED
+    assert run.webhook["monitor"]["progressMessage"] == "done"
+    assert [c.kind for c in run.calls] == ["create", "monitor", "monitor", "monitor"]
+    assert sleeps == [1.0, 1.0]
+    assert all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in run.calls)
+
+
+@pytest.mark.parametrize(
+    ("poll", "status"),
+    [
+        ({"status": "FAILED", "message": "kong refused"}, TERMINAL),
+        ({"status": "CANCELED", "message": "cancelled"}, CANCELED),
+        ({"state": "RUNNING", "message": "x"}, TERMINAL),  # status path missing
+        ({"status": "RUNNING", "message": None}, TERMINAL),  # progress not a string
+    ],
+)
+def test_ramp_failure_calls_the_cancel_endpoint(client, fake, hooks, poll, status) -> None:
+    _ramp(fake, poll)
+    run = sim(client, hooks).run(_ramp_stage(hooks))
+    assert run.status == status
+    cancel = [c for c in run.calls if c.kind == "cancel"]
+    assert len(cancel) == 1 and cancel[0].url == fake.url + "/v1/upstreams/orders/ramps/cancel"
+    assert json.loads(cancel[0].body)["context"]["execution_id"] == "01SIMULATED"
+
+
+def test_monitor_404_is_fatal_and_5xx_is_retried(client, fake, hooks) -> None:
+    fake.on(
+        "POST", "/v1/upstreams/orders/ramps", Reply(202, {"statusUrl": fake.url + "/v1/ramps/r1"})
+    )
+    fake.on("GET", "/v1/ramps/r1", Reply(503, {}), Reply(404, {}))
+    run = sim(client, hooks).run(_ramp_stage(hooks))
+    assert run.status == TERMINAL and run.webhook["monitor"]["pastStatusCodes"] == [503]
+
+
+def test_missing_status_url_is_terminal(client, fake, hooks) -> None:
+    fake.on("POST", "/v1/upstreams/orders/ramps", Reply(202, {"id": "r1"}))
+    run = sim(client, hooks).run(_ramp_stage(hooks))
+    assert run.status == TERMINAL and "status URL" in run.webhook["error"]
+
+
+def test_poll_slows_to_fifteen_seconds_after_a_minute_and_times_out(client, fake) -> None:
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "RUNNING"}))
+    sleeps: list[float] = []
+    hook = plain(
+        fake.url + "/x",
+        waitForCompletion=True,
+        statusUrlResolution="webhookResponse",
+        statusUrlJsonPath="$.statusUrl",
+        statusJsonPath="$.status",
+        successStatuses="SUCCEEDED",
+        stageTimeoutMs=120_000,
+    )
+    run = sim(client, sleeps=sleeps).run(hook)
+    assert run.status == TERMINAL
+    assert sleeps[:61] == [1.0] * 61 and set(sleeps[61:]) == {15.0}
+    assert sum(sleeps) <= 120
+
+
+def test_numeric_status_is_percent_complete(client, fake) -> None:
+    fake.on("POST", "/x", Reply(200, {}))
+    fake.on("GET", "/x", Reply(200, {"p": 50}), Reply(200, {"p": 100}))
+    hook = plain(
+        fake.url + "/x",
+        waitForCompletion=True,
+        statusUrlResolution="getMethod",
+        statusJsonPath="$.p",
+        successStatuses="DONE",
+    )
+    run = sim(client).run(hook)
+    assert run.status == SUCCEEDED and run.webhook["monitor"]["percentComplete"] == 100
+
+
+def test_user_cancel_calls_the_cancel_endpoint(client, fake, hooks) -> None:
+    _ramp(fake, {"status": "SUCCEEDED", "message": "done"})
+    simulator = sim(client, hooks)
+    run = simulator.run(_ramp_stage(hooks))
+    simulator.cancel(run)
+    assert [c.kind for c in run.calls][-1] == "cancel"
+    assert isinstance(client, httpx.Client)
