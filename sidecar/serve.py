@@ -81,7 +81,9 @@ def run(settings: Settings) -> None:
         from sidecar.kong_local.server import DEFAULT_SEED, serve_in_thread
 
         local = serve_in_thread(settings.kong_local_profile, seed=DEFAULT_SEED)
-        settings = replace_kong(settings, admin_url=local.url)
+        settings = dataclasses.replace(
+            replace_kong(settings, admin_url=local.url), kong_is_embedded=True
+        )
         banner = [
             "kong-canary: NO REAL KONG IS ATTACHED.",
             f"  Using the embedded Kong-compatible Admin API server ({local.url}, "
@@ -98,11 +100,15 @@ def run(settings: Settings) -> None:
             "/v1/upstreams/orders/split"
         )
         print("\n".join(banner), file=sys.stderr, flush=True)
+    master = os.getpid()
     try:
         SidecarApplication(settings).run()
     finally:
-        if local is not None:
-            local.stop()
-        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-        if directory.startswith(tempfile.gettempdir()) and "kong-canary-metrics-" in directory:
-            shutil.rmtree(directory, ignore_errors=True)
+        # Workers unwind through here too when they exit (they are forks of this frame);
+        # only the master owns the embedded server thread and the metrics directory.
+        if os.getpid() == master:
+            if local is not None:
+                local.stop()
+            directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+            if directory.startswith(tempfile.gettempdir()) and "kong-canary-metrics-" in directory:
+                shutil.rmtree(directory, ignore_errors=True)

@@ -85,6 +85,7 @@ class Settings:
     lease_max: float = 86400.0
     lease_check_interval: float = 15.0  # how often expired leases are looked for
     ramp_secret: str | None = field(default=None, repr=False)  # signs ramp ids
+    kong_is_embedded: bool = False  # set by ``serve`` once it started the embedded server
 
     def ramp_key(self) -> bytes:
         """The HMAC key for ramp ids. Without an explicit secret it derives from the API
@@ -96,7 +97,7 @@ class Settings:
 
     @property
     def embedded_kong(self) -> bool:
-        return self.kong.admin_url is None
+        return self.kong.admin_url is None or self.kong_is_embedded
 
 
 # name -> (section, attribute, parser). Sections: "" for Settings, "kong" for KongSettings.
