@@ -81,6 +81,7 @@ class LeaseSweeper:
         self.traffic = traffic
         self.interval = interval
         self.clock = clock
+        self._jitter = random.Random()  # its own: the global one belongs to the app's users
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-sweeper", daemon=True)
 
@@ -92,7 +93,7 @@ class LeaseSweeper:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval * random.uniform(0.8, 1.0)):
+        while not self._stop.wait(self.interval * self._jitter.uniform(0.8, 1.0)):
             try:
                 sweep(self.traffic, self.clock())
             except ApiError as exc:

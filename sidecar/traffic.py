@@ -12,11 +12,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from sidecar.core.lease import LeasePolicy, Marks, read_marks, renewed, write_marks
 from sidecar.core.plan import plan_writes
@@ -148,6 +149,7 @@ class ChangeResult:
     warnings: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
     lease_until: float | None = None
+    propagation: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +161,7 @@ class ChangeResult:
             "writes": [w.as_json() for w in self.writes],
             "targets": [t.as_json() for t in self.state.targets] if self.state else [],
             "warnings": self.warnings,
+            "propagation": self.propagation,
             "duration_ms": round(self.duration_ms, 3),
         }
 
@@ -168,6 +171,22 @@ def lease_json(deadline: float | None) -> dict[str, Any] | None:
         return None
     expires = datetime.fromtimestamp(deadline, UTC).isoformat().replace("+00:00", "Z")
     return {"expires_at": expires, "epoch": int(deadline)}
+
+
+class PropagationWaiter(Protocol):
+    """Waits until Kong's nodes serve the weights just written (``sidecar.propagation``)."""
+
+    def wait(self, upstream: str, weights: Mapping[str, int], timeout: float) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """Told to observers after a change reached Kong (not for dry runs or refusals)."""
+
+    upstream: str
+    operation: str  # "set_split" | "rollback" | "promote"
+    previous: Split | None
+    split: Split | None
 
 
 class UpstreamLocks:
@@ -195,8 +214,13 @@ class TrafficService:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         lease_policy: LeasePolicy | None = None,
+        parallel_writes: int = 8,
+        propagation: PropagationWaiter | None = None,
     ) -> None:
         self.kong = kong
+        self.parallel_writes = max(1, parallel_writes)
+        self.propagation = propagation
+        self.observers: list[Callable[[ChangeEvent], None]] = []
         self.max_shifted = Fraction(str(max_shifted_percent))
         self.locks = locks or UpstreamLocks()
         self.clock = clock
@@ -287,6 +311,7 @@ class TrafficService:
         lease: float | None = None,
         ramp: str | None = None,
         ramp_execution: str | None = None,
+        wait: float | None = None,
     ) -> ChangeResult:
         """Move the upstream to ``split``. A non-stable split gets a lease (``lease`` seconds,
         or the default); ``ramp`` is the fingerprint of the ramp making the call, and any
@@ -325,7 +350,16 @@ class TrafficService:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
                 marks = marks.but(ramp_execution=ramp_execution)
             marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
-            return self._change(state, split, wanted, dry_run=dry_run, force=force, marks=marks)
+            return self._change(
+                state,
+                split,
+                wanted,
+                dry_run=dry_run,
+                force=force,
+                marks=marks,
+                operation="set_split",
+                wait=wait,
+            )
 
     def rollback(
         self,
@@ -334,6 +368,7 @@ class TrafficService:
         remove: bool = False,
         dry_run: bool = False,
         cancel_ramp: str | None = None,
+        wait: float | None = None,
     ) -> ChangeResult:
         """Stable takes everything; never refused for health (it is the way out). The lease
         and any ramp's claim on the upstream end with it."""
@@ -356,9 +391,18 @@ class TrafficService:
                 force=True,
                 remove_others=remove,
                 marks=marks,
+                operation="rollback",
+                wait=wait,
             )
 
-    def promote(self, upstream: str, *, dry_run: bool = False, force: bool = False):
+    def promote(
+        self,
+        upstream: str,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> ChangeResult:
         """After the new version is on stable: stable 100%, canary and baseline removed."""
         with self.locks.hold(upstream):
             state = self.read(upstream)
@@ -373,6 +417,8 @@ class TrafficService:
                 force=force,
                 remove_others=True,
                 marks=marks,
+                operation="promote",
+                wait=wait,
             )
 
     def managed_upstreams(self) -> list[Upstream]:
@@ -392,6 +438,8 @@ class TrafficService:
         force: bool,
         remove_others: bool = False,
         marks: Marks | None = None,
+        operation: str = "set_split",
+        wait: float | None = None,
     ) -> ChangeResult:
         started = self.clock()
         name = state.upstream.name
@@ -534,6 +582,17 @@ class TrafficService:
             if tags_change and not lease_first:
                 self._set_upstream_tags(name, new_tags)
             result.state = self.read(name) if writes else state
+            if wait is not None and self.propagation is not None:
+                live = {
+                    t: w
+                    for t, w in desired.items()
+                    if not remove_others or all_variants.get(t) == "stable"
+                }
+                result.propagation = self.propagation.wait(name, live, wait)
+            if writes or tags_change:
+                event = ChangeEvent(name, operation, result.previous, result.split)
+                for observer in self.observers:
+                    observer(event)
         else:
             result.state = state
         result.duration_ms = (self.clock() - started) * 1000
@@ -546,14 +605,28 @@ class TrafficService:
             raise from_kong_error(exc, upstream=upstream) from exc
 
     def _apply(self, upstream: str, writes: list[KongWrite]) -> None:
+        """Send the writes batch by batch; a batch goes out in parallel (bounded). On the
+        first failure everything already written is undone, newest first."""
         done: list[KongWrite] = []
-        for write in writes:
-            try:
-                self._send(upstream, write)
-            except KongError as exc:
+        for batch in write_batches(writes):
+            if len(batch) == 1 or self.parallel_writes == 1:
+                outcomes = [self._try_send(upstream, w) for w in batch]
+            else:
+                with ThreadPoolExecutor(min(self.parallel_writes, len(batch))) as pool:
+                    outcomes = list(pool.map(lambda w: self._try_send(upstream, w), batch))
+            failed = [(w, e) for w, e in zip(batch, outcomes, strict=True) if e is not None]
+            done += [w for w, e in zip(batch, outcomes, strict=True) if e is None]
+            if failed:
+                write, exc = failed[0]
                 undo_failed = self._undo(upstream, done)
                 raise self._half_applied(upstream, write, exc, done, undo_failed) from exc
-            done.append(write)
+
+    def _try_send(self, upstream: str, write: KongWrite) -> KongError | None:
+        try:
+            self._send(upstream, write)
+        except KongError as exc:
+            return exc
+        return None
 
     def _send(self, upstream: str, write: KongWrite) -> None:
         if write.action == "create":
@@ -622,6 +695,31 @@ class TrafficService:
         return ApiError(
             status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
         )
+
+
+def _batch_key(write: KongWrite) -> tuple[str, ...]:
+    if write.action != "update" or write.weight_before == write.weight_after:
+        return (write.action if write.action != "update" else "tags",)
+    direction = "up" if (write.weight_after or 0) > (write.weight_before or 0) else "down"
+    return ("update", write.variant, direction)
+
+
+def write_batches(writes: Sequence[KongWrite]) -> list[list[KongWrite]]:
+    """Group consecutive writes that may go to Kong in any order and in parallel.
+
+    Writes that move one variant's weight in one direction leave, in any subset, every
+    variant's share between its values before and after the group (each share is monotone
+    in that variant's total weight). Creates at weight 0, deletes of weight-0 targets and
+    tag-only updates move no traffic at all. So the planner's order is kept between
+    groups, and a group can be written concurrently.
+    """
+    batches: list[list[KongWrite]] = []
+    for write in writes:
+        if batches and _batch_key(batches[-1][-1]) == _batch_key(write):
+            batches[-1].append(write)
+        else:
+            batches.append([write])
+    return batches
 
 
 def _target_state(

@@ -98,6 +98,7 @@ CHANGE = {
         "writes",
         "targets",
         "warnings",
+        "propagation",
         "duration_ms",
     ],
     "properties": {
@@ -109,6 +110,10 @@ CHANGE = {
         "writes": {"type": "array", "items": WRITE},
         "targets": {"type": "array", "items": TARGET},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "propagation": {
+            "type": ["object", "null"],
+            "description": "how long Kong's nodes took to serve the new weights (with wait)",
+        },
         "duration_ms": {"type": "number", "minimum": 0},
     },
     "additionalProperties": False,
