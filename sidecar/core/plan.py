@@ -7,7 +7,7 @@ change is, per variant, the interval between its old and its new share; a plan i
 every intermediate state stays inside the box and never has total weight 0 (Kong: 503
 "failure to get a peer from the ring-balancer").
 
-Three strategies, first success wins (each result is checked by replaying it):
+Four strategies, first success wins (each result is checked by replaying it):
 
 1. *direct*: only the necessary writes, in an order found by depth-first search;
 2. *pivot*: one variant's targets first go to an intermediate weight that makes room, then
@@ -16,14 +16,21 @@ Three strategies, first success wins (each result is checked by replaying it):
    s=18 the single write b=1 would give baseline 1/19 > 5 %. The same template run backwards
    (new -> old, then reversed) covers rollbacks. The pivot weight is solved exactly: each
    checkpoint state bounds it by linear inequalities.
-3. *fallback*: greedy, each step the write with the smallest excursion.
+3. *phased*, for a change to (or, reversed, from) one variant only: raise that variant's
+   targets (to ``max_weight`` if need be), lower the others in rounds - a target may take
+   several writes, each as large as the other variants' bounds allow - then set the final
+   weights. E.g. 0/56.27/43.73 -> stable-only, where stable's one target cannot outweigh
+   baseline and canary (3 x 28135 and 5 x 13119) and dropping either variant first would push
+   the other past its old share. See :func:`_phased` for why it ends and how many writes.
+4. *fallback*: greedy, each step the write with the smallest excursion.
 
-Guaranteed zero excursion (property-tested in ``tests/unit/core/test_plan.py``):
+Guaranteed zero excursion (property-tested in ``tests/unit/core/test_core_plan.py``):
 
-* from stable-only to anything, when the stable targets have room (up to ``max_weight``
-  each) for ``new stable + min(new baseline, new canary)`` effective weight - true for the
-  small weights :func:`compute_weights` returns unless a split is extreme, e.g. 0.01 % stable;
-* from anything to stable-only (the reverse of the above);
+* from anything to stable-only, with or without deletes, when some stable target with an
+  address is below ``max_weight`` or only one other variant carries traffic - otherwise no
+  plan is clean: every write would raise baseline's or canary's share (every address count
+  1; larger counts can leave too little headroom for one weight unit, then the greedy runs);
+* from stable-only to anything, under the same condition on the new weights (the reverse);
 * any change in which only the stable targets change and move in one direction - the ramps
   of a pipeline with a fixed baseline:canary ratio, since :func:`compute_weights` given
   ``current`` keeps the baseline and canary weights when a scale allows it;
@@ -47,6 +54,7 @@ from sidecar.core.split import VARIANTS, SplitError
 from sidecar.core.weights import KONG_MAX_WEIGHT, effective_totals
 
 _DFS_BUDGET = 1500  # states the direct search may visit before trying the templates
+_PHASED_MAX_PARTIAL = 200  # partial writes a phased rollback may use (see _phased)
 
 Step = tuple[str, int]  # (target, weight)
 
@@ -251,6 +259,9 @@ def _plan(
     pivoted = [s for s in _pivot_plans(problem) if problem.excursion_of(s) == 0]
     if pivoted:
         return min(pivoted, key=len)
+    phased = [s for s in _phased_plans(problem) if problem.excursion_of(s) == 0]
+    if phased:
+        return min(phased, key=len)
     return _greedy(problem, pending)
 
 
@@ -448,6 +459,106 @@ def _realise(
             if gap == 0:
                 return x
     return None
+
+
+def _phased_plans(problem: _Problem) -> Iterator[list[Step]]:
+    """Rollback plans (to one variant only) in phases, forwards and reversed; see _phased."""
+    for forward in (True, False):
+        a, b = (problem.start, problem.end) if forward else (problem.end, problem.start)
+        for raise_to_max in (False, True):
+            steps = _phased(problem, a, b, raise_to_max=raise_to_max)
+            if steps is not None:
+                yield steps if forward else _reversed(a, steps)
+
+
+def _phased(
+    problem: _Problem, a: Mapping[str, int], b: Mapping[str, int], *, raise_to_max: bool
+) -> list[Step] | None:
+    """Steps from ``a`` to ``b``, when only one variant P carries traffic in ``b``.
+
+    The box is then P's share in [a_P, 1] and every other variant's share in [0, a_v], and
+    P's lower bound holds whenever the others' upper bounds do (the shares sum to 1).
+
+    1. Raise P's targets to ``max(a, b)`` (or to ``max_weight``): every other share shrinks.
+       This adds ``dS`` to the total and so headroom ``g_v = T - E_v / a_v >= dS`` for every
+       other variant v (``T`` total, ``E_v`` v's effective total; in the box iff all g_v >= 0).
+    2. Lower the other variants' targets to 0, one write at a time, each write as far as the
+       headroom of the *other* non-P variant allows (lowering u by d lowers ``g_v`` by d and
+       raises ``g_u`` by d (1/a_u - 1)). A write that zeroes a target is preferred; else the
+       largest partial one. Two non-P variants at most, so the writes zig-zag between them.
+    3. Set P's targets (and targets with no address) to their weights in ``b``: the others are
+       at 0, so P has 100 % in every state, and P only goes down, so the total stays positive.
+
+    Termination and bound, phase 2 (every address count 1; u, v the non-P variants): every
+    write lowers some target by at least 1 or the loop stops, so it ends. It cannot stop early:
+    ``phi = a_u g_u + a_v g_v`` never shrinks (lowering u by d adds ``d a_P``) and starts at
+    ``(1 - a_P) dS >= 1 - a_P``, while both ``g < 1`` would mean ``phi < 1 - a_P``. Writes that
+    zero a target number at most the non-P targets. A partial write uses up the other
+    variant's headroom, so partial writes alternate, and each one (up to rounding) multiplies
+    phi by ``1 + a_P / a_u >= 1 / (1 - a_P)`` and lowers its variant by the headroom:
+    at most about ``log(T0 / dS) / log(1 + a_P / max(a_u, a_v))`` of them. With ``a_P = 0`` the
+    headrooms instead settle at ``dS / a_u`` and ``dS / a_v``, so about ``a_u a_v T0 / dS + 2``
+    suffice, with ``dS = max_weight`` x P's addresses: under 5 for 5 + 5 targets.
+    For weights up to 65535 and 5 targets per variant the worst found is 60 partial writes
+    (stable 65534 with 1 target; 5 + 5 others at 65535, dS = 1, a_P = 1/11); above
+    ``_PHASED_MAX_PARTIAL`` partial writes, or when stuck (counts > 1), None.
+    """
+    count = problem.count
+    before = problem.totals(a)
+    after = problem.totals(b)
+    live = [v for v in VARIANTS if after[v] > 0]
+    grand = sum(before.values())
+    if len(live) != 1 or grand == 0:
+        return None
+    pivot = live[0]
+    state = dict(a)
+    steps: list[Step] = []
+    for target in problem.by_variant[pivot]:  # phase 1
+        if count(target) == 0:
+            continue
+        level = problem.max_weight if raise_to_max else max(a[target], b[target])
+        if level != state[target]:
+            state[target] = level
+            steps.append((target, level))
+    totals = problem.totals(state)
+    others = [v for v in VARIANTS if v != pivot and before[v] > 0]
+    partial = 0
+    while True:  # phase 2; untouched variants (before[v] == 0) stay at 0
+        total = sum(totals.values())
+        best: tuple[bool, int, str] | None = None
+        for variant in others:
+            if totals[variant] == 0:
+                continue
+            room = None  # effective decrease of `variant` the other variant's bound allows
+            for other in others:
+                if other != variant and totals[other] > 0:
+                    slack = (total * before[other] - totals[other] * grand) // before[other]
+                    room = slack if room is None else min(room, slack)
+            for target in problem.by_variant[variant]:
+                weight, per = state[target], count(target)
+                if per == 0 or weight == 0:
+                    continue
+                down = weight if room is None else min(weight, room // per)
+                if down > 0:
+                    key = (down == weight, down * per, target)
+                    if best is None or key[:2] > best[:2]:
+                        best = key
+        if best is None:
+            break
+        full, amount, target = best
+        partial += not full
+        if partial > _PHASED_MAX_PARTIAL:
+            return None
+        state[target] -= amount // count(target)
+        totals[problem.variant_of[target]] -= amount
+        steps.append((target, state[target]))
+    if any(totals[v] for v in others):
+        return None  # stuck: headroom below one address count
+    for target in state:  # phase 3
+        if state[target] != b[target]:
+            state[target] = b[target]
+            steps.append((target, b[target]))
+    return steps
 
 
 def _reversed(a: Mapping[str, int], steps: Sequence[Step]) -> list[Step]:

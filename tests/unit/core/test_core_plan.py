@@ -92,6 +92,68 @@ def test_rollback_with_deletes_drains_then_deletes_last() -> None:
     assert writes[-2:] == [Write("b", "baseline", 0, None), Write("c", "canary", 0, None)]
 
 
+@pytest.mark.parametrize("drop", [False, True])
+def test_rollback_from_zero_stable_raises_stable_to_the_maximum_first(drop: bool) -> None:
+    """Hypothesis found it: 0/56.27/43.73 -> stable-only, 1 + 3 + 5 targets.
+
+    Stable (0 -> 1) cannot outweigh baseline 3 x 28135 and canary 5 x 13119, and with any
+    stable weight draining either variant first pushes the other past its old share; at 65535
+    the drains interleave and each fits the headroom, so one write per target is enough.
+    """
+    layout = {
+        "stable": names("stable", 1),
+        "baseline": names("baseline", 3),
+        "canary": names("canary", 5),
+    }
+    of = variant_of(layout)
+    current = compute_weights(Split(stable=0, baseline=5627, canary=4373), layout)
+    assert current == {
+        "s0.svc:8000": 0,
+        **dict.fromkeys(layout["baseline"], 28135),
+        **dict.fromkeys(layout["canary"], 13119),
+    }
+    deletes = tuple(t for t in of if of[t] != "stable") if drop else ()
+    desired = {"s0.svc:8000": 1} if drop else compute_weights(Split.STABLE_ONLY, layout)
+    writes, excursion = check(current, desired, of, deletes=deletes)
+    assert excursion == 0
+    drained = [w for w in writes if w.new is not None]
+    assert drained[0] == Write("s0.svc:8000", "stable", 0, 65535)
+    assert drained[-1] == Write("s0.svc:8000", "stable", 65535, 1)
+    assert len(drained) == 10  # one write per baseline and canary target
+
+
+def test_rollback_with_one_unit_of_stable_room_drains_in_rounds() -> None:
+    """The worst case found for 5 targets per variant: stable can grow by 1 (of 720884).
+
+    Each partial drain uses up the other variant's headroom and multiplies the potential
+    ``a_b g_b + a_c g_c`` by about 1 + a_s / a_b = 1.2, so 60 partial writes; both ways.
+    """
+    of = variant_of(
+        {"stable": ["s"], "baseline": names("baseline", 5), "canary": names("canary", 5)}
+    )
+    mixed = {t: 65534 if of[t] == "stable" else 65535 for t in of}
+    only = {t: 1 if of[t] == "stable" else 0 for t in of}
+    for current, desired in ((mixed, only), (only, mixed)):
+        writes, excursion = check(current, desired, of)
+        assert excursion == 0
+        assert len(writes) <= 1 + 10 + 1 + 60
+
+
+def test_rollback_with_stable_at_the_maximum_cannot_be_clean() -> None:
+    """Stable full and two other variants: every write raises baseline's or canary's share."""
+    cap = 50  # a small max_weight keeps the exhaustive check fast; 65535 behaves the same
+    current, desired = {"s": cap, "b": 1, "c": 1}, {"s": cap, "b": 0, "c": 0}
+    for target in current:
+        for weight in range(cap + 1):
+            state = {**current, target: weight}
+            if weight == current[target] or sum(state.values()) == 0:
+                continue
+            total = sum(state.values())
+            assert state["b"] * (cap + 2) > total or state["c"] * (cap + 2) > total, state
+    writes = plan_writes(current, desired, OF, max_weight=cap)
+    assert max_excursion(current, writes, OF) > 0
+
+
 def test_same_ratio_with_a_scale_up_uses_an_intermediate_weight() -> None:
     writes, excursion = check({"s": 38, "b": 1, "c": 1}, {"s": 36, "b": 2, "c": 2}, OF)
     assert excursion == 0
@@ -304,3 +366,25 @@ def test_finds_a_clean_order_whenever_one_exists(data: st.DataObject) -> None:
     _, excursion = check(current, desired, targets)
     if clean:
         assert excursion == 0
+
+
+@SANE
+@given(st.data())
+def test_any_weights_to_and_from_stable_only_are_clean_exactly_when_stable_has_room(
+    data: st.DataObject,
+) -> None:
+    """Arbitrary weights up to Kong's maximum, not only those compute_weights returns."""
+    layout = data.draw(layouts())
+    of = variant_of(layout)
+    weight = st.one_of(st.integers(0, 65535), st.sampled_from([0, 1, 65534, 65535]))
+    mixed = {t: data.draw(weight, label=t) for t in of}
+    if not any(mixed.values()):
+        mixed[layout["stable"][0]] = 1
+    only = {t: data.draw(st.integers(1, 65535), label=f"only {t}") for t in layout["stable"]}
+    only.update({t: 0 for t in of if of[t] != "stable"})
+    room = any(mixed[t] < 65535 for t in layout["stable"])
+    carrying = [v for v in ("baseline", "canary") if any(mixed.get(t) for t in layout.get(v, []))]
+    forward = data.draw(st.booleans(), label="rollback (else the reverse)")
+    current, desired = (mixed, only) if forward else (only, mixed)
+    _, excursion = check(current, desired, of)
+    assert (excursion == 0) == (room or len(carrying) < 2 or mixed == only)
