@@ -1,0 +1,72 @@
+"""Sticky canaries: hash_on through the sidecar, and what it does to the split."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_split import start_canary
+
+
+def test_cookie_hashing_forces_consistent_hashing_and_reports_the_ring(sidecar, upstream):
+    client = sidecar.client()
+    start_canary(client, upstream)
+    if sidecar.local is not None:
+        sidecar.local.mark_balancer_ready(upstream)
+    r = client.put(
+        f"/v1/upstreams/{upstream}/hashing",
+        json={"hash_on": "cookie", "hash_on_cookie": "canary-user"},
+    )
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["algorithm"] == "consistent-hashing"
+    assert view["hash_on"] == "cookie"
+    assert "hash_on" in view["changed"]
+    assert any("consistent-hashing" in w for w in view["warnings"])
+    ring = view["effective_split"]
+    if sidecar.profile == "konnect":
+        # A control plane has no balancer: no addresses, so no ring to predict from.
+        assert ring is None
+        return
+    assert ring is not None and abs(sum(ring.values()) - 100) < 0.05
+    assert 0 < ring["canary"] < 10  # about 2.5 %, coarse on a ring
+    # Back to round-robin: the exact split returns.
+    back = client.put(f"/v1/upstreams/{upstream}/hashing", json={"hash_on": "none"})
+    assert back.status_code == 200, back.text
+    assert back.json()["algorithm"] == "round-robin"
+    assert back.json()["effective_split"] == {"stable": 95, "baseline": 2.5, "canary": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"hash_on": "header"}, "hash_on_header"),
+        ({"hash_on": "cookie", "hash_on_cookie": "c", "hash_fallback": "ip"}, "hash_fallback"),
+        ({"hash_on": "none", "hash_fallback": "ip"}, "hash_fallback"),
+        (
+            {
+                "hash_on": "header",
+                "hash_on_header": "X-U",
+                "hash_fallback": "header",
+                "hash_fallback_header": "x-u",
+            },
+            "hash_fallback_header",
+        ),
+        ({"hash_on": "sticky"}, "hash_on"),
+    ],
+)
+def test_bad_hashing_is_refused_with_the_field_and_nothing_written(sidecar, upstream, body, field):
+    before = sidecar.kong_client().get(f"/upstreams/{upstream}").json()
+    r = sidecar.client().put(f"/v1/upstreams/{upstream}/hashing", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+    after = sidecar.kong_client().get(f"/upstreams/{upstream}").json()
+    assert after == before
+
+
+def test_kong_3_only_hashing_is_refused_on_kong_2(sidecar, upstream):
+    r = sidecar.client().put(f"/v1/upstreams/{upstream}/hashing", json={"hash_on": "path"})
+    if sidecar.profile == "2.8":
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unsupported"
+    else:
+        assert r.status_code == 200, r.text
+        assert r.json()["hash_on"] == "path"
