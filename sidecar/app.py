@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import admin, health, kong_log, openapi, ramps, split
+from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.core.lease import LeasePolicy
 from sidecar.kong.client import KongAdmin
@@ -96,6 +96,7 @@ def create_app(
     app.register_blueprint(split.bp)
     app.register_blueprint(ramps.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)
     _instrument(app)
     return app

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sidecar.core.lease import LeasePolicy, Marks, read_marks, renewed, write_marks
 from sidecar.core.plan import plan_writes
+from sidecar.core.ring import RingAddress, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import compute_weights, variant_shares
 from sidecar.errors import ApiError, from_kong_error
@@ -256,11 +257,7 @@ class TrafficService:
     def describe(self, upstream: str) -> dict[str, Any]:
         state = self.read(upstream)
         warnings = self.warnings(state)
-        counts = state.address_counts()
-        effective = None
-        if counts is not None and any(state.weights().values()):
-            shares = variant_shares(state.weights(), state.variant_of(), counts)
-            effective = {v: round(float(shares.get(v, 0) * 100), 2) for v in VARIANTS}
+        effective = effective_split(state)
         marks = read_marks(state.upstream.tags)
         return {
             "upstream": state.upstream.name,
@@ -278,6 +275,13 @@ class TrafficService:
         out = []
         if state.upstream.algorithm in INEXACT_ALGORITHMS:
             out.append(f"weights are not exact: {INEXACT_ALGORITHMS[state.upstream.algorithm]}")
+        if state.upstream.algorithm == "consistent-hashing":
+            ring = effective_split(state)
+            if ring is not None:
+                out.append(
+                    "consistent-hashing ring (Kong's own construction) gives keys spread "
+                    "evenly over the hash space: " + ", ".join(f"{v} {ring[v]}%" for v in VARIANTS)
+                )
         for t in state.targets:
             if t.variant not in VARIANTS:
                 out.append(
@@ -420,6 +424,24 @@ class TrafficService:
                 operation="promote",
                 wait=wait,
             )
+
+    def set_hashing(self, upstream: str, fields: Mapping[str, Any], *, dry_run: bool = False):
+        """Sticky canaries: Kong's hash_on settings. A non-``none`` hash_on forces
+        consistent-hashing (and ``none`` round-robin), so the split becomes ring shares."""
+        with self.locks.hold(upstream):
+            before = self.read(upstream)
+            changed = {
+                k: v for k, v in fields.items() if getattr(before.upstream, k, object()) != v
+            }
+            if changed and not dry_run:
+                try:
+                    self.kong.update_upstream(upstream, **fields)
+                except KongError as exc:
+                    raise from_kong_error(exc, upstream=upstream) from exc
+            view = self.describe(upstream)
+            view["changed"] = sorted(changed) if changed else []
+            view["dry_run"] = dry_run
+            return view
 
     def managed_upstreams(self) -> list[Upstream]:
         """Upstreams this sidecar (any replica) has changed, found by their tag in Kong."""
@@ -695,6 +717,33 @@ class TrafficService:
         return ApiError(
             status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
         )
+
+
+def effective_split(state: UpstreamState) -> dict[str, float] | None:
+    """The split traffic really gets: round-robin weights per resolved address, or the
+    share of Kong's hash ring each variant owns under consistent-hashing. None when the
+    addresses are unknown (no balancer data) or all weights are 0."""
+    if not any(state.weights().values()):
+        return None
+    if state.upstream.algorithm == "consistent-hashing":
+        addresses = []
+        for t in state.targets:
+            if t.variant not in VARIANTS:
+                continue
+            for address in t.addresses or ():
+                ip, _, port = address.rpartition(":")
+                addresses.append(RingAddress(t.target, ip.strip("[]"), int(port), t.weight))
+        if not addresses:
+            return None
+        shares = variant_ring_shares(
+            addresses, state.variant_of(), len(state.targets), state.upstream.slots
+        )
+    else:
+        counts = state.address_counts()
+        if counts is None:
+            return None
+        shares = variant_shares(state.weights(), state.variant_of(), counts)
+    return {v: round(float(shares.get(v, 0) * 100), 2) for v in VARIANTS}
 
 
 def _batch_key(write: KongWrite) -> tuple[str, ...]:

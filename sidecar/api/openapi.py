@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
+from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import CANCEL, PROMOTE, ROLLBACK, SET_SPLIT, START_RAMP, VARIANTS
 
 bp = Blueprint("openapi", __name__)
@@ -223,12 +224,24 @@ READY = {
     "additionalProperties": False,
 }
 
+HASHING_VIEW = {
+    **SPLIT_VIEW,
+    "required": [*SPLIT_VIEW["required"], "changed", "dry_run"],
+    "properties": {
+        **SPLIT_VIEW["properties"],
+        "changed": {"type": "array", "items": {"type": "string"}},
+        "dry_run": {"type": "boolean"},
+    },
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "SetSplitRequest": SET_SPLIT,
     "RollbackRequest": ROLLBACK,
     "PromoteRequest": PROMOTE,
     "SplitView": SPLIT_VIEW,
     "Change": CHANGE,
+    "SetHashingRequest": HASHING,
+    "HashingView": HASHING_VIEW,
     "StartRampRequest": START_RAMP,
     "CancelRampRequest": CANCEL,
     "Ramp": RAMP,
@@ -333,6 +346,25 @@ def document() -> dict[str, Any]:
                     "PromoteRequest",
                     required=False,
                 )
+            },
+            "/v1/upstreams/{upstream}/hashing": {
+                "put": {
+                    "summary": "Sticky canaries: set Kong's hash_on (forces consistent-hashing)",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SetHashingRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("HashingView", "the upstream after the change"),
+                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                    },
+                }
             },
             "/v1/upstreams/{upstream}/ramps": {
                 "post": {

@@ -178,7 +178,10 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
         ) from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_body", "the body must be a JSON object", field="body")
-    error = best_match(_VALIDATORS[id(schema)].iter_errors(body))
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema)
+    error = best_match(validator.iter_errors(body))
     if error is not None:
         field = _pointer(error.absolute_path)
         if error.validator == "additionalProperties":
