@@ -28,9 +28,13 @@ RUN groupadd --system --gid 10001 kong-canary \
  && mkdir -p /var/run/kong-canary/metrics \
  && chown -R 10001:10001 /var/run/kong-canary
 COPY --from=build /opt/venv /opt/venv
-# Kayenta canary configs for `kong-canary kayenta sync` (the chart's hook Job); they live
-# outside the Python package.
+# The Kayenta canary-config library lives outside the Python package: the rendered configs
+# for `kong-canary kayenta sync --dir …/configs` (the chart's hook Job), and its definition for
+# `kong-canary preflight` and the split view's Prometheus-plugin check (sidecar/kayenta/library.py
+# finds it through KONG_CANARY_KAYENTA_LIBRARY).
+COPY kayenta-configs/library.yaml /opt/kong-canary/kayenta-configs/library.yaml
 COPY kayenta-configs/configs /opt/kong-canary/kayenta-configs/configs
+ENV KONG_CANARY_KAYENTA_LIBRARY=/opt/kong-canary/kayenta-configs
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["kong-canary"]

@@ -12,8 +12,16 @@ from pathlib import Path
 import click
 
 from sidecar.kayenta.judge import JudgeConfigError, judge, stage_passes
-from sidecar.kayenta.library import DEFAULT_LIBRARY_DIR, RENDER_COMMAND, stale_files, write_library
+from sidecar.kayenta.library import (
+    DEFAULT_LIBRARY_DIR,
+    RENDER_COMMAND,
+    find_library_dir,
+    stale_files,
+    write_library,
+)
 from sidecar.kayenta.metricsets import pairs_from_json
+from sidecar.kayenta.rest import KayentaClient, KayentaError
+from sidecar.kayenta.sync import SyncError, SyncResult, load_configs, sync
 from sidecar.kayenta.validate import validate_config
 
 
@@ -98,3 +106,86 @@ def judge_command(
     passed = stage_passes(result.score, pass_threshold, marginal_threshold)
     click.echo(json.dumps(_jsonable({**asdict(result), "stagePasses": passed}), indent=2))
     sys.exit(0 if passed else 1)
+
+
+_DONE = {"create": "created", "update": "updated"}
+_PLANNED = {"create": "would create", "update": "would update"}
+
+
+def _sync_line(result: SyncResult, dry_run: bool) -> str:
+    verb = (_PLANNED if dry_run else _DONE).get(result.action, result.action)
+    line = f"{verb:<13} {result.name}"
+    if result.id:
+        line += f" {result.id}"
+    if result.changes:
+        line += f" (differs at {', '.join(result.changes[:5])}"
+        line += f", +{len(result.changes) - 5} more)" if len(result.changes) > 5 else ")"
+    if result.error:
+        line += f": {result.error}"
+    return line
+
+
+@kayenta_commands.command("sync")
+@click.option("--url", required=True, help="Kayenta's base URL, e.g. http://kayenta:8090")
+@click.option(
+    "--application",
+    help="Store every config under this Spinnaker application (default: each file's own).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of canary-config JSON files [default: the library's configs/]",
+)
+@click.option("--configuration-account", help="Kayenta configurationAccountName (default: first)")
+@click.option("--dry-run", is_flag=True, help="Compare and report; write nothing.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per call.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def sync_command(
+    url: str,
+    application: str | None,
+    directory: Path | None,
+    configuration_account: str | None,
+    dry_run: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    """Upsert canary configs into Kayenta by name (POST new, PUT changed, skip equal).
+
+    Exit status: 0 when Kayenta holds every config (or, with --dry-run, the plan was made);
+    1 when a config is invalid, Kayenta is unreachable or refused a write (the other configs
+    are still synced). One line per config: created, updated, unchanged or failed.
+    """
+    folder = directory or find_library_dir() / "configs"
+    try:
+        configs = load_configs(folder, application)
+    except SyncError as exc:
+        for problem in exc.problems:
+            click.echo(f"invalid: {problem}", err=True)
+        sys.exit(1)
+    client = KayentaClient.connect(
+        url, timeout=timeout, configuration_account=configuration_account
+    )
+    try:
+        results = sync(client, configs, dry_run=dry_run)
+    except KayentaError as exc:
+        click.echo(f"kayenta sync failed: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    counts = {a: sum(r.action == a for r in results) for a in ("create", "update", "unchanged")}
+    failed = sum(r.action == "failed" for r in results)
+    if output == "json":
+        doc = {"url": url, "dry_run": dry_run, "results": [r.to_dict() for r in results],
+               "summary": {**counts, "failed": failed}}  # fmt: skip
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for result in results:
+            click.echo(_sync_line(result, dry_run), err=result.action == "failed")
+        made, changed = ("to create", "to update") if dry_run else ("created", "updated")
+        note = " (dry run: nothing written)" if dry_run else ""
+        click.echo(
+            f"kayenta sync: {counts['create']} {made}, {counts['update']} {changed}, "
+            f"{counts['unchanged']} unchanged, {failed} failed{note}"
+        )
+    sys.exit(1 if failed else 0)

@@ -9,13 +9,19 @@ they drift from the definition (the flagger ``make crd`` / ``verify-crd`` patter
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 DEFAULT_LIBRARY_DIR = Path(__file__).resolve().parents[2] / "kayenta-configs"
+# The library lives outside the Python package: the image copies it here (Dockerfile) and sets
+# LIBRARY_ENV to it, so an installed ``kong-canary`` finds what a source checkout finds.
+LIBRARY_ENV = "KONG_CANARY_KAYENTA_LIBRARY"
+IMAGE_LIBRARY_DIR = Path("/opt/kong-canary/kayenta-configs")
 JUDGE_NAME = "NetflixACAJudge-v1.0"
 RENDER_COMMAND = "kong-canary kayenta render"
 
@@ -134,3 +140,43 @@ def load_rendered(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, dict[str
         p.stem: json.loads(p.read_text(encoding="utf-8"))
         for p in sorted((library_dir / "configs").glob("*.json"))
     }
+
+
+def find_library_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$KONG_CANARY_KAYENTA_LIBRARY``, else the source checkout, else the image's copy."""
+    env = os.environ if environ is None else environ
+    if env.get(LIBRARY_ENV):
+        return Path(env[LIBRARY_ENV])
+    for candidate in (DEFAULT_LIBRARY_DIR, IMAGE_LIBRARY_DIR):
+        if (candidate / "library.yaml").is_file():
+            return candidate
+    return DEFAULT_LIBRARY_DIR
+
+
+@dataclass(frozen=True)
+class PrometheusNeeds:
+    """What one config needs from Kong's Prometheus plugin, from its family's
+    ``kong_prometheus`` entry: without ``options[o]`` on, the metrics listed under it get no
+    data and Kayenta judges nothing (NODATA), silently."""
+
+    config: str
+    kong: str  # the Kong flavour the metric names are spelt for: "2.x" or "3.x"
+    options: Mapping[str, tuple[str, ...]]  # plugin option -> names of the metrics needing it
+
+
+def prometheus_needs(library: Mapping[str, Any]) -> dict[str, PrometheusNeeds]:
+    """Config name -> needs, for every config read from Kong's Prometheus plugin."""
+    out: dict[str, PrometheusNeeds] = {}
+    for spec in library["configs"]:
+        needs = library["families"][spec["family"]].get("kong_prometheus")
+        if not needs:
+            continue
+        options: dict[str, list[str]] = {}
+        for metric in render_config(spec, library)["metrics"]:
+            for group in metric["groups"]:
+                for option in needs.get(group, ()):
+                    options.setdefault(option, []).append(metric["name"])
+        out[spec["name"]] = PrometheusNeeds(
+            spec["name"], str(needs["kong"]), {k: tuple(v) for k, v in options.items()}
+        )
+    return out

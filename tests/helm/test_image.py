@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,13 +189,29 @@ def _package_sources() -> list[str]:
     return found
 
 
-def test_context_should_hold_the_kayenta_configs_the_image_copies() -> None:
+def test_context_should_hold_the_kayenta_library_the_image_copies() -> None:
     copies = [a.split() for k, a in final_stage() if k == "COPY" and not a.startswith("--from")]
-    assert [src for src, _ in copies] == ["kayenta-configs/configs"]
+    assert [src for src, _ in copies] == ["kayenta-configs/library.yaml", "kayenta-configs/configs"]
     configs = sorted((REPO_ROOT / "kayenta-configs" / "configs").glob("*.json"))
     assert configs
     assert all(in_context(p.relative_to(REPO_ROOT).as_posix()) for p in configs)
+    assert in_context("kayenta-configs/library.yaml")
     assert not in_context("kayenta-configs/invalid/missing-name.json")
+
+
+def test_image_library_should_be_where_the_package_and_the_sync_job_look(
+    render_with: Callable[..., Rendered],
+) -> None:
+    from sidecar.kayenta.library import IMAGE_LIBRARY_DIR, LIBRARY_ENV
+
+    copies = dict(a.split() for k, a in final_stage() if k == "COPY" and "--from" not in a)
+    library = copies["kayenta-configs/library.yaml"]
+    assert Path(library).parent == IMAGE_LIBRARY_DIR
+    assert _env()[LIBRARY_ENV] == str(IMAGE_LIBRARY_DIR)
+    job = render_with({"kayentaSync": {"enabled": True, "url": "http://kayenta:8090"}}).one("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--dir") + 1] == copies["kayenta-configs/configs"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.helm.chart import NAMESPACE, Rendered, container_env, scenario_values
 
 # The sidecar's settings contract: every KONG_CANARY_* variable the app reads.
@@ -317,9 +319,43 @@ def test_kayenta_sync_should_be_a_post_install_hook_job_when_enabled(
         "sync",
         "--url",
         "http://spin-kayenta.spinnaker.svc:8090",
-        "--dry-run=false",
+        "--dir",
+        "/opt/kong-canary/kayenta-configs/configs",
+        "--application",
+        "orders",
+        "--configuration-account",
+        "canary-configs",
+        "--timeout",
+        "20",
     ]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kayentaSync": {"enabled": True, "url": "http://kayenta:8090"}},
+        {"kayentaSync": {"enabled": True, "url": "http://kayenta:8090", "dryRun": True,
+                         "extraArgs": ["--output", "json"]}},
+    ],
+)  # fmt: skip
+def test_kayenta_sync_args_should_be_what_the_cli_accepts(
+    render_with: Callable[..., Rendered], values: dict[str, Any]
+) -> None:
+    """The Job's args go through the real command's parser (click), so a renamed option
+    fails here rather than in a cluster's post-install hook."""
+    from sidecar.cli import main
+    from sidecar.kayenta.cli import sync_command
+
+    job = render_with(values).one("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert main.commands[args[0]].commands[args[1]] is sync_command  # type: ignore[attr-defined]
+    params = sync_command.make_context("sync", args[2:]).params
+    assert params["url"] == "http://kayenta:8090"
+    assert str(params["directory"]) == "/opt/kong-canary/kayenta-configs/configs"
+    assert params["application"] is None and params["configuration_account"] is None
+    assert params["dry_run"] is bool(values["kayentaSync"].get("dryRun"))
 
 
 def test_grafana_dashboard_should_be_a_labelled_configmap_when_enabled(

@@ -73,6 +73,9 @@ SCHEMA_REFUSALS = [
     ({"networkPolicy": {"kongAdmin": {"ports": []}}}, "/networkPolicy/kongAdmin/ports"),
     ({"serviceMonitor": {"interval": "30"}}, "/serviceMonitor/interval"),
     ({"kayentaSync": {"enabled": True}}, "/kayentaSync/url"),
+    ({"kayentaSync": {"dir": "configs"}}, "/kayentaSync/dir"),
+    ({"kayentaSync": {"application": "my app"}}, "/kayentaSync/application"),
+    ({"kayentaSync": {"dryRun": "yes"}}, "/kayentaSync/dryRun"),
     ({"extraEnv": [{"value": "x"}]}, "/extraEnv/0"),
     ({"podDisruptionBudget": {"maxUnavailable": "half"}}, "/podDisruptionBudget/maxUnavailable"),
 ]

@@ -1,0 +1,146 @@
+"""``kong-canary preflight``: is Kong recording what the Kayenta configs will query?"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from sidecar.kayenta.preflight import Report, label, plan_fixes
+from sidecar.kayenta.preflight_kong import apply_fixes, check, requirement_for
+from sidecar.kong.client import KongAdmin
+from sidecar.kong.errors import KongError, KongNotFound
+from sidecar.settings import Settings, SettingsError, load_settings
+
+CANNOT_CHECK = 2
+
+
+def _settings(config_file: str | None, admin_url: str | None) -> Settings:
+    """The sidecar's own Kong settings (env, file, option). API tokens only matter to a
+    serving sidecar, so their absence is not a problem here."""
+    overrides: dict[str, Any] = {"kong_admin_url": admin_url}
+    try:
+        return load_settings(config_file=config_file, overrides=overrides)
+    except SettingsError as exc:
+        others = [p for p in exc.problems if not p.startswith("tokens:")]
+        if others:
+            raise SettingsError(others) from None
+    unused = {"tokens": f"preflight={secrets.token_hex(16)}"}  # never used to serve
+    return load_settings(config_file=config_file, overrides={**overrides, **unused})
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"preflight: {message}", err=True)
+    sys.exit(CANNOT_CHECK)
+
+
+def _header(report: Report) -> list[str]:
+    req = report.requirement
+    lines = [f"configs: {', '.join(req.configs) or '(none read Kong metrics)'}"]
+    for option, metrics in req.options.items():
+        lines.append(f"needs {option}: {', '.join(sorted({m.split(': ')[1] for m in metrics}))}")
+    return lines
+
+
+def _findings(report: Report) -> list[str]:
+    lines = []
+    lines.append(
+        "services: " + (", ".join(f"{label(s)} ({s['id']})" for s in report.services) or "(none)")
+    )
+    for gap in report.gaps:
+        where = f"service {label(gap.service)}"
+        where += f", route {label(gap.route)}" if gap.route is not None else ""
+        if gap.plugin is None:
+            lines.append(f"MISSING {where}: no prometheus plugin runs for its requests")
+        else:
+            lines.append(
+                f"MISSING {where}: prometheus plugin {gap.plugin['id']} ({gap.scope}) "
+                f"lacks {', '.join(gap.missing)}"
+            )
+    lines += [f"note: {n}" for n in report.notes]
+    return lines
+
+
+@click.command("preflight")
+@click.option("--upstream", required=True, help="Kong upstream the canary shifts.")
+@click.option(
+    "--canary-config",
+    "configs",
+    multiple=True,
+    help="Check only these library configs (repeatable) [default: every Kong config]",
+)
+@click.option("--fix", is_flag=True, help="Turn the missing options on through the Admin API.")
+@click.option("--kong-admin-url", help="Kong Admin API URL [KONG_CANARY_KONG_ADMIN_URL]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML settings")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def preflight(
+    upstream: str,
+    configs: tuple[str, ...],
+    fix: bool,
+    kong_admin_url: str | None,
+    config_file: str | None,
+    output: str,
+) -> None:
+    """Check that Kong's Prometheus plugin records, for every service proxying to UPSTREAM,
+    the metrics the Kayenta configs query (Kong 3.x: status_code_metrics for 5xx ratios,
+    latency_metrics for P99s; Kong 2.x records both always).
+
+    Exit status: 0 covered (after --fix: fixed and checked again), 1 something is missing,
+    2 the check could not run (settings, Kong unreachable, no such upstream or config).
+    """
+    from sidecar.app import build_kong
+
+    try:
+        settings = _settings(config_file, kong_admin_url)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if settings.kong.admin_url is None:
+        _fail("no Kong Admin API: pass --kong-admin-url or set KONG_CANARY_KONG_ADMIN_URL")
+    kong: KongAdmin = build_kong(settings)
+    try:
+        info = kong.info()
+        kong.upstream(upstream)
+    except KongNotFound:
+        _fail(f"Kong has no upstream {upstream!r}")
+    except KongError as exc:
+        _fail(f"Kong: {exc}")
+    try:
+        requirement = requirement_for(kong, configs)
+        report, plugins = check(kong, upstream, requirement, verify_upstream=False)
+        fixes = plan_fixes(report, plugins) if report.services else []
+        after = None
+        if fix and fixes:
+            apply_fixes(kong, fixes)
+            after, _ = check(kong, upstream, requirement, verify_upstream=False)
+    except KongError as exc:
+        _fail(f"Kong: {exc}")
+    except ValueError as exc:
+        _fail(str(exc))
+    final = after or report
+    if output == "json":
+        doc = {
+            "kong": {"version": info.version, "flavour": str(kong.flavour)},
+            "ok": final.ok,
+            "before": report.to_dict(),
+            "fixes": [f.to_dict() for f in fixes],
+            "applied": after is not None,
+            "after": after.to_dict() if after is not None else None,
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"kong-canary preflight: upstream {upstream}, Kong {info.version}")
+        for line in _header(report) + _findings(report):
+            click.echo(line)
+        for planned in fixes:
+            click.echo(("fixed: " if after is not None else "fix: ") + planned.describe())
+        if fixes and after is None:
+            click.echo("run again with --fix to apply")
+        if after is not None:
+            click.echo("checked again:")
+            for line in _findings(after):
+                click.echo(line)
+        click.echo("result: ok" if final.ok else f"result: {len(final.gaps)} gap(s)")
+    sys.exit(0 if final.ok else 1)
