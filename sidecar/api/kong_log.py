@@ -6,24 +6,37 @@ a ``?upstream=`` in ``http_endpoint`` is accepted too, but Kong's http-log build
 request URL from scheme, host, port and path only (``send_entries``/``send_payload`` in
 ``kong/plugins/http-log/handler.lua``), so the header is what the plugin config uses.
 Status codes: ``sidecar.gateway.ingest``.
+
+``/v1/upstreams/{u}/gateway-metrics`` opens (POST), closes (DELETE) and shows (GET) the
+http-log window by hand (``sidecar.gateway.window``). With ``gateway_metrics`` on, the split,
+ramp, rollback and promote paths do the same on their own; the next such change wins over a
+manual one (a ramp step re-opens a window closed by hand, a rollback closes one opened).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from sidecar.api.auth import authenticate
-from sidecar.errors import ApiError
+from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
 from sidecar.gateway.plugin import UPSTREAM_HEADER
+from sidecar.gateway.window import GatewayWindow, IngestConfig
+from sidecar.kong.errors import KongError
 
 bp = Blueprint("kong_log", __name__, url_prefix="/v1")
+audit = logging.getLogger("kong_canary.audit")
 
 EXTENSION = "kong_canary_gateway"
+WINDOW = "kong_canary_gateway_window"
 MAX_BODY_BYTES = 32 * 1024 * 1024  # 1,000 entries of ~2 kB each is 2 MB; leave headroom
 UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _install_lock = threading.Lock()
@@ -79,3 +92,101 @@ def kong_log():  # type: ignore[no-untyped-def]
         raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
     return jsonify(result.as_json())
+
+
+# ---- the window --------------------------------------------------------------------------
+
+
+def install_window(app: Flask) -> GatewayWindow | None:
+    """Build the window when an ingest URL and token are configured; with ``gateway_metrics``
+    on, every change of a split opens or closes it (``TrafficService.observers``)."""
+    runtime = app.extensions["kong_canary"]
+    ingest = IngestConfig.from_settings(runtime.settings)
+    if ingest is None:
+        return None
+
+    def prime(upstream: str) -> None:
+        gateway = app.extensions.get(EXTENSION) or install(app)
+        gateway.metrics.prime(upstream)
+
+    window = GatewayWindow(runtime.kong, ingest, prime=prime)
+    app.extensions[WINDOW] = window
+    if runtime.settings.gateway_metrics:
+        runtime.service.observers.append(window.observe)
+    return window
+
+
+def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
+    caller = authenticate(required_role=role)  # first: without a valid token, only 401
+    if not UPSTREAM_NAME.match(upstream):
+        raise ApiError(
+            422,
+            "invalid_upstream",
+            "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
+            field="upstream",
+        )
+    if not caller.allows(upstream):
+        raise ApiError(
+            403,
+            "upstream_not_allowed",
+            f"token {caller.name!r} may not act on upstream {upstream!r}",
+            field="upstream",
+        )
+    window: GatewayWindow | None = current_app.extensions.get(WINDOW)
+    if window is None:
+        raise ApiError(
+            409,
+            "gateway_metrics_not_configured",
+            "no gateway ingest configured: set gateway_ingest_token (one of the API tokens) "
+            "and gateway_ingest_url or public_url",
+        )
+    return window, caller.name
+
+
+def _kong(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except KongError as exc:
+        raise from_kong_error(exc) from exc
+
+
+def _answer(upstream: str, window: GatewayWindow, plugins: list[dict[str, str]], **extra: Any):  # type: ignore[no-untyped-def]
+    body = {
+        "upstream": upstream,
+        "attached": bool(plugins),
+        "endpoint": window.ingest.endpoint,
+        "plugins": plugins,
+        **extra,
+    }
+    return jsonify(body)
+
+
+def _audit(event: str, caller: str, upstream: str, **fields: Any) -> None:
+    entry = {"event": event, "token": caller, "upstream": upstream, **fields}
+    audit.info(json.dumps(entry, sort_keys=True))
+
+
+@bp.get("/upstreams/<upstream>/gateway-metrics")
+def gateway_metrics_view(upstream: str):  # type: ignore[no-untyped-def]
+    window, _ = _window_call(upstream, "read")
+    return _answer(upstream, window, _kong(lambda: window.plugins(upstream)))
+
+
+@bp.post("/upstreams/<upstream>/gateway-metrics")
+def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
+    window, caller = _window_call(upstream, "write")
+    try:
+        current_app.extensions["kong_canary"].kong.upstream(upstream)
+    except KongError as exc:
+        raise from_kong_error(exc, upstream=upstream) from exc
+    plugins = _kong(lambda: window.open(upstream))
+    _audit("gateway_metrics_open", caller, upstream, plugins=plugins)
+    return _answer(upstream, window, plugins)
+
+
+@bp.delete("/upstreams/<upstream>/gateway-metrics")
+def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
+    window, caller = _window_call(upstream, "write")
+    removed = _kong(lambda: window.close(upstream))
+    _audit("gateway_metrics_close", caller, upstream, removed=removed)
+    return _answer(upstream, window, [], removed=removed)

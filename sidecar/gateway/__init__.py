@@ -9,7 +9,8 @@ maps that ``ip:port`` to a variant and counts it:
 - ``addresses``  ``ip:port`` -> variant per upstream, from ``/upstreams/{u}/health``;
 - ``metrics``  the Prometheus series, fed in bulk from a tally;
 - ``ingest``  one call that ties the three together for the endpoint and the bench;
-- ``plugin``/``kong_plugins``  the http-log plugin config, attached for the canary window.
+- ``plugin``/``kong_plugins``  the http-log plugin config, attached for the canary window;
+- ``window``  opens and closes that window as the split changes (a TrafficService observer).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sidecar.gateway.plugin import (
     http_log_config,
     http_log_plugin,
 )
+from sidecar.gateway.window import GatewayWindow, IngestConfig
 
 __all__ = [
     "LATENCY_BUCKETS_MS",
@@ -32,6 +34,8 @@ __all__ = [
     "AddressMap",
     "GatewayIngest",
     "GatewayMetrics",
+    "GatewayWindow",
+    "IngestConfig",
     "IngestResult",
     "Tally",
     "VariantResolver",

@@ -68,6 +68,8 @@ class GatewayIngest:
             self.metrics.reject_batch("unknown_upstream")
             raise unknown_upstream(upstream)
         counted = tally(entries, self.resolver, BOUNDS, upstream=upstream, allowed=allowed)
+        for name in {name for name, _ in counted.series}:
+            self.metrics.prime(name)
         self.metrics.record(counted)
         result = IngestResult(len(entries), counted)
         if counted.accepted == 0 and not counted.unmapped:

@@ -4,30 +4,47 @@ It rides on the ``KongAdmin``'s own httpx client (``kong._http``: base URL, work
 prefix, RBAC or Konnect headers, timeouts) and on ``sidecar.kong.wire.call`` for error
 mapping, so it behaves like the client for everything but the paths. Paths are relative:
 ``/services``, ``/services/{id}/plugins``, ``/plugins``, ``/plugins/{id}`` – the same on
-Kong 2.8, 3.x and Konnect's ``core-entities``.
+Kong 2.8, 3.x and Konnect's ``core-entities``. Two differences are hidden here, as
+``KongAdmin`` hides them for targets: Konnect has no PATCH (Kong/sdk-konnect-go
+``docs/sdks/plugins``: list, create, get, PUT upsert, delete), so an update is a PUT of the
+whole plugin, service reference included; and a DB-less node or data plane is refused before
+anything is sent (it would answer 405).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from sidecar.kong import wire
-from sidecar.kong.errors import KongNotFound, KongProtocolError
+from sidecar.kong.errors import KongError, KongNotFound, KongProtocolError, KongReadOnly
+from sidecar.kong.models import Flavour
 
 PAGE_SIZE = 1000
 
 
 class KongPlugins:
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client, *, konnect: bool = False, writable: bool = True) -> None:
         self._http = http
+        self._konnect = konnect
+        self._writable = writable
 
     @classmethod
     def of(cls, kong: Any) -> KongPlugins:
-        """From a ``KongAdmin`` (or anything with an ``_http`` httpx client)."""
-        return cls(kong._http)
+        """From a ``KongAdmin`` (or anything with an ``_http`` httpx client; ``info()`` and
+        ``flavour`` are read when it has them)."""
+        info = flavour = None
+        with contextlib.suppress(KongError):  # unreachable: the calls that follow say so
+            info = kong.info() if hasattr(kong, "info") else None
+            flavour = getattr(kong, "flavour", None)
+        return cls(
+            kong._http,
+            konnect=flavour is Flavour.KONNECT,
+            writable=info is None or info.writable,
+        )
 
     def services(self) -> list[dict[str, Any]]:
         return self._collect("/services")
@@ -40,19 +57,31 @@ class KongPlugins:
 
     def create(self, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
         path = f"/services/{_segment(service_id)}/plugins"
+        self._ensure_writable("POST", path)
         return _entity(wire.call(self._http, "POST", path, body=body), path)
 
-    def update(self, plugin_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update(self, plugin_id: str, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH ours (Kong); Konnect: PUT the whole plugin, still under its service."""
         path = f"/plugins/{_segment(plugin_id)}"
-        return _entity(wire.call(self._http, "PATCH", path, body=body), path)
+        if self._konnect:
+            body = {**body, "service": {"id": service_id}}
+        method = "PUT" if self._konnect else "PATCH"
+        self._ensure_writable(method, path)
+        return _entity(wire.call(self._http, method, path, body=body), path)
 
     def delete(self, plugin_id: str) -> bool:
         """False when it was already gone (the outcome we wanted)."""
+        path = f"/plugins/{_segment(plugin_id)}"
+        self._ensure_writable("DELETE", path)
         try:
-            wire.call(self._http, "DELETE", f"/plugins/{_segment(plugin_id)}")
+            wire.call(self._http, "DELETE", path)
         except KongNotFound:
             return False
         return True
+
+    def _ensure_writable(self, method: str, path: str) -> None:
+        if not self._writable:
+            raise KongReadOnly(wire.READ_ONLY_MESSAGE, method=method, path=path)
 
     def _collect(self, path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

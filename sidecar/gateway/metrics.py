@@ -33,7 +33,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-from sidecar.gateway.entries import Tally
+from sidecar.core.split import VARIANTS
+from sidecar.gateway.entries import CODE_CLASS, Tally
 
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1, 2, 3, 4, 5, 6, 8,
@@ -115,6 +116,7 @@ class GatewayMetrics:
         self._unmapped = unmapped
         self._rejected = rejected
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._primed: set[str] = set()
         _check_internals(request_latency)
         _check_internals(upstream_latency)
 
@@ -153,6 +155,24 @@ class GatewayMetrics:
             child(self._unmapped, (upstream, reason)).inc(count)
         for reason, count in result.rejected.items():
             child(self._rejected, (reason,)).inc(count)
+
+    def prime(self, upstream: str) -> None:
+        """Every series of the upstream, at 0, once per process.
+
+        ``rate()`` needs two samples of a series: one that first appears at 3 (a canary's
+        first three 5xx) never shows an increase for them, so the errors Kayenta should see
+        would vanish. Created at 0 before the data comes, every later increase counts. The
+        window primes when it opens (before Kong sends anything); ingest primes an upstream
+        the first time this process sees it, so at least the classes and variants that come
+        later count in full."""
+        if upstream in self._primed:
+            return
+        for variant in VARIANTS:
+            for code_class in CODE_CLASS.values():
+                self._child(self._requests, (upstream, variant, code_class))
+            self._child(self._request_latency, (upstream, variant))
+            self._child(self._upstream_latency, (upstream, variant))
+        self._primed.add(upstream)
 
     def reject_batch(self, reason: str) -> None:
         self._child(self._rejected, (f"batch_{reason}",)).inc()

@@ -10,6 +10,13 @@ Config per version (``kong/plugins/http-log/schema.lua``):
   of strings (``typedefs.headers``; the 3.0 migration ``001_280_to_300`` turns arrays into
   their first element).
 
+Batching: 200 entries or 1 s, whichever comes first (``MAX_BATCH`` caps it at 1,000). Kong's
+default is one POST per request (``max_batch_size`` 1 / ``queue_size`` 1); at 1,000 req/s per
+Kong worker this makes 5 POSTs/s of ~400 kB instead of 1,000, and a quiet canary's entries
+still arrive within a second – far inside a 15-30 s scrape. Kong keeps up to
+``max_entries`` (10,000) waiting per worker and retries a batch for ``max_retry_seconds``
+(60 s) while the sidecar is away; beyond that, entries are dropped, never the requests.
+
 Every plugin we create is tagged ``managed-by=kong-canary`` and
 ``kong-canary-upstream=<u>``, so detaching finds exactly ours, wherever it sits. Kong allows
 one http-log per service; a foreign one is left alone and reported as a conflict.
@@ -25,7 +32,7 @@ from urllib.parse import urlsplit
 
 from sidecar.errors import ApiError
 from sidecar.gateway.kong_plugins import KongPlugins
-from sidecar.kong.errors import KongError
+from sidecar.kong.errors import KongConflict, KongError
 from sidecar.kong.models import Flavour
 from sidecar.traffic import MANAGED_TAG
 
@@ -107,14 +114,38 @@ def services_of(services: Sequence[Mapping[str, Any]], upstream: str) -> list[st
 
 @dataclass(frozen=True)
 class PluginWrite:
-    action: str  # "create" (under a service) | "update" (a plugin of ours)
-    ref: str  # service id for create, plugin id for update
+    action: str  # "create" (under a service) | "update" (a plugin of ours) | "keep"
+    ref: str  # service id for create, plugin id for update and keep
+    service: str = ""
+
+
+def covers(current: Any, wanted: Any, key: str = "") -> bool:
+    """Does Kong's stored value already say what we would send? Kong fills in defaults, so
+    records are compared on our fields only; ``headers`` is a map Kong stores as given."""
+    if isinstance(wanted, dict) and key != "headers":
+        return isinstance(current, dict) and all(
+            covers(current.get(k), v, k) for k, v in wanted.items()
+        )
+    return bool(current == wanted)
+
+
+def up_to_date(plugin: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    return (
+        plugin.get("enabled") is True
+        and set(plugin.get("tags") or ()) >= set(body["tags"])
+        and covers(plugin.get("config"), body["config"])
+    )
 
 
 def plan_attach(
-    upstream: str, service_ids: Sequence[str], existing: Mapping[str, Sequence[Mapping[str, Any]]]
+    upstream: str,
+    service_ids: Sequence[str],
+    existing: Mapping[str, Sequence[Mapping[str, Any]]],
+    body: Mapping[str, Any] | None = None,
 ) -> list[PluginWrite]:
-    """Pure: what to write so every service of the upstream logs to us, or why it can't."""
+    """Pure: what to write so every service of the upstream logs to us, or why it can't.
+    With the ``body`` we would send, plugins already configured so are kept, not written
+    (a ramp re-opens the window at every step)."""
     if not service_ids:
         raise ApiError(
             409,
@@ -133,37 +164,69 @@ def plan_attach(
                 "not create; Kong allows one per service",
             )
         if ours:
-            writes.append(PluginWrite("update", str(ours[0]["id"])))
+            action = "keep" if body is not None and up_to_date(ours[0], body) else "update"
+            writes.append(PluginWrite(action, str(ours[0]["id"]), service_id))
         else:
-            writes.append(PluginWrite("create", service_id))
+            writes.append(PluginWrite("create", service_id, service_id))
     return writes
 
 
-def attach_http_log(kong: Any, upstream: str, **options: Any) -> list[str]:
-    """Attach (or refresh) our http-log on every service of the upstream; plugin ids back.
+@dataclass(frozen=True)
+class Attached:
+    plugin: str
+    service: str
+    action: str  # "create" | "update" | "keep"
 
-    All-or-nothing: if a write fails, the plugins created so far are removed again.
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.plugin, "service": self.service, "action": self.action}
+
+
+def attach_http_log(kong: Any, upstream: str, **options: Any) -> list[str]:
+    """Attach (or refresh) our http-log on every service of the upstream; plugin ids back."""
+    return [a.plugin for a in attach_plugins(kong, upstream, **options)]
+
+
+def attach_plugins(kong: Any, upstream: str, **options: Any) -> list[Attached]:
+    """Attach (or refresh) our http-log on every service of the upstream.
+
+    All-or-nothing: if a write fails, the plugins created so far are removed again. A
+    create that loses a race with another replica (Kong's 409 on the plugin's cache key)
+    is planned again once, and then finds that replica's plugin to keep or update.
     """
     plugins = KongPlugins.of(kong)
     body = http_log_plugin(kong.flavour, upstream=upstream, **options)
+    try:
+        return _attach_once(plugins, upstream, body)
+    except KongConflict:
+        return _attach_once(plugins, upstream, body)
+
+
+def _attach_once(plugins: KongPlugins, upstream: str, body: dict[str, Any]) -> list[Attached]:
     service_ids = services_of(plugins.services(), upstream)
     existing = {sid: plugins.service_plugins(sid) for sid in service_ids}
     created: list[str] = []
-    ids: list[str] = []
+    done: list[Attached] = []
     try:
-        for write in plan_attach(upstream, service_ids, existing):
+        for write in plan_attach(upstream, service_ids, existing, body):
             if write.action == "create":
-                plugin = plugins.create(write.ref, body)
-                created.append(plugin["id"])
+                plugin_id = plugins.create(write.ref, body)["id"]
+                created.append(plugin_id)
+            elif write.action == "update":
+                plugin_id = plugins.update(write.ref, write.service, body)["id"]
             else:
-                plugin = plugins.update(write.ref, body)
-            ids.append(plugin["id"])
+                plugin_id = write.ref
+            done.append(Attached(plugin_id, write.service, write.action))
     except (KongError, ApiError):
         for plugin_id in created:
             with contextlib.suppress(KongError):
                 plugins.delete(plugin_id)
         raise
-    return ids
+    return done
+
+
+def managed_plugins(kong: Any, upstream: str | None = None) -> list[dict[str, Any]]:
+    """Our http-log plugins (of one upstream, or all) as Kong has them."""
+    return [p for p in KongPlugins.of(kong).plugins() if is_managed(p, upstream)]
 
 
 def detach_http_log(kong: Any, upstream: str | None = None) -> list[str]:

@@ -156,3 +156,28 @@ def test_forked_workers_add_up_in_multiprocess_mode(tmp_path: Path) -> None:
             variant=variant,
         )
         assert n == 3 * sum(c for (v, _), c in expected.items() if v == variant)
+
+
+def test_prime_creates_every_series_of_an_upstream_at_zero_once() -> None:
+    """rate() only counts increases between samples: a series must exist at 0 before its
+    first increment (Prometheus' ``extrapolatedRate`` has nothing to compare a first
+    sample with), so a canary's first 5xx are not lost."""
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics.in_registry(registry)
+    metrics.prime("orders")
+    values = parse_exposition(generate_latest(registry).decode())
+    requests = {
+        dict(labels)["variant"] + "/" + dict(labels)["code_class"]: v
+        for (name, labels), v in values.items()
+        if name == "kong_canary_gateway_requests_total"
+    }
+    assert requests == {
+        f"{v}/{c}xx": 0.0 for v in ("stable", "baseline", "canary") for c in range(1, 6)
+    }
+    for histogram in ("request", "upstream"):
+        name = f"kong_canary_gateway_{histogram}_latency_ms_count"
+        counts = {dict(labels)["variant"]: v for (n, labels), v in values.items() if n == name}
+        assert counts == {"stable": 0.0, "baseline": 0.0, "canary": 0.0}
+    before = len(metrics._children)
+    metrics.prime("orders")
+    assert len(metrics._children) == before

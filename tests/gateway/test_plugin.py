@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sidecar.errors import ApiError
+from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.gateway.plugin import (
     UPSTREAM_HEADER,
     attach_http_log,
@@ -27,7 +28,7 @@ from sidecar.gateway.plugin import (
     plan_attach,
 )
 from sidecar.kong.client import KongAdmin
-from sidecar.kong.errors import KongUnavailable
+from sidecar.kong.errors import KongReadOnly, KongUnavailable
 from sidecar.kong.models import Flavour
 
 OPTIONS = {"endpoint": "http://sidecar:8080/v1/kong-log", "token": "kong-ingest-token-0123456789"}
@@ -250,3 +251,69 @@ def test_detach_reports_a_plugin_that_did_not_go() -> None:
     with pytest.raises(ApiError) as caught:
         detach_http_log(admin, "orders")
     assert caught.value.code == "http_log_left_attached"
+
+
+def test_a_plugin_already_configured_so_is_kept_not_rewritten() -> None:
+    """Kong returns every default (``queue.max_entries``, ``retry_count``...): only our
+    fields are compared; headers are a map Kong stores as sent, so they compare whole."""
+    body = http_log_plugin(Flavour.KONG_3, upstream="orders", **OPTIONS)
+    stored = {
+        "id": "p1",
+        "name": "http-log",
+        "enabled": True,
+        "tags": [*body["tags"], "team=payments"],
+        "config": {
+            **body["config"],
+            "retry_count": None,
+            "queue": {**body["config"]["queue"], "max_entries": 10000, "max_bytes": None},
+        },
+    }
+    (write,) = plan_attach("orders", ["s1"], {"s1": [stored]}, body)
+    assert (write.action, write.ref, write.service) == ("keep", "p1", "s1")
+    for change in (
+        {"enabled": False},
+        {"config": {**stored["config"], "headers": {**body["config"]["headers"], "X": "1"}}},
+        {"config": {**stored["config"], "queue": {"max_batch_size": 1}}},
+        {"tags": ["managed-by=kong-canary"]},
+    ):
+        (write,) = plan_attach("orders", ["s1"], {"s1": [{**stored, **change}]}, body)
+        assert write.action == "update", change
+
+
+def test_a_read_only_kong_gets_no_plugin_writes() -> None:
+    """DB-less nodes and data planes answer writes with 405 (``kong/db/strategies/off``):
+    refused before sending, as ``KongAdmin`` does for targets."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"data": [], "next": None})
+
+    http = httpx.Client(base_url="http://kong.test:8001", transport=httpx.MockTransport(handler))
+    plugins = KongPlugins(http, writable=False)
+    for call in (
+        lambda: plugins.create("s1", {"name": "http-log"}),
+        lambda: plugins.update("p1", "s1", {"name": "http-log"}),
+        lambda: plugins.delete("p1"),
+    ):
+        with pytest.raises(KongReadOnly):
+            call()
+    assert sent == []
+    assert plugins.plugins() == [] and sent == ["GET"]  # reads still go out
+
+
+def test_a_create_that_loses_a_race_finds_the_winner() -> None:
+    """Two replicas open the window at once: Kong's 409 on the plugin's cache key sends
+    the loser back to plan again, and it keeps the winner's plugin."""
+    kong = FakePluginsKong(services("orders"))
+    admin = kong.admin(Flavour.KONG_3)
+    original = kong.create
+
+    def racing(service_id: str, body: dict[str, Any], mine: list) -> httpx.Response:
+        kong.create = original  # type: ignore[method-assign]
+        original(service_id, body, mine)  # the other replica wins...
+        return original(service_id, body, [*mine, body])  # ...and we get the 409
+
+    kong.create = racing  # type: ignore[method-assign]
+    ids = attach_http_log(admin, "orders", **OPTIONS)
+    assert ids == list(kong.plugins) and len(ids) == 1

@@ -1,0 +1,345 @@
+"""Kong's Admin API routes for services and plugins (``/services``, ``/services/{s}/plugins``,
+``/plugins``, ``/plugins/{id}``), for the Admin API and Konnect's ``core-entities``.
+
+Sources (Kong/kong): ``kong/api/endpoints.lua`` (collections, nested collections, PUT upsert,
+DELETE 204 whether or not the entity existed), ``kong/db/schema/entities/services.lua`` and
+``plugins.lua`` (``on_delete = "cascade"`` from service to plugins; ``cache_key`` name, route,
+service, consumer -> one plugin of a name per service), ``kong/db/strategies/off/init.lua``
+(405 on writes without a database). Konnect (Kong/sdk-konnect-go ``docs/sdks/plugins``):
+list, create, get, PUT upsert and delete; no PATCH.
+
+The entities live on the store's ``Workspace`` object (``store.reset()`` builds new
+workspaces, so they go with it); the caller holds ``store.lock``, as for every route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sidecar.kong_local.admin_api import BodyReader, Reply
+from sidecar.kong_local.errors import (
+    method_not_allowed,
+    not_found,
+    operation_unsupported,
+)
+from sidecar.kong_local.plugin_schemas import (
+    PLUGIN_CONFIGS,
+    build_plugin_config,
+    build_service,
+    foreign_key_violation,
+    merge_patch,
+    new_id,
+    render_plugin,
+    render_service,
+    unique_violation,
+    validate_plugin,
+)
+from sidecar.kong_local.profiles import Profile
+from sidecar.kong_local.schemas import Body, is_uuid
+from sidecar.kong_local.store import (
+    Store,
+    Workspace,
+    decode_offset,
+    encode_offset,
+    parse_strict_size,
+    parse_tags_filter,
+)
+
+ROOTS = frozenset({"services", "plugins"})
+_ATTRIBUTE = "_kong_local_services"
+
+
+@dataclass
+class Entities:
+    services: dict[str, Body] = field(default_factory=dict)
+    plugins: dict[str, Body] = field(default_factory=dict)
+
+
+def entities(ws: Workspace) -> Entities:
+    found = ws.__dict__.get(_ATTRIBUTE)
+    if found is None:
+        found = ws.__dict__[_ATTRIBUTE] = Entities()
+    return found
+
+
+def handle(
+    store: Store,
+    ws: Workspace,
+    method: str,
+    segments: list[str],
+    args: dict[str, str],
+    read_body: BodyReader,
+    *,
+    konnect: bool = False,
+) -> Reply:
+    """``segments`` start at ``services`` or ``plugins`` (after any workspace prefix)."""
+    return _Routes(store, ws, konnect).dispatch(method, segments, args, read_body)
+
+
+class _Routes:
+    def __init__(self, store: Store, ws: Workspace, konnect: bool) -> None:
+        self.store = store
+        self.profile: Profile = store.profile
+        self.state = entities(ws)
+        self.konnect = konnect
+
+    # ------------------------------------------------------------ dispatch
+
+    def dispatch(
+        self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
+    ) -> Reply:
+        n = len(segments)
+        if segments[0] == "plugins":
+            if n == 1:
+                return self._collection(method, args, read_body, None)
+            if n == 2:
+                plugin = self._plugin_or_none(segments[1])
+                return self._plugin(method, plugin, segments[1], read_body)
+            raise not_found()
+        if n == 1:
+            return self._services(method, args, read_body)
+        if n == 2:
+            return self._service(method, segments[1], read_body)
+        service = self._service_or_404(segments[1])
+        if segments[2] != "plugins" or n > 4:
+            raise not_found()
+        if n == 3:
+            return self._collection(method, args, read_body, service)
+        plugin = self._plugin_or_none(segments[3])
+        if plugin is not None and (plugin.get("service") or {}).get("id") != service["id"]:
+            plugin = None
+        return self._plugin(method, plugin, segments[3], read_body, service)
+
+    def _write(self, verb: str, entity: str) -> None:
+        if not self.profile.writable:
+            raise operation_unsupported(verb, entity)
+
+    def _now(self) -> int:
+        return int(self.store.clock())
+
+    # ------------------------------------------------------------ services
+
+    def _service_or_none(self, key: str) -> Body | None:
+        services = self.state.services
+        if is_uuid(key):
+            return services.get(key.lower())
+        return next((s for s in services.values() if s.get("name") == key), None)
+
+    def _service_or_404(self, key: str) -> Body:
+        found = self._service_or_none(key)
+        if found is None:
+            raise not_found()
+        return found
+
+    def _services(self, method: str, args: dict[str, str], read_body: BodyReader) -> Reply:
+        if method == "GET":
+            rows = [render_service(s) for s in self.state.services.values()]
+            return Reply(200, _page(rows, args, "/services"))
+        if method != "POST":
+            raise method_not_allowed()
+        fields, _ = read_body()
+        self._write("create", "services")
+        return Reply(201, render_service(self._save_service(fields, None)))
+
+    def _service(self, method: str, key: str, read_body: BodyReader) -> Reply:
+        current = self._service_or_none(key)
+        if method == "GET":
+            if current is None:
+                raise not_found()
+            return Reply(200, render_service(current))
+        if method == "DELETE":
+            self._write("remove", "services")
+            if current is not None:
+                self._delete_service(current)
+            return Reply(204)
+        if method == "PATCH" and not self.konnect:
+            fields, _ = read_body()
+            if current is None:
+                raise not_found()
+            self._write("update", "services")
+            return Reply(200, render_service(self._save_service(fields, current)))
+        if method == "PUT":
+            fields, _ = read_body()
+            self._write("create or update", "services")
+            body = dict(fields)
+            if is_uuid(key):
+                body["id"] = key.lower()
+            else:
+                body["name"] = key
+            saved = self._save_service(body, None, replacing=current)
+            return Reply(200, render_service(saved))
+        raise method_not_allowed()
+
+    def _save_service(
+        self, body: Body, base: Body | None, *, replacing: Body | None = None
+    ) -> Body:
+        rec = build_service(body, self.profile, base=base)
+        ident = (base or replacing or {}).get("id") or body.get("id") or new_id()
+        name = rec.get("name")
+        if name is not None and any(
+            s.get("name") == name and s["id"] != ident for s in self.state.services.values()
+        ):
+            raise unique_violation({"name": name})
+        if base is None and replacing is None and ident in self.state.services:
+            raise unique_violation({"id": ident})
+        now = self._now()
+        created = (base or replacing or {}).get("created_at", now)
+        rec.update(id=ident, created_at=created, updated_at=now)
+        self.state.services[ident] = rec
+        return rec
+
+    def _delete_service(self, service: Body) -> None:
+        """``on_delete = "cascade"``: the service's plugins go with it."""
+        self.state.services.pop(service["id"], None)
+        for plugin_id in [
+            p["id"]
+            for p in self.state.plugins.values()
+            if (p.get("service") or {}).get("id") == service["id"]
+        ]:
+            del self.state.plugins[plugin_id]
+
+    # ------------------------------------------------------------ plugins
+
+    def _plugin_or_none(self, key: str) -> Body | None:
+        plugins = self.state.plugins
+        if is_uuid(key):
+            return plugins.get(key.lower())
+        if self.profile.is_3x:  # endpoint_key = "instance_name"
+            return next((p for p in plugins.values() if p.get("instance_name") == key), None)
+        return None
+
+    def _collection(
+        self, method: str, args: dict[str, str], read_body: BodyReader, service: Body | None
+    ) -> Reply:
+        if method == "GET":
+            rows = [
+                render_plugin(p, self.profile)
+                for p in self.state.plugins.values()
+                if service is None or (p.get("service") or {}).get("id") == service["id"]
+            ]
+            base = "/plugins" if service is None else f"/services/{service['id']}/plugins"
+            return Reply(200, _page(rows, args, base))
+        if method != "POST":
+            raise method_not_allowed()
+        fields, _ = read_body()
+        self._write("create", "plugins")
+        return Reply(201, render_plugin(self._save_plugin(fields, None, service), self.profile))
+
+    def _plugin(
+        self,
+        method: str,
+        current: Body | None,
+        key: str,
+        read_body: BodyReader,
+        service: Body | None = None,
+    ) -> Reply:
+        if method == "GET":
+            if current is None:
+                raise not_found()
+            return Reply(200, render_plugin(current, self.profile))
+        if method == "DELETE":
+            self._write("remove", "plugins")
+            if current is not None:
+                del self.state.plugins[current["id"]]
+            return Reply(204)
+        if method == "PATCH" and not self.konnect:
+            fields, _ = read_body()
+            if current is None:
+                raise not_found()
+            self._write("update", "plugins")
+            saved = self._save_plugin(fields, current, service, patch=True)
+            return Reply(200, render_plugin(saved, self.profile))
+        if method == "PUT":
+            fields, _ = read_body()
+            self._write("create or update", "plugins")
+            if current is None and not is_uuid(key):
+                raise not_found()
+            body = {**fields, "id": current["id"] if current else key.lower()}
+            saved = self._save_plugin(body, current, service, patch=False)
+            return Reply(200, render_plugin(saved, self.profile))
+        raise method_not_allowed()
+
+    def _save_plugin(
+        self,
+        body: Body,
+        current: Body | None,
+        service: Body | None,
+        *,
+        patch: bool = False,
+    ) -> Body:
+        validate_plugin(body, self.profile, partial=patch)
+        if patch and current is not None:
+            name = body.get("name") or current["name"]
+            fields = PLUGIN_CONFIGS[name](self.profile)
+            config = merge_patch(fields, current["config"], body.get("config") or {})
+            merged: Body = {**current, **{k: v for k, v in body.items() if k != "config"}}
+        else:
+            name = body["name"]
+            config = body.get("config") or {}
+            merged = {
+                "route": None,
+                "service": None,
+                "consumer": None,
+                "enabled": True,
+                "tags": None,
+                "instance_name": None,
+                "protocols": None,
+                **body,
+            }
+        if service is not None:
+            merged["service"] = {"id": service["id"]}
+        merged["name"] = name
+        merged["config"] = build_plugin_config(name, config, self.profile)
+        merged["protocols"] = merged.get("protocols") or ["grpc", "grpcs", "http", "https"]
+        self._check_references(merged)
+        ident = (current or {}).get("id") or body.get("id") or new_id()
+        self._check_unique(merged, ident)
+        now = self._now()
+        merged.update(id=ident, created_at=(current or {}).get("created_at", now))
+        merged["updated_at"] = now
+        if not self.profile.is_3x:
+            merged.pop("instance_name", None)
+        self.state.plugins[ident] = merged
+        return merged
+
+    def _check_references(self, plugin: Body) -> None:
+        service = plugin.get("service")
+        if service is not None and service["id"] not in self.state.services:
+            raise foreign_key_violation("service", "services", {"id": service["id"]})
+        for key, entity in (("route", "routes"), ("consumer", "consumers")):
+            if plugin.get(key) is not None:  # neither is modelled: none exists
+                raise foreign_key_violation(key, entity, {"id": plugin[key]["id"]})
+
+    def _check_unique(self, plugin: Body, ident: str) -> None:
+        scope = ("name", "route", "service", "consumer")
+        key: dict[str, Any] = {k: plugin.get(k) for k in scope}
+        for other in self.state.plugins.values():
+            if other["id"] == ident:
+                continue
+            if all(other.get(k) == key[k] for k in scope):
+                raise unique_violation(key)
+            name = plugin.get("instance_name")
+            if name is not None and other.get("instance_name") == name:
+                raise unique_violation({"instance_name": name})
+
+
+def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
+    """The generic DAO page: ordered by id, opaque offset, ``?tags=`` filter."""
+    size = parse_strict_size(args.get("size"))
+    keep: Callable[[Any], bool] | None = parse_tags_filter(args.get("tags"))
+    rows = sorted(rows, key=lambda r: r["id"])
+    if keep is not None:
+        rows = [r for r in rows if keep(r.get("tags") or [])]
+    start = 0
+    if args.get("offset"):
+        after = decode_offset(args["offset"])
+        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
+    page = rows[start : start + size]
+    body: Body = {"data": page, "next": None}
+    if start + size < len(rows):
+        offset = encode_offset(page[-1]["id"])
+        body["offset"] = offset
+        body["next"] = f"{base}?offset={offset}"
+    return body
