@@ -22,6 +22,7 @@ from sidecar.kong_local.errors import (
 from sidecar.kong_local.health import DnsMap, balancer_health, target_data, target_health
 from sidecar.kong_local.info import root_body, status_body
 from sidecar.kong_local.profiles import Profile
+from sidecar.kong_local.propagation import LagView
 from sidecar.kong_local.schemas import Body, render_target, render_upstream
 from sidecar.kong_local.store import Store, Workspace
 
@@ -43,11 +44,25 @@ class NodeIdentity:
 
 
 class AdminApi:
-    def __init__(self, store: Store, dns: DnsMap, node: NodeIdentity) -> None:
+    """One node's Admin API. ``lag`` makes it a node whose balancers trail the database
+    (another node of a traditional cluster); ``data_planes`` serves a control plane's
+    ``/clustering/data-planes``."""
+
+    def __init__(
+        self,
+        store: Store,
+        dns: DnsMap,
+        node: NodeIdentity,
+        *,
+        lag: LagView | None = None,
+        data_planes: Callable[[], Body] | None = None,
+    ) -> None:
         self.store = store
         self.profile: Profile = store.profile
         self.dns = dns
         self.node = node
+        self.lag = lag
+        self.data_planes = data_planes
 
     # ------------------------------------------------------------ dispatch
 
@@ -67,6 +82,13 @@ class AdminApi:
         if segments == ["status"]:
             self._only(method, "GET")
             return Reply(200, status_body(self.profile))
+        if segments == ["clustering", "data-planes"] and self.data_planes is not None:
+            self._only(method, "GET")
+            return Reply(200, self.data_planes())
+        if segments[0] in ("services", "plugins"):
+            from sidecar.kong_local import service_routes  # imports this module's Reply
+
+            return service_routes.handle(self.store, ws, method, segments, args, read_body)
         if segments[0] != "upstreams":
             raise not_found()  # includes the disabled global /targets
         if n == 1:
@@ -219,27 +241,33 @@ class AdminApi:
         self, ws: Workspace, upstream: Body, upstream_key: str, args: dict[str, str]
     ) -> Reply:
         node_id = self.node.node_id
-        ready = upstream["id"] in ws.ready
+        # A control plane has no balancer (kong-admin-api.md 4); 3.x builds one lazily.
+        ready = upstream["id"] in ws.ready and self.profile.role != "control_plane"
+        held = self._balancer_targets(ws, upstream)
         if args.get("balancer_health") == "1":
             body: Body = {"next": None, "node_id": node_id}
             if ready:
-                targets = self.store.targets_of(ws, upstream)
                 body["data"] = balancer_health(
                     ws,
                     upstream,
-                    targets,
+                    held,
                     self.dns,
                     with_field=self.profile.has_balancer_health_field,
                 )
             return Reply(200, body)
         page, offset = self.store.page_targets(ws, upstream, args)
+        by_id = {t["id"]: t for t in held}
         rows = []
         for target in page:
-            row = render_target(target, self.profile)
+            row = render_target(target, self.profile)  # the database's view: every node alike
             if ready:  # 3.x: no balancer before the first proxied request -> no health/data
-                data = target_data(ws, upstream, target, self.dns)
-                row["health"] = target_health(data)  # DNS_ERROR when no address resolved
-                row["data"] = data
+                seen = by_id.get(target["id"])
+                if seen is None:  # not in this node's balancer (yet): no data, DNS_ERROR
+                    row["health"] = "DNS_ERROR"
+                else:
+                    data = target_data(ws, upstream, seen, self.dns)
+                    row["health"] = target_health(data)  # DNS_ERROR when no address resolved
+                    row["data"] = data
             rows.append(row)
         body = {"data": rows, "node_id": node_id}
         body["next"] = (
@@ -248,6 +276,16 @@ class AdminApi:
         if offset is not None:
             body["offset"] = offset
         return Reply(200, body)
+
+    def _balancer_targets(self, ws: Workspace, upstream: Body) -> list[Body]:
+        """The targets this node's balancer holds: the database's, or a lagging copy (which
+        may still hold targets deleted since, and lack new ones)."""
+        if self.lag is None:
+            return self.store.targets_of(ws, upstream)
+        return [
+            {"id": target_id, "target": target, "weight": weight}
+            for target_id, (target, weight) in self.lag.balancer(upstream["id"]).items()
+        ]
 
     def _set_health(
         self,

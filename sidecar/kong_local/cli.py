@@ -62,6 +62,22 @@ def parse_dns(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option(
     "--test-controls", is_flag=True, help="Enable /_kong_local/ fault and state controls."
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cluster size: traditional profiles serve the other nodes' Admin APIs on the next "
+    "ports; hybrid lists that many data planes; konnect that many nodes.",
+)
+@click.option(
+    "--propagation-lag",
+    "lag",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds the other nodes (data planes) see each write late.",
+)
 def kong_local(
     profile: str,
     bind: str,
@@ -73,6 +89,8 @@ def kong_local(
     konnect_token: str | None,
     control_plane_id: str,
     test_controls: bool,
+    nodes: int,
+    lag: float,
 ) -> None:
     """Run a Kong-compatible Admin API server in memory (for local runs and tests)."""
     host, port = parse_bind(bind)
@@ -86,11 +104,17 @@ def kong_local(
             err=False,
         )
 
+    def other_nodes(urls: list[str]) -> None:
+        click.echo(f"kong-local: the cluster's other nodes ({lag:g} s behind): {' '.join(urls)}")
+
     serve_forever(
         profile,
         host=host,
         port=port,
         on_ready=banner,
+        on_nodes=other_nodes,
+        nodes=nodes,
+        lag=lag,
         seed=seed,
         rbac_token=rbac_token,
         workspaces=workspaces,

@@ -81,12 +81,18 @@ def target_health(data: Body) -> str:
 def balancer_health(
     ws: Workspace, upstream: Body, targets: list[Body], dns: DnsMap, *, with_field: bool
 ) -> dict[str, Any]:
-    """``?balancer_health=1``: healthy when available weight meets ``healthchecks.threshold``."""
+    """``?balancer_health=1``: healthy when available weight meets ``healthchecks.threshold``.
+
+    3.x ``details`` is the balancer's ``getStatus()``: totals and ``hosts``, one
+    ``getTargetStatus`` per target the balancer holds (``kong/runloop/balancer/balancers.lua``).
+    """
     total = available = 0
+    hosts = []
     for target in targets:
         data = target_data(ws, upstream, target, dns)
         total += data["weight"]["total"]
         available += data["weight"]["available"]
+        hosts.append(data)
     threshold = upstream["healthchecks"]["threshold"]
     healthy = available * 100 >= threshold * total and (total > 0 or threshold == 0)
     measured = "HEALTHY" if healthy else "UNHEALTHY"
@@ -99,5 +105,6 @@ def balancer_health(
         out["details"] = {
             "healthy": healthy,
             "weight": {"total": total, "available": available, "unavailable": total - available},
+            "hosts": hosts,
         }
     return out

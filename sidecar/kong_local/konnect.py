@@ -4,18 +4,19 @@ Source: ``Kong/developer.konghq.com`` ``api-specs/konnect/control-planes-config/
 (paths, PUT = upsert on targets, no PATCH, DELETE 204, ``expected-config-hash``, ``nodes``) and
 ``Kong/sdk-konnect-go`` models (``BadRequestError``: status, title, type, instance, detail,
 invalid_parameters; ``GetExpectedConfigHash``: expected_hash, created_at, updated_at).
-The single simulated data plane is always in sync (its config_hash equals the expected one).
+Its data plane nodes report the config as of ``lag`` seconds ago (``kong_local.propagation``);
+with no lag they are always in sync (config_hash equals the expected one).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sidecar.kong_local.admin_api import BodyReader, Reply
 from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
+from sidecar.kong_local.propagation import LagView, config_hash
 from sidecar.kong_local.schemas import render_target, render_upstream
 from sidecar.kong_local.store import Store
 
@@ -61,15 +62,14 @@ def problem_from(err: ApiError) -> Reply:
 
 
 class KonnectApi:
-    def __init__(self, store: Store, control_plane_id: str, node_id: str) -> None:
+    def __init__(self, store: Store, control_plane_id: str, nodes: Sequence[LagView] = ()) -> None:
         self.store = store
         self.cp = control_plane_id
-        self.node_id = node_id
+        self.nodes = list(nodes)
         self.profile = store.profile
 
     def config_hash(self) -> str:
-        raw = json.dumps(self.store.snapshot(), sort_keys=True, default=str)
-        return hashlib.md5(raw.encode()).hexdigest()
+        return config_hash(self.store)
 
     def handle(
         self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
@@ -89,18 +89,21 @@ class KonnectApi:
                 200, {"expected_hash": self.config_hash(), "created_at": now, "updated_at": now}
             )
         if segments == ["nodes"] and method == "GET":
-            node = {
-                "id": self.node_id,
-                "version": "3.9.1.0",
-                "hostname": "kong-local-dp",
-                "last_ping": now,
-                "type": "kong-proxy",
-                "created_at": now,
-                "updated_at": now,
-                "config_hash": self.config_hash(),
-                "compatibility_status": {"state": "COMPATIBILITY_STATE_FULLY_COMPATIBLE"},
-            }
-            return Reply(200, {"items": [node], "page": {"total": 1}})
+            items = [
+                {
+                    "id": view.node.node_id,
+                    "version": "3.9.1.0",
+                    "hostname": view.node.hostname,
+                    "last_ping": now,
+                    "type": "kong-proxy",
+                    "created_at": now,
+                    "updated_at": now,
+                    "config_hash": view.config_hash(),
+                    "compatibility_status": {"state": "COMPATIBILITY_STATE_FULLY_COMPATIBLE"},
+                }
+                for view in self.nodes
+            ]
+            return Reply(200, {"items": items, "page": {"total": len(items)}})
         if segments[:1] != ["core-entities"] or len(segments) < 2:
             raise not_found()
         rest = segments[1:]
@@ -108,6 +111,12 @@ class KonnectApi:
             rows = [t for u in ws.upstreams.values() for t in self.store.targets_of(ws, u)]
             return Reply(
                 200, {"data": [render_target(t, self.profile) for t in rows], "next": None}
+            )
+        if rest[0] in ("services", "plugins"):
+            from sidecar.kong_local import service_routes  # imports admin_api, as we do
+
+            return service_routes.handle(
+                self.store, ws, method, rest, args, read_body, konnect=True
             )
         if rest[0] != "upstreams":
             raise not_found()

@@ -82,6 +82,8 @@ PROFILE_TABLE: dict[str, Profile] = {
     "3.4": Profile("3.4", "3.4.2", "postgres", "traditional"),
     "3.9": Profile("3.9", "3.9.3", "postgres", "traditional"),
     "konnect": Profile("konnect", "3.9.3", "postgres", "control_plane", konnect=True),
+    # An OSS hybrid control plane: writable, no balancer, lists its DPs' config hashes.
+    "hybrid": Profile("hybrid", "3.9.3", "postgres", "control_plane"),
     "dbless": Profile("dbless", "3.9.3", "off", "traditional"),
     "data-plane": Profile("data-plane", "3.9.3", "off", "data_plane"),
 }

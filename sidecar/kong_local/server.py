@@ -8,6 +8,7 @@ under ``/_kong_local/``, outside Kong's path space, and only when ``test_control
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -26,6 +27,7 @@ from sidecar.kong_local.faults import FaultRule, Faults
 from sidecar.kong_local.info import server_header
 from sidecar.kong_local.konnect import KonnectApi, problem
 from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
+from sidecar.kong_local.propagation import History, LagView, data_planes_body, lagging_nodes
 from sidecar.kong_local.schemas import Body
 from sidecar.kong_local.seed import DEFAULT_SEED
 from sidecar.kong_local.store import Store, Workspace
@@ -101,7 +103,11 @@ class LocalKong:
         dns: Mapping[str, Sequence[str]] | None,
         test_controls: bool,
         clock: Callable[[], float],
+        nodes: int = 1,
+        lag: float | Sequence[float] = 0.0,
     ) -> None:
+        if nodes < 1:
+            raise ValueError("nodes must be at least 1")
         self.profile = profile
         self.store = Store(profile, clock)
         self.faults = Faults()
@@ -119,11 +125,34 @@ class LocalKong:
         self._stopping = threading.Event()
         for name in self.workspaces:
             self.store.workspace(name)
-        node = NodeIdentity(self.node_id, socket.gethostname(), self.enterprise)
-        self.admin = AdminApi(self.store, self.dns, node)
-        self.konnect = KonnectApi(self.store, control_plane_id, self.node_id)
         if seed:
             self.store.load_seed(seed)
+        # Who sees writes late: Konnect's nodes and a hybrid CP's data planes (all of them),
+        # or a traditional cluster's other nodes (all but this one).
+        behind = nodes if profile.role == "control_plane" else nodes - 1
+        prefix = "kong-local-node" if profile.role != "control_plane" else "kong-local-dp"
+        lagging = lagging_nodes(behind, lag if behind else (), prefix)
+        if profile.konnect and lagging:  # keep the one node's old identity
+            lagging[0] = dataclasses.replace(
+                lagging[0], node_id=self.node_id, hostname="kong-local-dp"
+            )
+        self.history = History(self.store, clock, keep=max((n.lag for n in lagging), default=0))
+        views = [LagView(self.history, n) for n in lagging]
+        node = NodeIdentity(self.node_id, socket.gethostname(), self.enterprise)
+        data_planes = None
+        if profile.role == "control_plane" and not profile.konnect:
+
+            def data_planes() -> dict[str, Any]:
+                return data_planes_body(views, profile.version, self.store.clock())
+
+        self.admin = AdminApi(self.store, self.dns, node, data_planes=data_planes)
+        self.konnect = KonnectApi(self.store, control_plane_id, views)
+        self.node_apps: list[NodeApp] = []
+        if profile.role != "control_plane":
+            for view in views:
+                identity = NodeIdentity(view.node.node_id, view.node.hostname, self.enterprise)
+                admin = AdminApi(self.store, self.dns, identity, lag=view)
+                self.node_apps.append(NodeApp(self, admin))
 
     # ------------------------------------------------------------ public helpers
 
@@ -162,6 +191,7 @@ class LocalKong:
             self.store.reset()
             if self._seed:
                 self.store.load_seed(self._seed)
+            self.history.record()
         with self._calls_lock:
             self.calls.clear()
         self.faults.clear()
@@ -189,7 +219,14 @@ class LocalKong:
             return self._fault(rule, reply, environ, started)(environ, start_response)
         return self._to_response(reply, started)(environ, start_response)
 
-    def _dispatch(self, request: Request) -> Reply:
+    def _dispatch(self, request: Request, admin: AdminApi | None = None) -> Reply:
+        reply = self._route(request, admin or self.admin)
+        if request.method.upper() not in ("GET", "HEAD") and reply.status < 400:
+            with self.store.lock:  # a write: lagging nodes see this version `lag` s later
+                self.history.record()
+        return reply
+
+    def _route(self, request: Request, admin: AdminApi) -> Reply:
         method = request.method.upper()
         args = {k: request.args.get(k, "") for k in request.args}
         segments = [s for s in request.path.split("/") if s]
@@ -203,7 +240,7 @@ class LocalKong:
             self._check_rbac(request)
             ws_name, segments = self._split_workspace(segments)
             with self.store.lock:
-                return self.admin.handle(ws_name, method, segments, args, reader)
+                return admin.handle(ws_name, method, segments, args, reader)
         except ApiError as err:
             return Reply(err.status, err.body)
 
@@ -345,6 +382,28 @@ class LocalKong:
         return Response(json.dumps(body), status=status, content_type="application/json")
 
 
+class NodeApp:
+    """Another node of the same cluster: same database (the store), its own ``node_id`` and
+    balancers that trail writes by its lag. Faults and test controls stay with the main node."""
+
+    def __init__(self, local: LocalKong, admin: AdminApi) -> None:
+        self.local = local
+        self.admin = admin
+        self.calls: list[tuple[str, str]] = []
+
+    @property
+    def node_id(self) -> str:
+        return self.admin.node.node_id
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        started = time.monotonic()
+        query = request.query_string.decode("latin-1")
+        self.calls.append((request.method.upper(), request.path + (f"?{query}" if query else "")))
+        reply = self.local._dispatch(request, self.admin)
+        return self.local._to_response(reply, started)(environ, start_response)
+
+
 def create_wsgi_app(
     profile: str = "3.9",
     *,
@@ -356,7 +415,12 @@ def create_wsgi_app(
     dns: Mapping[str, Sequence[str]] | None = None,
     test_controls: bool = False,
     clock: Callable[[], float] = time.time,
+    nodes: int = 1,
+    lag: float | Sequence[float] = 0.0,
 ) -> LocalKong:
+    """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
+    hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
+    seconds each of the others sees a write late (one value, or one per lagging node)."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -367,6 +431,8 @@ def create_wsgi_app(
         dns=dns,
         test_controls=test_controls,
         clock=clock,
+        nodes=nodes,
+        lag=lag,
     )
 
 
@@ -385,21 +451,33 @@ class _QuietHandler(_KongHandler):
 
 
 class RunningServer:
-    """A threaded werkzeug server in a daemon thread; a context manager, ``stop()`` idempotent."""
+    """Threaded werkzeug servers in daemon threads (the node, then any other nodes of its
+    cluster); a context manager, ``stop()`` idempotent."""
 
-    def __init__(self, app: LocalKong, server: BaseWSGIServer, host: str) -> None:
+    def __init__(
+        self,
+        app: LocalKong,
+        server: BaseWSGIServer,
+        host: str,
+        nodes: Sequence[BaseWSGIServer] = (),
+    ) -> None:
         self.app = app
-        self._server = server
+        self._servers = [server, *nodes]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{server.port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # so stop() returns quickly
-            name=f"kong-local:{server.port}",
-            daemon=True,
-        )
+        self.node_urls = [f"http://{shown}:{s.port}" for s in self._servers]
+        self._threads = [
+            threading.Thread(
+                target=s.serve_forever,
+                kwargs={"poll_interval": 0.05},  # so stop() returns quickly
+                name=f"kong-local:{s.port}",
+                daemon=True,
+            )
+            for s in self._servers
+        ]
         self._stopped = False
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     @property
     def admin_url(self) -> str:
@@ -413,9 +491,11 @@ class RunningServer:
             return
         self._stopped = True
         self.app.close()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def __enter__(self) -> RunningServer:
         return self
@@ -432,10 +512,15 @@ def serve_in_thread(
     quiet: bool = True,
     **kwargs: Any,
 ) -> RunningServer:
+    """``nodes=N, lag=…`` (see create_wsgi_app) also serves a traditional cluster's other
+    N-1 nodes on their own ports: ``.node_urls`` lists every node, this one first."""
     app = create_wsgi_app(profile, **kwargs)
     handler = _QuietHandler if quiet else _KongHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
-    return RunningServer(app, server, host)
+    others = [
+        make_server(host, 0, node, threaded=True, request_handler=handler) for node in app.node_apps
+    ]
+    return RunningServer(app, server, host, others)
 
 
 def serve_forever(
@@ -444,17 +529,31 @@ def serve_forever(
     host: str,
     port: int,
     on_ready: Callable[[str], None] = lambda url: None,
+    on_nodes: Callable[[list[str]], None] = lambda urls: None,
     **kwargs: Any,
 ) -> None:
-    """Blocking variant for the CLI: logs requests, returns on KeyboardInterrupt."""
+    """Blocking variant for the CLI: logs requests, returns on KeyboardInterrupt. Other nodes
+    of the cluster (``nodes``) listen on the following ports (any free port when ``port`` 0)."""
     app = create_wsgi_app(profile, **kwargs)
     server = make_server(host, port, app, threaded=True, request_handler=_KongHandler)
+    others = [
+        make_server(host, port and port + i, node, threaded=True, request_handler=_KongHandler)
+        for i, node in enumerate(app.node_apps, start=1)
+    ]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in others]
+    for thread in threads:
+        thread.start()
     shown = f"[{host}]" if ":" in host else host
     on_ready(f"http://{shown}:{server.port}")
+    if others:
+        on_nodes([f"http://{shown}:{s.port}" for s in others])
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         app.close()
+        for other in others:
+            other.shutdown()
+            other.server_close()
         server.server_close()
