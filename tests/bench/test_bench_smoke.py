@@ -1,0 +1,100 @@
+"""Every bench in ``bench/`` runs with its quickest options and prints the table it promises.
+
+Run as subprocesses, exactly as the README tells people to run them. Timings are never
+asserted (the machine is shared); the rows and the columns that are not timings are. The
+split bench also fails on its own when the writes it sends directly do not leave Kong
+where the sidecar left it, so this covers its baseline's correctness too.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NUMBER = r"[0-9][0-9,.]*"
+pytestmark = pytest.mark.slow
+
+
+def run_bench(script: str, *args: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+
+def rows(lines: list[str], pattern: str) -> list[re.Match[str]]:
+    return [m for line in lines if (m := re.fullmatch(pattern, line.strip()))]
+
+
+def test_kong_client_bench_quick():
+    lines = run_bench("kong_client.py", "--quick", "--threads", "4")
+    measured = rows(
+        lines, rf"(KongAdmin|bare httpx)\s+(\d+)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}"
+    )
+    assert [(m[1], int(m[2]), int(m[3])) for m in measured] == [
+        ("KongAdmin", 1, 150),
+        ("bare httpx", 1, 150),
+        ("KongAdmin", 4, 300),
+        ("bare httpx", 4, 300),
+    ], lines
+    ratios = rows(lines, rf"ratio KongAdmin/baseline,\s+(\d+) thread\(s\): throughput {NUMBER}x, "
+                         rf"p50 latency {NUMBER}x")  # fmt: skip
+    assert [int(m[1]) for m in ratios] == [1, 4], lines
+
+
+def test_gateway_ingest_bench_quickest():
+    lines = run_bench("gateway_ingest.py", "--seconds", "0.05", "--entries", "2000")
+    rates = rows(lines, rf"(\d+)(\s+{NUMBER}/s){{3}}\s+{NUMBER}\s+{NUMBER}")
+    assert [int(m[1]) for m in rates] == [100, 1000], lines
+    memory = rows(lines, rf"({NUMBER})\s+{NUMBER}\s+{NUMBER}\s+(-|{NUMBER})")
+    assert [m[1] for m in memory] == ["0", "1,000", "2,000"], lines
+
+
+def test_split_api_bench_quick():
+    lines = run_bench("split_api.py", "--quick", "--clients", "3")
+    latency = rows(
+        lines,
+        rf"(1 stable target|4 stable targets)\s+(\d+) (sidecar|direct)\s+(\d+)\s+({NUMBER})"
+        rf"\s+({NUMBER})\s+{NUMBER}\s+{NUMBER}",
+    )
+    seen = [(m[1], int(m[2]), m[3], int(m[4])) for m in latency]
+    assert seen == [
+        (shape, clients, path, ops)
+        for shape in ("1 stable target", "4 stable targets")
+        for clients, ops in ((1, 10), (3, 6))
+        for path in ("sidecar", "direct")
+    ], lines
+    for m in latency:  # the baseline is the sidecar's own writes: same count, no reads
+        stables = int(m[1][0])
+        assert float(m[6]) == stables, m[0]
+        if m[3] == "direct":
+            assert float(m[5]) == 0, m[0]
+    ratios = rows(lines, rf"(1 stable target|4 stable targets)\s+(\d+)\s+{NUMBER}x\s+"
+                         rf"{NUMBER}x\s+(yes|no)")  # fmt: skip
+    assert [(m[1], int(m[2])) for m in ratios] == [
+        ("1 stable target", 1),
+        ("1 stable target", 3),
+        ("4 stable targets", 1),
+        ("4 stable targets", 3),
+    ], lines
+    big = rows(
+        lines,
+        rf"(sidecar PUT|direct, 8 parallel|direct, one by one)\s+(\d+)\s+(\d+)\s+(\d+)\s+{NUMBER}"
+        rf"\s+{NUMBER}\s+(yes|no)",
+    )
+    assert [m[1] for m in big] == ["sidecar PUT", "direct, 8 parallel", "direct, one by one"]
+    got = {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in big}  # writes, batches, GETs
+    writes, batches, _ = got["sidecar PUT"]
+    assert writes > 0 and 0 < batches <= writes, lines
+    assert got["direct, 8 parallel"] == (writes, batches, 0), lines
+    assert got["direct, one by one"] == (writes, writes, 0), lines
