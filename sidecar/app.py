@@ -17,11 +17,13 @@ from flask import Flask, g, request
 from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.core.lease import LeasePolicy
+from sidecar.kayenta.preflight_kong import CoverageWarnings
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.http import build_http_client
 from sidecar.kong.models import Flavour
 from sidecar.leases import LeaseSweeper
 from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, KONG_DURATION, KONG_REQUESTS
+from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
 from sidecar.settings import Settings, load_settings
 from sidecar.traffic import TrafficService
@@ -80,7 +82,11 @@ def create_app(
         max_shifted_percent=settings.max_shifted_percent,
         lease_policy=LeasePolicy(settings.lease_default, settings.lease_max),
         wall_clock=clock,
+        # real time, not ``clock``: the wait sleeps, and tests' wall clocks stand still
+        propagation=Propagation(kong, settings.kong, nodes=settings.propagation_nodes),
     )
+    # Kong's Prometheus plugin recording what the Kayenta configs query (cached per process).
+    service.describe_warnings.append(CoverageWarnings(kong, clock=clock))
     runtime = Runtime(
         settings=settings,
         kong=kong,
@@ -98,6 +104,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)
+    kong_log.install_window(app)  # http-log for the canary window, when configured
     _instrument(app)
     return app
 

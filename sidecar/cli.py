@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from sidecar import __version__
 from sidecar.settings import SettingsError, load_settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands imported only when used. ``serve`` must run before anything imports
+    prometheus_client (it fixes its multiprocess mode at import), and the other commands
+    pull in the Kayenta and gateway code that does."""
+
+    lazy: dict[str, str] = {
+        "kong-local": "sidecar.kong_local.cli:kong_local",
+        "kayenta": "sidecar.kayenta.cli:kayenta_commands",
+        "preflight": "sidecar.kayenta.preflight_cli:preflight",
+        "spinnaker": "sidecar.spinnaker.cli:spinnaker_commands",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attribute = self.lazy[name].partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kong-canary")
 def main() -> None:
     """Canary traffic splitting for Kong Gateway, for Spinnaker and Kayenta."""
@@ -49,16 +73,3 @@ def serve(
     from sidecar.serve import run
 
     run(settings)
-
-
-def _register() -> None:
-    from sidecar.kayenta.cli import kayenta_commands
-    from sidecar.kong_local.cli import kong_local
-    from sidecar.spinnaker.cli import spinnaker_commands
-
-    main.add_command(kong_local)
-    main.add_command(kayenta_commands)
-    main.add_command(spinnaker_commands)
-
-
-_register()

@@ -14,6 +14,7 @@ stalls at its current step and the lease returns the upstream to stable.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,7 @@ class RampView:
     target: Split
     message: str
     next_step_at: float | None
+    propagation: dict[str, Any] | None = None  # when this call applied a step and waited
 
     def as_json(self, urls: Mapping[str, str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -104,6 +106,8 @@ class RampView:
             "message": self.message,
             "next_step_at": self.next_step_at,
         }
+        if self.propagation is not None:
+            out["propagation"] = self.propagation
         out.update(urls or {})
         return out
 
@@ -130,6 +134,7 @@ class RampService:
         targets: Mapping[str, Sequence[str]] | None = None,
         allow_unequal: bool = False,
         execution_id: str | None = None,
+        wait: float | None = None,
     ) -> RampView:
         if not allow_unequal and unequal_steps(tuple(steps)):
             index = unequal_steps(tuple(steps))[0]
@@ -181,18 +186,20 @@ class RampService:
         first = schedule.steps[0].split if schedule.step_index(now) >= 0 else state.split()
         # Claim the upstream (and apply the first step if it is due): from here on, a
         # split made by anyone else takes it away from this ramp.
-        self.traffic.set_split(
+        claimed = self.traffic.set_split(
             upstream,
             first or Split.STABLE_ONLY,
             targets=targets,
             lease=self._lease_for(schedule, now),
             ramp=fingerprint,
             ramp_execution=execution_hash(execution_id) if execution_id else None,
+            wait=wait,
         )
-        return self.status(token)
+        return dataclasses.replace(self.status(token), propagation=claimed.propagation)
 
-    def status(self, token: str) -> RampView:
-        """Status for Orca's poll; moves the upstream on when a step is due."""
+    def status(self, token: str, wait: float | None = None) -> RampView:
+        """Status for Orca's poll; moves the upstream on when a step is due (and then, with
+        ``wait``, waits until Kong's nodes serve it)."""
         schedule = self._decode(token)
         fingerprint = short_id(token)
         now = self.clock()
@@ -209,6 +216,7 @@ class RampService:
                 marks.ramp_canceled,
                 schedule.origin,
             )
+        propagation = None
         if decision.apply is not None:
             result = self.traffic.set_split(
                 schedule.upstream,
@@ -216,8 +224,10 @@ class RampService:
                 expect=current,
                 lease=self._lease_for(schedule, now),
                 ramp=fingerprint,
+                wait=wait,
             )
             current = result.split
+            propagation = result.propagation
         return RampView(
             id=token,
             upstream=schedule.upstream,
@@ -227,6 +237,7 @@ class RampService:
             target=schedule.target(),
             message=decision.message,
             next_step_at=schedule.next_change_at(now),
+            propagation=propagation,
         )
 
     def cancel(self, token: str) -> RampView:

@@ -75,6 +75,13 @@ class SidecarApplication(BaseApplication):
 def run(settings: Settings) -> None:
     """Start the embedded Kong if needed, then gunicorn (blocks until stopped)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if "prometheus_client" in sys.modules:
+            # Too late: its value class is already the single-process one, so workers
+            # would count in memory and /metrics would merge nothing.
+            raise RuntimeError(
+                "prometheus_client was imported before serve set PROMETHEUS_MULTIPROC_DIR; "
+                "set PROMETHEUS_MULTIPROC_DIR in the environment"
+            )
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kong-canary-metrics-")
     local = None
     if settings.embedded_kong:

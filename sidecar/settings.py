@@ -85,7 +85,14 @@ class Settings:
     lease_max: float = 86400.0
     lease_check_interval: float = 15.0  # how often expired leases are looked for
     ramp_secret: str | None = field(default=None, repr=False)  # signs ramp ids
+    # Admin API URLs of every Kong node whose balancer ``wait`` checks (default: the one
+    # at kong_admin_url; on a hybrid control plane: its data planes' config hashes instead).
+    propagation_nodes: tuple[str, ...] = ()
     kong_is_embedded: bool = False  # set by ``serve`` once it started the embedded server
+    # Per-variant gateway metrics: http-log on Kong's services while a canary runs.
+    gateway_metrics: bool = False  # switch it on/off with the split (else only by endpoint)
+    gateway_ingest_url: str | None = None  # base URL Kong's proxies reach us at (public_url)
+    gateway_ingest_token: str | None = field(default=None, repr=False)  # one of ``tokens``
 
     def ramp_key(self) -> bytes:
         """The HMAC key for ramp ids. Without an explicit secret it derives from the API
@@ -94,6 +101,10 @@ class Settings:
             return self.ramp_secret.encode()
         material = "\n".join(sorted(t.token for t in self.tokens)) or "kong-canary-embedded"
         return hashlib.sha256(("kong-canary-ramp\n" + material).encode()).digest()
+
+    @property
+    def gateway_ingest_base(self) -> str | None:
+        return self.gateway_ingest_url or self.public_url
 
     @property
     def embedded_kong(self) -> bool:
@@ -141,6 +152,12 @@ def _bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+def _url_list(value: Any) -> tuple[str, ...]:
+    """A YAML list, or a comma-separated string (environment)."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(u for u in (_str(item) for item in items) if u)
+
+
 _FIELDS: dict[str, tuple[str, str, Any]] = {
     "bind": ("", "bind", _str),
     "workers": ("", "workers", _int),
@@ -152,6 +169,10 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "lease_max": ("", "lease_max", _float),
     "lease_check_interval": ("", "lease_check_interval", _float),
     "ramp_secret": ("", "ramp_secret", _opt_str),
+    "propagation_nodes": ("", "propagation_nodes", _url_list),
+    "gateway_metrics": ("", "gateway_metrics", _bool),
+    "gateway_ingest_url": ("", "gateway_ingest_url", _opt_str),
+    "gateway_ingest_token": ("", "gateway_ingest_token", _opt_str),
     "kong_admin_url": ("kong", "admin_url", _opt_str),
     "kong_workspace": ("kong", "workspace", _opt_str),
     "kong_admin_token": ("kong", "admin_token", _opt_str),
@@ -229,9 +250,18 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("lease_check_interval: must be between 1 and 300 seconds")
     if settings.ramp_secret is not None and len(settings.ramp_secret) < 16:
         problems.append("ramp_secret: must be at least 16 characters")
+    for url in settings.propagation_nodes:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"propagation_nodes: {url!r} must be an absolute http(s) URL")
     if settings.kong_local_profile not in LOCAL_PROFILES:
         problems.append(f"kong_local_profile: must be one of {', '.join(LOCAL_PROFILES)}")
-    for name, url in (("public_url", settings.public_url), ("kong_admin_url", kong.admin_url)):
+    _validate_gateway(settings, problems)
+    for name, url in (
+        ("public_url", settings.public_url),
+        ("kong_admin_url", kong.admin_url),
+        ("gateway_ingest_url", settings.gateway_ingest_url),
+    ):
         if url is not None:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -258,6 +288,28 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append(
             "tokens: no API token configured; set KONG_CANARY_TOKENS or KONG_CANARY_TOKENS_FILE"
         )
+
+
+def _validate_gateway(settings: Settings, problems: list[str]) -> None:
+    """The ingest token goes into Kong's plugin config and comes back on every batch: it
+    must be a token we accept for writes, or every batch would be refused (never echoed)."""
+    token = settings.gateway_ingest_token
+    if token is not None:
+        match = next((t for t in settings.tokens if t.token == token), None)
+        if match is None:
+            problems.append(
+                "gateway_ingest_token: must be one of the configured API tokens "
+                "(KONG_CANARY_TOKENS / TOKENS_FILE)"
+            )
+        elif not match.can("write"):
+            problems.append(f"gateway_ingest_token: token {match.name!r} needs role write")
+    if settings.gateway_metrics:
+        if token is None:
+            problems.append("gateway_ingest_token: required when gateway_metrics is on")
+        if settings.gateway_ingest_base is None:
+            problems.append(
+                "gateway_ingest_url: required when gateway_metrics is on (or set public_url)"
+            )
 
 
 def load_settings(

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from functools import partial
 from typing import Any, Protocol
 
 from sidecar.core.lease import LeasePolicy, Marks, read_marks, renewed, write_marks
@@ -151,6 +152,7 @@ class ChangeResult:
     duration_ms: float = 0.0
     lease_until: float | None = None
     propagation: dict[str, Any] | None = None
+    pending_wait: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -175,9 +177,15 @@ def lease_json(deadline: float | None) -> dict[str, Any] | None:
 
 
 class PropagationWaiter(Protocol):
-    """Waits until Kong's nodes serve the weights just written (``sidecar.propagation``)."""
+    """Waits until Kong's nodes serve the weights just written (``sidecar.propagation``).
+    ``before_write`` notes what the cluster looks like before a write (hybrid: the data
+    planes' config hashes); its answer goes back to ``wait`` as ``before``."""
 
-    def wait(self, upstream: str, weights: Mapping[str, int], timeout: float) -> dict[str, Any]: ...
+    def before_write(self, upstream: str) -> Any: ...
+
+    def wait(
+        self, upstream: str, weights: Mapping[str, int], timeout: float, before: Any = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -221,7 +229,10 @@ class TrafficService:
         self.kong = kong
         self.parallel_writes = max(1, parallel_writes)
         self.propagation = propagation
-        self.observers: list[Callable[[ChangeEvent], None]] = []
+        # An observer may return warnings; they are added to the change's answer.
+        self.observers: list[Callable[[ChangeEvent], Sequence[str] | None]] = []
+        # Extra warnings for GET …/split, per upstream (each must be cheap and never raise).
+        self.describe_warnings: list[Callable[[str], Sequence[str]]] = []
         self.max_shifted = Fraction(str(max_shifted_percent))
         self.locks = locks or UpstreamLocks()
         self.clock = clock
@@ -257,6 +268,7 @@ class TrafficService:
     def describe(self, upstream: str) -> dict[str, Any]:
         state = self.read(upstream)
         warnings = self.warnings(state)
+        warnings += [w for extra in self.describe_warnings for w in extra(upstream)]
         effective = effective_split(state)
         marks = read_marks(state.upstream.tags)
         return {
@@ -354,7 +366,7 @@ class TrafficService:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
                 marks = marks.but(ramp_execution=ramp_execution)
             marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
-            return self._change(
+            change = self._change(
                 state,
                 split,
                 wanted,
@@ -364,6 +376,7 @@ class TrafficService:
                 operation="set_split",
                 wait=wait,
             )
+        return self._propagated(change)
 
     def rollback(
         self,
@@ -387,7 +400,7 @@ class TrafficService:
                 ramp_canceled=canceled,
                 ramp_execution=None,
             )
-            return self._change(
+            change = self._change(
                 state,
                 Split.STABLE_ONLY,
                 {},
@@ -398,6 +411,7 @@ class TrafficService:
                 operation="rollback",
                 wait=wait,
             )
+        return self._propagated(change)
 
     def promote(
         self,
@@ -413,7 +427,7 @@ class TrafficService:
             marks = read_marks(state.upstream.tags).but(
                 managed=True, lease_until=None, ramp=None, ramp_execution=None
             )
-            return self._change(
+            change = self._change(
                 state,
                 Split.STABLE_ONLY,
                 {},
@@ -424,6 +438,7 @@ class TrafficService:
                 operation="promote",
                 wait=wait,
             )
+        return self._propagated(change)
 
     def set_hashing(self, upstream: str, fields: Mapping[str, Any], *, dry_run: bool = False):
         """Sticky canaries: Kong's hash_on settings. A non-``none`` hash_on forces
@@ -591,6 +606,8 @@ class TrafficService:
         # a crash in between always leaves a lease that the reaper will honour.
         lease_first = tags_change and marks is not None and marks.lease_until is not None
         if not dry_run:
+            waiter = self.propagation if wait is not None else None
+            before = waiter.before_write(name) if waiter and (writes or tags_change) else None
             if lease_first:
                 self._set_upstream_tags(name, new_tags)
             try:
@@ -604,20 +621,29 @@ class TrafficService:
             if tags_change and not lease_first:
                 self._set_upstream_tags(name, new_tags)
             result.state = self.read(name) if writes else state
-            if wait is not None and self.propagation is not None:
+            if waiter is not None and wait is not None:
                 live = {
                     t: w
                     for t, w in desired.items()
                     if not remove_others or all_variants.get(t) == "stable"
                 }
-                result.propagation = self.propagation.wait(name, live, wait)
+                result.pending_wait = partial(waiter.wait, name, live, wait, before)
             if writes or tags_change:
                 event = ChangeEvent(name, operation, result.previous, result.split)
                 for observer in self.observers:
-                    observer(event)
+                    result.warnings.extend(observer(event) or ())
         else:
             result.state = state
         result.duration_ms = (self.clock() - started) * 1000
+        return result
+
+    @staticmethod
+    def _propagated(result: ChangeResult) -> ChangeResult:
+        """Wait for propagation (``wait``) after the upstream's lock is released: a wait of
+        minutes must not hold up a rollback of the same upstream."""
+        if result.pending_wait is not None:
+            pending, result.pending_wait = result.pending_wait, None
+            result.propagation = pending()
         return result
 
     def _set_upstream_tags(self, upstream: str, tags: Sequence[str]) -> None:

@@ -59,12 +59,12 @@ FALLBACK_NEEDS = {
 
 @bp.before_request
 def _authenticate() -> None:
+    authenticate()  # first: a caller without a valid token learns nothing else (401)
     upstream = (request.view_args or {}).get("upstream")
     if upstream is not None and not UPSTREAM_NAME.match(upstream):
         raise ApiError(
             422, "invalid_upstream", "upstream must be a Kong upstream name or id", field="upstream"
         )
-    authenticate()
 
 
 def check_hashing(body: dict, kong_major: int) -> dict:

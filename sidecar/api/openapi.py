@@ -10,7 +10,15 @@ from flask import Blueprint, jsonify
 
 from sidecar import __version__
 from sidecar.api.hashing import HASHING
-from sidecar.api.schemas import CANCEL, PROMOTE, ROLLBACK, SET_SPLIT, START_RAMP, VARIANTS
+from sidecar.api.schemas import (
+    CANCEL,
+    PROMOTE,
+    ROLLBACK,
+    SET_SPLIT,
+    START_RAMP,
+    VARIANTS,
+    WAIT_PATTERN,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -88,6 +96,42 @@ SPLIT_VIEW = {
     },
     "additionalProperties": False,
 }
+PROPAGATION = {
+    "type": "object",
+    "description": "With wait: whether Kong's nodes serve the new weights, and how long that "
+    "took. method health = each node's balancer (/upstreams/{u}/health, nodeWeight), hybrid = "
+    "the data planes' config hashes on the control plane (new, agreed, and one push interval "
+    "after the write), konnect = nodes' config_hash against the expected hash. confirmed false "
+    "means the wait ran out: the change is in Kong and still propagates; treat it as a "
+    "warning (or use wait_strict).",
+    "required": ["confirmed", "method", "waited_ms", "nodes", "message"],
+    "properties": {
+        "confirmed": {"type": "boolean"},
+        "method": {"enum": ["health", "hybrid", "konnect"]},
+        "waited_ms": {"type": "integer", "minimum": 0},
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["node", "confirmed", "after_ms"],
+                "properties": {
+                    "node": {"type": "string", "description": "Admin URL or data plane"},
+                    "confirmed": {"type": "boolean"},
+                    "after_ms": {
+                        "type": ["integer", "null"],
+                        "minimum": 0,
+                        "description": "since the wait began, when the node was first seen "
+                        "serving the change (null: not confirmed)",
+                    },
+                    "detail": {"type": "string", "description": "what the node shows instead"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "message": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
 CHANGE = {
     "type": "object",
     "required": [
@@ -111,10 +155,7 @@ CHANGE = {
         "writes": {"type": "array", "items": WRITE},
         "targets": {"type": "array", "items": TARGET},
         "warnings": {"type": "array", "items": {"type": "string"}},
-        "propagation": {
-            "type": ["object", "null"],
-            "description": "how long Kong's nodes took to serve the new weights (with wait)",
-        },
+        "propagation": {"oneOf": [PROPAGATION, {"type": "null"}]},
         "duration_ms": {"type": "number", "minimum": 0},
     },
     "additionalProperties": False,
@@ -163,6 +204,10 @@ RAMP = {
         "next_step_at": {"type": ["number", "null"], "description": "epoch seconds"},
         "statusUrl": {"type": "string", "format": "uri"},
         "cancelUrl": {"type": "string", "format": "uri"},
+        "propagation": {
+            **PROPAGATION,
+            "description": "present when this call applied a step and waited (wait)",
+        },
     },
     "additionalProperties": False,
 }
@@ -195,6 +240,30 @@ INGEST = {
         "unmapped_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
         "rejected_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
         "unknown_upstreams": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+GATEWAY_WINDOW = {
+    "type": "object",
+    "required": ["upstream", "attached", "endpoint", "plugins"],
+    "properties": {
+        "upstream": {"type": "string"},
+        "attached": {"type": "boolean", "description": "our http-log is on its services"},
+        "endpoint": {"type": "string", "format": "uri", "description": "where Kong posts"},
+        "plugins": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "service"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "service": {"type": "string"},
+                    "action": {"enum": ["create", "update", "keep"]},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "removed": {"type": "array", "items": {"type": "string"}},
     },
     "additionalProperties": False,
 }
@@ -248,6 +317,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "RollbackAll": ROLLBACK_ALL,
     "RampCanceled": RAMP_CANCELED,
     "IngestResult": INGEST,
+    "GatewayMetrics": GATEWAY_WINDOW,
     "Error": ERROR,
     "Health": HEALTH,
     "Ready": READY,
@@ -294,6 +364,16 @@ RAMP_PARAM = {
 }
 
 
+RAMP_WAIT_PARAM = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": WAIT_PATTERN},
+    "description": "seconds (0..300) a poll that applies a step waits for Kong's nodes; "
+    "statusUrl carries it when the ramp was started with wait",
+}
+
+
 def _change_op(summary: str, body: str, *, required: bool) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -306,7 +386,48 @@ def _change_op(summary: str, body: str, *, required: bool) -> dict[str, Any]:
         "responses": {
             "200": _json("Change", "the change made (or planned, with dry_run)"),
             **_errors(400, 401, 403, 404, 409, 422, 502, 503),
+            "503": _json(
+                "Error",
+                "Kong is unreachable or timed out, or (wait_strict) the applied change did not "
+                "reach every node in time: code propagation_timeout, details.propagation. "
+                "Orca retries; the retry is idempotent and waits again",
+            ),
         },
+    }
+
+
+def _gateway_window_ops() -> dict[str, Any]:
+    """The http-log window by hand. With gateway_metrics on, set/ramp/rollback/promote open
+    and close it on their own and report a failure as a warning (the split still applies)."""
+    about = (
+        "Kong's http-log plugin on every Kong service whose host is the upstream, posting to "
+        "/v1/kong-log with the gateway ingest token; tagged managed-by=kong-canary. With "
+        "gateway_metrics on, the next split change re-opens or closes it."
+    )
+    refused = "gateway_metrics_not_configured (no ingest token/URL)"
+    refused_open = f"{refused}; no_service (no Kong service has the upstream as host), "
+    refused_open += "http_log_in_use (another http-log), ingest_token_not_allowed"
+
+    def op(summary: str, role: str, statuses: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "summary": summary,
+            "description": f"{about} Token role: {role}.",
+            "parameters": [UPSTREAM_PARAM],
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": _json("GatewayMetrics", "the window as it is now"),
+                **_errors(*statuses),
+                "409": _json("Error", refused),
+            },
+        }
+
+    statuses = (401, 403, 404, 409, 422, 502, 503)
+    opened = op("Open the window: attach http-log", "write", statuses)
+    opened["responses"]["409"] = _json("Error", refused_open)
+    return {
+        "get": op("Is the window open: our http-log plugins", "read", statuses),
+        "post": opened,
+        "delete": op("Close the window: remove our http-log", "write", statuses),
     }
 
 
@@ -408,7 +529,7 @@ def document() -> dict[str, Any]:
             "/v1/ramps/{id}": {
                 "get": {
                     "summary": "A ramp's status; moves the upstream on when a step is due",
-                    "parameters": [RAMP_PARAM],
+                    "parameters": [RAMP_PARAM, RAMP_WAIT_PARAM],
                     "security": [{"bearer": []}],
                     "responses": {
                         "200": _json("Ramp", "status (always a string status)"),
@@ -435,6 +556,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/upstreams/{upstream}/gateway-metrics": _gateway_window_ops(),
             "/v1/kong-log": {
                 "post": {
                     "summary": "Ingest Kong http-log batches; counts per upstream and variant",

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api.auth import authenticate
-from sidecar.api.schemas import CANCEL, START_RAMP, flag, parse_body, seconds
+from sidecar.api.schemas import CANCEL, START_RAMP, flag, parse_body, seconds, wait_param
 from sidecar.api.split import UPSTREAM_NAME
 from sidecar.core.ramp import linear_steps, schedule_steps
 from sidecar.core.split import Split, SplitError
@@ -27,23 +27,26 @@ audit = logging.getLogger("kong_canary.audit")
 
 @bp.before_request
 def _authenticate() -> None:
+    authenticate()  # first: a caller without a valid token learns nothing else (401)
     upstream = (request.view_args or {}).get("upstream")
     if upstream is not None and not UPSTREAM_NAME.match(upstream):
         raise ApiError(
             422, "invalid_upstream", "upstream must be a Kong upstream name or id", field="upstream"
         )
-    authenticate()
 
 
 def _ramps() -> RampService:
     return current_app.extensions["kong_canary"].ramps
 
 
-def _urls(view: RampView) -> dict[str, str]:
+def _urls(view: RampView, wait: float | None = None) -> dict[str, str]:
+    """``wait`` rides on the status URL: the ramp id is the signed schedule, and each poll
+    that applies a step needs it."""
     base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
     base = base.rstrip("/")
+    query = f"?wait={wait:g}" if wait is not None else ""
     return {
-        "statusUrl": f"{base}/v1/ramps/{view.id}",
+        "statusUrl": f"{base}/v1/ramps/{view.id}{query}",
         "cancelUrl": f"{base}/v1/ramps/{view.id}/cancel",
     }
 
@@ -107,16 +110,18 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
         targets=body.get("targets"),
         allow_unequal=flag(body, "allow_unequal"),
         execution_id=(body.get("context") or {}).get("execution_id"),
+        wait=seconds(body, "wait"),
     )
     _audit("ramp_started", view, body)
-    urls = _urls(view)
+    urls = _urls(view, seconds(body, "wait"))
     return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}
 
 
 @bp.get("/ramps/<ramp_id>")
 def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
-    view = _ramps().status(ramp_id)
-    return jsonify(view.as_json(_urls(view)))
+    wait = wait_param(request.args.get("wait"))
+    view = _ramps().status(ramp_id, wait=wait)
+    return jsonify(view.as_json(_urls(view, wait)))
 
 
 @bp.post("/ramps/<ramp_id>/cancel")

@@ -9,6 +9,7 @@ JSON Schema name the offending field.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Request
@@ -140,6 +141,35 @@ START_RAMP = {
     ],
     "additionalProperties": False,
 }
+# Waiting for propagation (sidecar.propagation). Orca's webhook client gives up reading after
+# 20 s by default (webhook.readTimeoutMs) and does not retry a timed-out PUT/POST, so a create
+# call should wait less than that and let wait_strict's 503 make Orca retry.
+WAIT_PATTERN = r"^\s*(300(\.0+)?|([12]\d\d|\d{1,2})(\.\d+)?)\s*$"
+WAIT = {
+    "description": "seconds (0..300, number or numeric string) to wait until Kong's nodes "
+    "serve the new weights; the response's propagation says whether they did and how long "
+    "it took. Keep it below Orca's webhook read timeout (20 s by default).",
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": 300},
+        {"type": "string", "pattern": WAIT_PATTERN},
+    ],
+}
+WAIT_STRICT = {
+    **FLAG,
+    "description": "with wait: answer 503 propagation_timeout when the nodes did not show the "
+    "change in time. The change stays applied; Orca retries, and the idempotent retry waits "
+    "again. Without it a timeout is reported in propagation only (treat it as a warning).",
+}
+for _body in (SET_SPLIT, ROLLBACK, PROMOTE):
+    _body["properties"]["wait"] = WAIT
+    _body["properties"]["wait_strict"] = WAIT_STRICT
+START_RAMP["properties"]["wait"] = {
+    **WAIT,
+    "description": "seconds each step waits, when the call or status poll that applies it "
+    "runs, until Kong's nodes serve it (0..300; that response then carries propagation). It "
+    "rides on statusUrl as ?wait=.",
+}
+
 CANCEL = {
     "type": "object",
     "properties": {"reason": REASON, "context": CONTEXT},
@@ -214,3 +244,14 @@ def seconds(body: dict[str, Any], name: str) -> float | None:
 def flag(body: dict[str, Any], name: str) -> bool:
     value = body.get(name, False)
     return value is True or value == "true"
+
+
+def wait_param(value: str | None) -> float | None:
+    """``?wait=`` on a ramp's status URL: the same rule as the body field."""
+    if value is None:
+        return None
+    if not re.match(WAIT_PATTERN, value):
+        raise ApiError(
+            422, "invalid_field", f"wait must be {WAIT['description'].split(';')[0]}", field="wait"
+        )
+    return float(value)

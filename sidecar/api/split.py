@@ -24,6 +24,7 @@ UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 @bp.before_request
 def _authenticate() -> None:
+    authenticate()  # first: a caller without a valid token learns nothing else (401)
     upstream = (request.view_args or {}).get("upstream")
     if upstream is not None and not UPSTREAM_NAME.match(upstream):
         raise ApiError(
@@ -32,7 +33,6 @@ def _authenticate() -> None:
             "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
             field="upstream",
         )
-    authenticate()
 
 
 def _service() -> TrafficService:
@@ -67,6 +67,7 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
             dry_run=flag(body, "dry_run"),
             force=flag(body, "force"),
             lease=seconds(body, "lease"),
+            wait=seconds(body, "wait"),
         ),
         upstream,
     )
@@ -79,7 +80,10 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
         "rollback",
         body,
         lambda: _service().rollback(
-            upstream, remove=flag(body, "remove"), dry_run=flag(body, "dry_run")
+            upstream,
+            remove=flag(body, "remove"),
+            dry_run=flag(body, "dry_run"),
+            wait=seconds(body, "wait"),
         ),
         upstream,
     )
@@ -92,7 +96,10 @@ def promote(upstream: str):  # type: ignore[no-untyped-def]
         "promote",
         body,
         lambda: _service().promote(
-            upstream, dry_run=flag(body, "dry_run"), force=flag(body, "force")
+            upstream,
+            dry_run=flag(body, "dry_run"),
+            force=flag(body, "force"),
+            wait=seconds(body, "wait"),
         ),
         upstream,
     )
@@ -124,8 +131,25 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
         writes=[w.as_json() for w in result.writes],
         duration_ms=round(result.duration_ms, 3),
     )
+    if result.propagation is not None:
+        entry["propagation"] = {k: result.propagation[k] for k in ("confirmed", "waited_ms")}
     audit.info(json.dumps(entry, sort_keys=True))
     SPLIT_CHANGES.labels(upstream, operation, entry["result"]).inc()
     if not result.dry_run:
         record_split(upstream, entry["after"])
+    _strict_propagation(body, result)
     return jsonify(result.as_json())
+
+
+def _strict_propagation(body: dict[str, Any], result: ChangeResult) -> None:
+    """``wait_strict``: a change Kong's nodes did not show in time is a 503 (Orca retries;
+    the retry is an idempotent re-PUT that waits again). The change itself stays applied."""
+    waited = result.propagation
+    if waited is None or waited["confirmed"] or not flag(body, "wait_strict"):
+        return
+    raise ApiError(
+        503,
+        "propagation_timeout",
+        f"the change is applied, but Kong's nodes did not all show it: {waited['message']}",
+        details={"propagation": waited, "split": result.as_json()["split"]},
+    )
