@@ -228,6 +228,8 @@ class TrafficService:
     ) -> None:
         self.kong = kong
         self.parallel_writes = max(1, parallel_writes)
+        # One pool per process for concurrent reads and parallel write batches.
+        self._pool = ThreadPoolExecutor(max(4, self.parallel_writes), "kong-io")
         self.propagation = propagation
         # An observer may return warnings; they are added to the change's answer.
         self.observers: list[Callable[[ChangeEvent], Sequence[str] | None]] = []
@@ -241,15 +243,21 @@ class TrafficService:
 
     # ---- reading -------------------------------------------------------------------------
     def read(self, upstream: str) -> UpstreamState:
+        """The upstream, its targets and their health, read concurrently (three GETs, one
+        round trip of latency)."""
+        entity_call = self._pool.submit(self.kong.upstream, upstream)
+        targets_call = self._pool.submit(self.kong.targets, upstream)
+        health_call = self._pool.submit(self.kong.health, upstream)
         try:
-            entity = self.kong.upstream(upstream)
-            targets = self.kong.targets(upstream)
+            entity = entity_call.result()
+            targets = targets_call.result()
         except KongError as exc:
+            health_call.cancel()
             raise from_kong_error(exc, upstream=upstream) from exc
         health_by_target: dict[str, tuple[str | None, tuple[str, ...] | None]] = {}
         health_known = False
         try:
-            health = self.kong.health(upstream)
+            health = health_call.result()
         except KongError:
             health = None  # a control plane has no balancer; the split is still readable
         if health is not None:
@@ -610,9 +618,10 @@ class TrafficService:
             before = waiter.before_write(name) if waiter and (writes or tags_change) else None
             if lease_first:
                 self._set_upstream_tags(name, new_tags)
+            written: dict[str, Target | None] = {}
             try:
                 if writes:
-                    self._apply(name, writes)
+                    written = self._apply(name, writes)
             except ApiError:
                 if lease_first:
                     with contextlib.suppress(KongError):
@@ -620,7 +629,7 @@ class TrafficService:
                 raise
             if tags_change and not lease_first:
                 self._set_upstream_tags(name, new_tags)
-            result.state = self.read(name) if writes else state
+            result.state = after_writes(state, written) if writes else state
             if waiter is not None and wait is not None:
                 live = {
                     t: w
@@ -652,41 +661,51 @@ class TrafficService:
         except KongError as exc:
             raise from_kong_error(exc, upstream=upstream) from exc
 
-    def _apply(self, upstream: str, writes: list[KongWrite]) -> None:
+    def _apply(self, upstream: str, writes: list[KongWrite]) -> dict[str, Target | None]:
         """Send the writes batch by batch; a batch goes out in parallel (bounded). On the
-        first failure everything already written is undone, newest first."""
+        first failure everything already written is undone, newest first. Returns what Kong
+        answered per target (None: deleted), so the result needs no second read."""
         done: list[KongWrite] = []
+        written: dict[str, Target | None] = {}
         for batch in write_batches(writes):
-            if len(batch) == 1 or self.parallel_writes == 1:
-                outcomes = [self._try_send(upstream, w) for w in batch]
-            else:
-                with ThreadPoolExecutor(min(self.parallel_writes, len(batch))) as pool:
-                    outcomes = list(pool.map(lambda w: self._try_send(upstream, w), batch))
-            failed = [(w, e) for w, e in zip(batch, outcomes, strict=True) if e is not None]
-            done += [w for w, e in zip(batch, outcomes, strict=True) if e is None]
-            if failed:
-                write, exc = failed[0]
-                undo_failed = self._undo(upstream, done)
-                raise self._half_applied(upstream, write, exc, done, undo_failed) from exc
+            for start in range(0, len(batch), self.parallel_writes):
+                chunk = batch[start : start + self.parallel_writes]
+                if len(chunk) == 1:
+                    outcomes = [self._try_send(upstream, chunk[0])]
+                else:
+                    outcomes = list(self._pool.map(lambda w: self._try_send(upstream, w), chunk))
+                failed = []
+                for write, (entity, error) in zip(chunk, outcomes, strict=True):
+                    if error is None:
+                        done.append(write)
+                        written[write.target] = entity
+                    else:
+                        failed.append((write, error))
+                if failed:
+                    write, exc = failed[0]
+                    undo_failed = self._undo(upstream, done)
+                    raise self._half_applied(upstream, write, exc, done, undo_failed) from exc
+        return written
 
-    def _try_send(self, upstream: str, write: KongWrite) -> KongError | None:
+    def _try_send(self, upstream: str, write: KongWrite) -> tuple[Target | None, KongError | None]:
         try:
-            self._send(upstream, write)
+            return self._send(upstream, write), None
         except KongError as exc:
-            return exc
-        return None
+            return None, exc
 
-    def _send(self, upstream: str, write: KongWrite) -> None:
+    def _send(self, upstream: str, write: KongWrite) -> Target | None:
         if write.action == "create":
-            self.kong.create_target(
+            return self.kong.create_target(
                 upstream, write.target, write.weight_after or 0, write.tags_after or ()
             )
-        elif write.action == "update":
+        if write.action == "update":
             tags = write.tags_after if write.tags_after != write.tags_before else None
-            self.kong.update_target(upstream, write.target, weight=write.weight_after, tags=tags)
-        else:
-            with contextlib.suppress(KongNotFound):  # already gone: the outcome asked for
-                self.kong.delete_target(upstream, write.target)
+            return self.kong.update_target(
+                upstream, write.target, weight=write.weight_after, tags=tags
+            )
+        with contextlib.suppress(KongNotFound):  # already gone: the outcome asked for
+            self.kong.delete_target(upstream, write.target)
+        return None
 
     def _undo(self, upstream: str, done: list[KongWrite]) -> list[str]:
         failures = []
@@ -743,6 +762,22 @@ class TrafficService:
         return ApiError(
             status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
         )
+
+
+def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> UpstreamState:
+    """The upstream as Kong's write answers left it; health is carried over (new targets
+    have none yet). Saves re-reading the upstream after every change."""
+    targets = []
+    for t in state.targets:
+        if t.target not in written:
+            targets.append(t)
+        elif (entity := written[t.target]) is not None:
+            targets.append(_target_state(entity, (t.health, t.addresses)))
+    known = {t.target for t in state.targets}
+    for target, entity in written.items():
+        if entity is not None and target not in known:
+            targets.append(_target_state(entity, None))
+    return UpstreamState(state.upstream, tuple(targets), state.health_known)
 
 
 def effective_split(state: UpstreamState) -> dict[str, float] | None:

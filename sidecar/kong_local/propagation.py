@@ -64,9 +64,15 @@ class History:
         self.clock = clock
         self.keep = keep  # the longest lag anyone asks for
         self._versions: list[Version] = []
+        self._stale = False
         self.record()
 
     def record(self) -> None:
+        if self.keep == 0 and self._versions:
+            # Nobody lags: only the newest version is ever asked for, so build it on demand
+            # instead of hashing the whole configuration after every write.
+            self._stale = True
+            return
         now = self.clock()
         self._versions.append(Version(now, balancers_of(self.store), config_hash(self.store)))
         # keep every version a lagging view may still need: the newest one older than keep
@@ -76,6 +82,12 @@ class History:
 
     def as_of(self, moment: float) -> Version:
         """The version current at ``moment``; the oldest one kept if it is older still."""
+        if self._stale:
+            self._stale = False
+            with self.store.lock:
+                self._versions = [
+                    Version(self.clock(), balancers_of(self.store), config_hash(self.store))
+                ]
         found = self._versions[0]
         for version in self._versions:
             if version.at > moment:
