@@ -41,7 +41,7 @@ def make_app(kong: FakeKong, flavour: Flavour, clock) -> Flask:  # type: ignore[
     settings = Settings(
         tokens=(WRITE, READ, SCOPED), kong=KongSettings(admin_url="http://kong.test:8001")
     )
-    app = create_app(settings, kong=kong.admin(flavour))
+    app = create_app(settings, kong=kong.admin(flavour), sweep_leases=False)
     if kong_log.bp.name not in app.blueprints:  # the lead registers it in create_app
         app.register_blueprint(kong_log.bp)
     kong_log.install(

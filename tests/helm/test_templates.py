@@ -344,13 +344,18 @@ def test_kayenta_sync_args_should_be_what_the_cli_accepts(
 ) -> None:
     """The Job's args go through the real command's parser (click), so a renamed option
     fails here rather than in a cluster's post-install hook."""
+    import click
+
     from sidecar.cli import main
     from sidecar.kayenta.cli import sync_command
 
     job = render_with(values).one("Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     args = container["args"]
-    assert main.commands[args[0]].commands[args[1]] is sync_command  # type: ignore[attr-defined]
+    ctx = click.Context(main)
+    group = main.get_command(ctx, args[0])
+    assert group is not None
+    assert group.get_command(ctx, args[1]) is sync_command  # type: ignore[attr-defined]
     params = sync_command.make_context("sync", args[2:]).params
     assert params["url"] == "http://kayenta:8090"
     assert str(params["directory"]) == "/opt/kong-canary/kayenta-configs/configs"

@@ -42,7 +42,7 @@ def sidecar_url() -> Iterator[str]:
     settings = Settings(
         tokens=(ApiToken("spinnaker", TOKEN, "write"),), kong=KongSettings(admin_url=kong.url)
     )
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(settings, sweep_leases=False), threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
