@@ -7,6 +7,7 @@ Tokens are compared with ``hmac.compare_digest`` against every configured token
 from __future__ import annotations
 
 import hmac
+import re
 
 from flask import current_app, g, request
 
@@ -14,6 +15,7 @@ from sidecar.errors import ApiError
 from sidecar.settings import ApiToken
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
 def _match(presented: str, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
@@ -63,3 +65,24 @@ def authenticate(required_role: str | None = None) -> ApiToken:
         )
     g.caller = caller
     return caller
+
+
+def check_upstream_name(name: str) -> str:
+    """Kong upstream names are hostnames (ids are UUIDs); anything else never reaches Kong."""
+    if not UPSTREAM_NAME.match(name):
+        raise ApiError(
+            422,
+            "invalid_upstream",
+            "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
+            field="upstream",
+        )
+    return name
+
+
+def require_token() -> None:
+    """``before_request`` of the API blueprints: the token first, so a caller without a
+    valid one learns nothing else (401), then the upstream named in the URL, if any."""
+    authenticate()
+    upstream = (request.view_args or {}).get("upstream")
+    if upstream is not None:
+        check_upstream_name(upstream)

@@ -13,9 +13,8 @@ import logging
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from sidecar.api.auth import authenticate
+from sidecar.api.auth import require_token
 from sidecar.api.schemas import CONTEXT, FLAG, REASON, flag, parse_body
-from sidecar.api.split import UPSTREAM_NAME
 from sidecar.errors import ApiError
 
 bp = Blueprint("hashing", __name__, url_prefix="/v1/upstreams")
@@ -57,14 +56,7 @@ FALLBACK_NEEDS = {
 }
 
 
-@bp.before_request
-def _authenticate() -> None:
-    authenticate()  # first: a caller without a valid token learns nothing else (401)
-    upstream = (request.view_args or {}).get("upstream")
-    if upstream is not None and not UPSTREAM_NAME.match(upstream):
-        raise ApiError(
-            422, "invalid_upstream", "upstream must be a Kong upstream name or id", field="upstream"
-        )
+bp.before_request(require_token)
 
 
 def check_hashing(body: dict, kong_major: int) -> dict:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from sidecar.api.auth import authenticate
+from sidecar.api.auth import authenticate, check_upstream_name
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
@@ -38,7 +37,6 @@ audit = logging.getLogger("kong_canary.audit")
 EXTENSION = "kong_canary_gateway"
 WINDOW = "kong_canary_gateway_window"
 MAX_BODY_BYTES = 32 * 1024 * 1024  # 1,000 entries of ~2 kB each is 2 MB; leave headroom
-UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _install_lock = threading.Lock()
 
 
@@ -64,14 +62,7 @@ def _override() -> str | None:
     name = request.args.get("upstream") or request.headers.get(UPSTREAM_HEADER)
     if name is None:
         return None
-    if not UPSTREAM_NAME.match(name):
-        raise ApiError(
-            422,
-            "invalid_upstream",
-            "upstream must be a Kong upstream name (letters, digits, '.', '-', '_')",
-            field="upstream",
-        )
-    return name
+    return check_upstream_name(name)
 
 
 @bp.post("/kong-log")
@@ -118,13 +109,7 @@ def install_window(app: Flask) -> GatewayWindow | None:
 
 def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
     caller = authenticate(required_role=role)  # first: without a valid token, only 401
-    if not UPSTREAM_NAME.match(upstream):
-        raise ApiError(
-            422,
-            "invalid_upstream",
-            "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
-            field="upstream",
-        )
+    check_upstream_name(upstream)
     if not caller.allows(upstream):
         raise ApiError(
             403,

@@ -13,9 +13,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from sidecar.api.auth import authenticate
-from sidecar.api.schemas import CANCEL, START_RAMP, flag, parse_body, seconds, wait_param
-from sidecar.api.split import UPSTREAM_NAME
+from sidecar.api.auth import require_token
+from sidecar.api.schemas import (
+    CANCEL,
+    START_RAMP,
+    flag,
+    parse_body,
+    parse_split,
+    seconds,
+    wait_param,
+)
 from sidecar.core.ramp import linear_steps, schedule_steps
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
@@ -25,14 +32,7 @@ bp = Blueprint("ramps", __name__, url_prefix="/v1")
 audit = logging.getLogger("kong_canary.audit")
 
 
-@bp.before_request
-def _authenticate() -> None:
-    authenticate()  # first: a caller without a valid token learns nothing else (401)
-    upstream = (request.view_args or {}).get("upstream")
-    if upstream is not None and not UPSTREAM_NAME.match(upstream):
-        raise ApiError(
-            422, "invalid_upstream", "upstream must be a Kong upstream name or id", field="upstream"
-        )
+bp.before_request(require_token)
 
 
 def _ramps() -> RampService:
@@ -64,26 +64,19 @@ def _audit(event: str, view: RampView, body: dict[str, Any]) -> None:
     audit.info(json.dumps(entry, sort_keys=True))
 
 
-def _split(value: Any, field: str) -> Split:
-    try:
-        return Split.from_percentages(value, field=field)
-    except SplitError as exc:
-        raise ApiError(422, "invalid_split", str(exc), field=exc.field) from None
-
-
 @bp.post("/upstreams/<upstream>/ramps")
 def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, START_RAMP)
     service = _ramps()
     try:
         if "schedule" in body:
-            splits = [_split(s, f"schedule[{i}]") for i, s in enumerate(body["schedule"])]
+            splits = [parse_split(s, f"schedule[{i}]") for i, s in enumerate(body["schedule"])]
             steps = schedule_steps(splits, seconds(body, "interval") or 0.0)
         else:
             current = service.traffic.read(upstream).split() or Split.STABLE_ONLY
             steps = linear_steps(
                 current,
-                _split(body["split"], "split"),
+                parse_split(body["split"], "split"),
                 int(body["steps"]),
                 seconds(body, "duration") or 0.0,
             )

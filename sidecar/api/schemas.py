@@ -16,6 +16,7 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
 
 VARIANTS = ("stable", "baseline", "canary")
@@ -255,3 +256,11 @@ def wait_param(value: str | None) -> float | None:
             422, "invalid_field", f"wait must be {WAIT['description'].split(';')[0]}", field="wait"
         )
     return float(value)
+
+
+def parse_split(value: Any, field: str) -> Split:
+    """A split from the body, or 422 naming the variant and the rule."""
+    try:
+        return Split.from_percentages(value, field=field)
+    except SplitError as exc:
+        raise ApiError(422, "invalid_split", str(exc), field=exc.field) from None

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from sidecar.api.auth import authenticate
-from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, seconds
-from sidecar.core.split import Split, SplitError
+from sidecar.api.auth import require_token
+from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, parse_split, seconds
 from sidecar.errors import ApiError
 from sidecar.metrics import SPLIT_CHANGES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
@@ -19,31 +17,11 @@ from sidecar.traffic import ChangeResult, TrafficService
 bp = Blueprint("split", __name__, url_prefix="/v1/upstreams")
 audit = logging.getLogger("kong_canary.audit")
 
-UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-
-
-@bp.before_request
-def _authenticate() -> None:
-    authenticate()  # first: a caller without a valid token learns nothing else (401)
-    upstream = (request.view_args or {}).get("upstream")
-    if upstream is not None and not UPSTREAM_NAME.match(upstream):
-        raise ApiError(
-            422,
-            "invalid_upstream",
-            "upstream must be a Kong upstream name or id (letters, digits, '.', '-', '_')",
-            field="upstream",
-        )
+bp.before_request(require_token)
 
 
 def _service() -> TrafficService:
     return current_app.extensions["kong_canary"].service
-
-
-def _split(value: Any, field: str) -> Split:
-    try:
-        return Split.from_percentages(value, field=field)
-    except SplitError as exc:
-        raise ApiError(422, "invalid_split", str(exc), field=exc.field) from None
 
 
 @bp.get("/<upstream>/split")
@@ -54,8 +32,8 @@ def read_split(upstream: str):  # type: ignore[no-untyped-def]
 @bp.put("/<upstream>/split")
 def set_split(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, SET_SPLIT)
-    split = _split(body["split"], "split")
-    expect = _split(body["expect"], "expect") if "expect" in body else None
+    split = parse_split(body["split"], "split")
+    expect = parse_split(body["expect"], "expect") if "expect" in body else None
     return _changed(
         "set_split",
         body,
