@@ -396,11 +396,49 @@ class TrafficService:
         wait: float | None = None,
     ) -> ChangeResult:
         """Stable takes everything; never refused for health (it is the way out). The lease
-        and any ramp's claim on the upstream end with it."""
+        and any ramp's claim on the upstream end with it (the ramp is marked cancelled)."""
+        return self._to_stable(
+            upstream,
+            "rollback",
+            remove=remove,
+            force=True,
+            dry_run=dry_run,
+            wait=wait,
+            cancels_ramp=True,
+            cancel_ramp=cancel_ramp,
+        )
+
+    def promote(
+        self,
+        upstream: str,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> ChangeResult:
+        """After the new version is on stable: stable 100%, canary and baseline removed."""
+        return self._to_stable(
+            upstream, "promote", remove=True, force=force, dry_run=dry_run, wait=wait
+        )
+
+    def _to_stable(
+        self,
+        upstream: str,
+        operation: str,
+        *,
+        remove: bool,
+        force: bool,
+        dry_run: bool,
+        wait: float | None,
+        cancels_ramp: bool = False,
+        cancel_ramp: str | None = None,
+    ) -> ChangeResult:
         with self.locks.hold(upstream):
             state = self.read(upstream)
             marks = read_marks(state.upstream.tags)
-            canceled = cancel_ramp or marks.ramp or marks.ramp_canceled
+            canceled = marks.ramp_canceled
+            if cancels_ramp:
+                canceled = cancel_ramp or marks.ramp or marks.ramp_canceled
             marks = marks.but(
                 managed=True,
                 lease_until=None,
@@ -413,37 +451,10 @@ class TrafficService:
                 Split.STABLE_ONLY,
                 {},
                 dry_run=dry_run,
-                force=True,
+                force=force,
                 remove_others=remove,
                 marks=marks,
-                operation="rollback",
-                wait=wait,
-            )
-        return self._propagated(change)
-
-    def promote(
-        self,
-        upstream: str,
-        *,
-        dry_run: bool = False,
-        force: bool = False,
-        wait: float | None = None,
-    ) -> ChangeResult:
-        """After the new version is on stable: stable 100%, canary and baseline removed."""
-        with self.locks.hold(upstream):
-            state = self.read(upstream)
-            marks = read_marks(state.upstream.tags).but(
-                managed=True, lease_until=None, ramp=None, ramp_execution=None
-            )
-            change = self._change(
-                state,
-                Split.STABLE_ONLY,
-                {},
-                dry_run=dry_run,
-                force=force,
-                remove_others=True,
-                marks=marks,
-                operation="promote",
+                operation=operation,
                 wait=wait,
             )
         return self._propagated(change)

@@ -374,15 +374,17 @@ RAMP_WAIT_PARAM = {
 }
 
 
+def _request_body(schema: str, *, required: bool) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"required": required, "content": {"application/json": {"schema": ref}}}
+
+
 def _change_op(summary: str, body: str, *, required: bool) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": [UPSTREAM_PARAM],
         "security": [{"bearer": []}],
-        "requestBody": {
-            "required": required,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
-        },
+        "requestBody": _request_body(body, required=required),
         "responses": {
             "200": _json("Change", "the change made (or planned, with dry_run)"),
             **_errors(400, 401, 403, 404, 409, 422, 502, 503),
@@ -473,14 +475,7 @@ def document() -> dict[str, Any]:
                     "summary": "Sticky canaries: set Kong's hash_on (forces consistent-hashing)",
                     "parameters": [UPSTREAM_PARAM],
                     "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/SetHashingRequest"}
-                            }
-                        },
-                    },
+                    "requestBody": _request_body("SetHashingRequest", required=True),
                     "responses": {
                         "200": _json("HashingView", "the upstream after the change"),
                         **_errors(400, 401, 403, 404, 422, 502, 503),
@@ -492,14 +487,7 @@ def document() -> dict[str, Any]:
                     "summary": "Start a ramp (Orca: wait for completion, poll statusUrl)",
                     "parameters": [UPSTREAM_PARAM],
                     "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/StartRampRequest"}
-                            }
-                        },
-                    },
+                    "requestBody": _request_body("StartRampRequest", required=True),
                     "responses": {
                         "202": _json("Ramp", "started; statusUrl and cancelUrl are absolute"),
                         **_errors(400, 401, 403, 404, 409, 422, 502, 503),
@@ -512,14 +500,7 @@ def document() -> dict[str, Any]:
                     "(Orca's cancelEndpoint; body context.execution_id)",
                     "parameters": [UPSTREAM_PARAM],
                     "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/CancelRampRequest"}
-                            }
-                        },
-                    },
+                    "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("RampCanceled", "cancelled and rolled back"),
                         **_errors(400, 401, 403, 404, 422, 502, 503),
@@ -542,14 +523,7 @@ def document() -> dict[str, Any]:
                     "summary": "Cancel a ramp and roll the canary back",
                     "parameters": [RAMP_PARAM],
                     "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/CancelRampRequest"}
-                            }
-                        },
-                    },
+                    "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("Ramp", "cancelled"),
                         **_errors(400, 401, 403, 404, 422, 502, 503),
