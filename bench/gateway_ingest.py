@@ -108,7 +108,7 @@ def main() -> int:
     settings = Settings(
         tokens=(ApiToken("kong", TOKEN, "write"),), kong=KongSettings(admin_url="http://kong")
     )
-    app = create_app(settings, kong=KongAdmin(http, flavour=Flavour.KONG_3))
+    app = create_app(settings, kong=KongAdmin(http, flavour=Flavour.KONG_3), sweep_leases=False)
     if kong_log.bp.name not in app.blueprints:
         app.register_blueprint(kong_log.bp)
     kong_log.install(app, GatewayIngest(VariantResolver(lambda u: parsed), metrics))
