@@ -62,6 +62,10 @@ class SidecarApplication(BaseApplication):
             "child_exit": _child_exit,
             # No max_requests: recycled workers leave dead-pid metric files behind.
         }
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens a management socket under $HOME by default: not wanted
+            # in front of Spinnaker, and not writable on a read-only root filesystem.
+            config["control_socket_disable"] = True
         for key, value in config.items():
             if value is not None:
                 self.cfg.set(key, value)

@@ -172,7 +172,7 @@ class ChangeResult:
 def lease_json(deadline: float | None) -> dict[str, Any] | None:
     if deadline is None:
         return None
-    expires = datetime.fromtimestamp(deadline, UTC).isoformat().replace("+00:00", "Z")
+    expires = datetime.fromtimestamp(int(deadline), UTC).isoformat().replace("+00:00", "Z")
     return {"expires_at": expires, "epoch": int(deadline)}
 
 

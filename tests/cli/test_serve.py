@@ -104,6 +104,7 @@ def test_serve_on_the_embedded_kong_with_two_workers():
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=20)[0]
     assert "NO REAL KONG IS ATTACHED" in output
+    assert "Control socket" not in output  # no management socket under $HOME
     assert proc.returncode == 0, output[-2000:]
 
 
