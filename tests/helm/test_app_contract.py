@@ -10,17 +10,23 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 from sidecar import settings as app_settings
-from tests.helm.chart import Rendered, scenario_names
+from sidecar.gateway.window import IngestConfig
+from tests.helm.chart import Rendered, scenario_names, scenario_values
 
 # Content for Secrets the chart only references (auth.existingSecret, kong.tls.existingSecret).
 EXTERNAL_SECRET_VALUE = {
-    "api-tokens": "spinnaker=external-token-0123456789\n",
+    "api-tokens": (
+        "spinnaker=external-token-0123456789\nkong-http-log=external-http-log-token-0123456789\n"
+    ),
     "rbac-token": "external-rbac-token",
     "konnect": "kpat_external",
+    "ramp-key": "external-ramp-secret-0123456789",
+    "http-log-token": "external-http-log-token-0123456789",
 }
 
 
@@ -105,3 +111,87 @@ def test_configmap_should_only_use_settings_the_app_reads(
     for rendered in scenario_renders.values():
         config = rendered.named("ConfigMap", "kc-kong-canary")["data"]
         assert set(config) - known == set()
+
+
+# App settings the chart deliberately does not expose (why), so a new setting in settings.py
+# fails test_chart_should_expose_every_app_setting until the chart maps it or lists it here.
+NOT_EXPOSED = {
+    "kong_local_profile": "profile of the embedded Kong; the chart always points at a real one",
+    "kong_max_connections": "per-worker connection pool; not in the README's settings table",
+}
+
+
+def test_chart_should_expose_every_app_setting_when_all_scenarios_are_taken_together(
+    scenario_renders: dict[str, Rendered],
+) -> None:
+    rendered_names: set[str] = set()
+    for rendered in scenario_renders.values():
+        (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+        rendered_names |= set(rendered.named("ConfigMap", "kc-kong-canary")["data"])
+        rendered_names |= {e["name"] for e in container["env"]}
+    missing = {
+        key
+        for key in app_settings._FIELDS
+        if app_settings.ENV_PREFIX + key.upper() not in rendered_names
+    }
+    assert missing == set(NOT_EXPOSED)
+
+
+def test_sidecar_should_read_leases_ramp_secret_and_nodes_when_all_features(
+    scenario_renders: dict[str, Rendered], tmp_path: Path
+) -> None:
+    values = scenario_values("all-features")
+    env = container_environment(scenario_renders["all-features"], tmp_path)
+    loaded = app_settings.load_settings(environ=env)
+    assert (loaded.lease_default, loaded.lease_max, loaded.lease_check_interval) == (
+        1800,
+        7200,
+        5,
+    )
+    assert loaded.ramp_secret == values["auth"]["rampSecret"]
+    assert loaded.ramp_key() == values["auth"]["rampSecret"].encode()
+    assert loaded.propagation_nodes == tuple(values["kong"]["propagationNodes"])
+
+
+@pytest.mark.parametrize(
+    ("scenario", "token_name"),
+    [("gateway-metrics", "kong-http-log"), ("all-features", "kong-proxies"),
+     ("existing-secret", "kong-http-log")],
+)  # fmt: skip
+def test_sidecar_should_post_kong_logs_in_cluster_with_a_write_token_when_gateway_metrics(
+    scenario_renders: dict[str, Rendered], tmp_path: Path, scenario: str, token_name: str
+) -> None:
+    """What the app hands Kong's http-log plugin: its endpoint and the token it sends back."""
+    loaded = app_settings.load_settings(
+        environ=container_environment(scenario_renders[scenario], tmp_path)
+    )
+    assert loaded.gateway_metrics
+    ingest = IngestConfig.from_settings(loaded)
+    assert ingest is not None
+    assert ingest.endpoint == "http://kc-kong-canary.canary.svc:8080/v1/kong-log"
+    assert ingest.token.name == token_name
+    assert ingest.token.role == "write"
+
+
+def test_sidecar_should_refuse_an_ingest_token_when_it_is_not_an_api_token(
+    scenario_renders: dict[str, Rendered], tmp_path: Path
+) -> None:
+    """Guards the test above: a token the sidecar would refuse on every batch fails at start."""
+    env = container_environment(scenario_renders["gateway-metrics"], tmp_path)
+    env["KONG_CANARY_GATEWAY_INGEST_TOKEN"] = "not-one-of-the-api-tokens-0123"
+    with pytest.raises(app_settings.SettingsError, match="gateway_ingest_token"):
+        app_settings.load_settings(environ=env)
+
+
+def test_sidecar_should_start_without_ramp_secret_when_an_existing_secret_lacks_it(
+    scenario_renders: dict[str, Rendered], tmp_path: Path
+) -> None:
+    """The ramp-secret key is optional in an existing Secret (ones made before the setting):
+    the pods still start, and the app derives the key from the tokens file all pods share."""
+    rendered = scenario_renders["existing-secret"]
+    older = {k: v for k, v in EXTERNAL_SECRET_VALUE.items() if k != "ramp-key"}
+    with patch.dict(EXTERNAL_SECRET_VALUE, clear=True, values=older):
+        env = container_environment(rendered, tmp_path)
+    assert "KONG_CANARY_RAMP_SECRET" not in env
+    loaded = app_settings.load_settings(environ=env)
+    assert loaded.ramp_secret is None

@@ -44,6 +44,7 @@ def test_every_optional_feature_has_a_scenario() -> None:
         "serviceMonitor",
         "grafanaDashboard",
         "kayentaSync",
+        "gatewayMetrics",
     } <= enabled
 
 

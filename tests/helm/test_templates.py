@@ -20,6 +20,12 @@ APP_SETTINGS = {
     "KONG_CANARY_PUBLIC_URL",
     "KONG_CANARY_LOG_LEVEL",
     "KONG_CANARY_MAX_SHIFTED_PERCENT",
+    "KONG_CANARY_LEASE_DEFAULT",
+    "KONG_CANARY_LEASE_MAX",
+    "KONG_CANARY_LEASE_CHECK_INTERVAL",
+    "KONG_CANARY_PROPAGATION_NODES",
+    "KONG_CANARY_GATEWAY_METRICS",
+    "KONG_CANARY_GATEWAY_INGEST_URL",
     "KONG_CANARY_KONG_ADMIN_URL",
     "KONG_CANARY_KONG_WORKSPACE",
     "KONG_CANARY_KONG_FLAVOUR",
@@ -34,7 +40,13 @@ APP_SETTINGS = {
     "KONG_CANARY_KONG_CLIENT_KEY",
     "KONG_CANARY_TOKENS_FILE",
 }
-APP_SECRETS = {"KONG_CANARY_KONG_ADMIN_TOKEN", "KONG_CANARY_KONNECT_TOKEN"}
+APP_SECRETS = {
+    "KONG_CANARY_KONG_ADMIN_TOKEN",
+    "KONG_CANARY_KONNECT_TOKEN",
+    "KONG_CANARY_RAMP_SECRET",
+}
+# Only with gatewayMetrics.enabled; never in the ConfigMap either.
+GATEWAY_SECRET = "KONG_CANARY_GATEWAY_INGEST_TOKEN"
 
 
 def _server(rendered: Rendered) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,7 +82,7 @@ def test_configmap_should_hold_only_app_settings_when_any_scenario(
     for name, rendered in scenario_renders.items():
         config = _config(rendered)
         assert set(config) <= APP_SETTINGS, name
-        assert not set(config) & APP_SECRETS, name
+        assert not set(config) & (APP_SECRETS | {GATEWAY_SECRET}), name
         _, server = _server(rendered)
         assert {"configMapRef": {"name": "kc-kong-canary"}} in server["envFrom"]
         assert set(container_env(server)) >= APP_SECRETS

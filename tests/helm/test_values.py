@@ -78,6 +78,25 @@ SCHEMA_REFUSALS = [
     ({"kayentaSync": {"dryRun": "yes"}}, "/kayentaSync/dryRun"),
     ({"extraEnv": [{"value": "x"}]}, "/extraEnv/0"),
     ({"podDisruptionBudget": {"maxUnavailable": "half"}}, "/podDisruptionBudget/maxUnavailable"),
+    # settings.py: leases are positive seconds, the sweep runs every 1..300 s
+    ({"config": {"leaseDefault": 0}}, "/config/leaseDefault"),
+    ({"config": {"leaseMax": "1d"}}, "/config/leaseMax"),
+    ({"config": {"leaseCheckInterval": 0.5}}, "/config/leaseCheckInterval"),
+    ({"config": {"leaseCheckInterval": 301}}, "/config/leaseCheckInterval"),
+    ({"auth": {"rampSecret": "too-short"}}, "/auth/rampSecret"),
+    ({"auth": {"rampSecret": "has a space in it, 16+"}}, "/auth/rampSecret"),
+    ({"auth": {"existingSecret": "creds", "rampSecret": "r" * 20}}, "/auth/rampSecret"),
+    ({"auth": {"existingSecretKeys": {"rampSecret": ""}}}, "/auth/existingSecretKeys/rampSecret"),
+    ({"kong": {"propagationNodes": ["kong-0:8001"]}}, "/kong/propagationNodes/0"),
+    (
+        {"kong": {"propagationNodes": ["http://kong-0:8001,http://kong-1:8001"]}},
+        "/kong/propagationNodes/0",
+    ),
+    ({"kong": {"propagationNodes": "http://kong-0:8001"}}, "/kong/propagationNodes"),
+    ({"gatewayMetrics": {"enabled": "true"}}, "/gatewayMetrics/enabled"),
+    ({"gatewayMetrics": {"ingestUrl": "kong-canary:8080"}}, "/gatewayMetrics/ingestUrl"),
+    ({"gatewayMetrics": {"ingestTokenName": "a=b"}}, "/gatewayMetrics/ingestTokenName"),
+    ({"gatewayMetrics": {"ingestToken": TOKEN}}, "'ingestToken'"),
 ]
 
 # Cross-field rules the templates enforce with `fail`; the message names the fields.
@@ -99,6 +118,53 @@ TEMPLATE_REFUSALS = [
         {"kong": {"tls": {"existingSecret": "mtls", "clientCertKey": "tls.crt"}}},
         "kong.tls.clientCertKey and kong.tls.clientKeyKey must be set together",
     ),
+    (
+        {"config": {"leaseDefault": 7200, "leaseMax": 3600}},
+        "config.leaseDefault must not exceed config.leaseMax",
+    ),
+    (
+        {"gatewayMetrics": {"enabled": True}, "auth": {"tokens": [{"name": "ci", "token": TOKEN}]}},
+        "gatewayMetrics.ingestTokenName is required with auth.tokens",
+    ),
+    (
+        {
+            "gatewayMetrics": {"enabled": True, "ingestTokenName": "kong"},
+            "auth": {"tokens": [{"name": "ci", "token": TOKEN}]},
+        },
+        'gatewayMetrics.ingestTokenName: no auth.tokens entry is named "kong"',
+    ),
+    (
+        {
+            "gatewayMetrics": {"enabled": True, "ingestTokenName": "ci"},
+            "auth": {"tokens": [{"name": "ci", "token": TOKEN, "role": "read"}]},
+        },
+        'gatewayMetrics.ingestTokenName: token "ci" has role read, needs role write',
+    ),
+    (
+        {
+            "gatewayMetrics": {"enabled": True, "ingestTokenName": "ci"},
+            "auth": {"tokens": [{"name": "ci", "token": TOKEN, "role": "admin"}]},
+        },
+        'gatewayMetrics.ingestTokenName: token "ci" has role admin, needs role write',
+    ),
+    (
+        {"gatewayMetrics": {"enabled": True, "ingestTokenName": "kong"}},
+        "gatewayMetrics.ingestTokenName: auth.tokens is empty",
+    ),
+    (
+        {
+            "gatewayMetrics": {"enabled": True, "ingestTokenName": "kong"},
+            "auth": {"existingSecret": "creds"},
+        },
+        "gatewayMetrics.ingestTokenName must be empty with auth.existingSecret",
+    ),
+    (
+        {
+            "gatewayMetrics": {"enabled": True},
+            "networkPolicy": {"enabled": True, "kongHttpLog": {"from": []}},
+        },
+        "networkPolicy.kongHttpLog.from is empty while gatewayMetrics.enabled",
+    ),
 ]
 
 
@@ -112,7 +178,7 @@ def test_install_should_refuse_bad_value_naming_field(
 
 
 @pytest.mark.parametrize(
-    ("values", "message"), TEMPLATE_REFUSALS, ids=[m.split(":")[0] for _, m in TEMPLATE_REFUSALS]
+    ("values", "message"), TEMPLATE_REFUSALS, ids=[m[:60] for _, m in TEMPLATE_REFUSALS]
 )
 def test_install_should_refuse_conflicting_values_naming_fields(
     render_with: Callable[..., Rendered], values: dict[str, Any], message: str

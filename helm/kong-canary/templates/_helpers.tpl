@@ -94,6 +94,32 @@ Secret keys: the chart's own Secret uses fixed keys, an existing one the configu
 {{- define "kong-canary.secretKey.konnectToken" -}}
 {{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKeys.konnectToken }}{{ else }}konnect-token{{ end }}
 {{- end }}
+{{- define "kong-canary.secretKey.rampSecret" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKeys.rampSecret }}{{ else }}ramp-secret{{ end }}
+{{- end }}
+{{- define "kong-canary.secretKey.gatewayIngestToken" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKeys.gatewayIngestToken }}{{ else }}gateway-ingest-token{{ end }}
+{{- end }}
+
+{{/*
+Gateway metrics: where Kong's proxies post, and which token they send. The default URL is the
+in-cluster one, not config.publicUrl: Kong's proxies usually run in this cluster (the NetworkPolicy
+admits them by pod), while publicUrl is what Spinnaker reaches, often through an ingress.
+*/}}
+{{- define "kong-canary.gatewayIngestUrl" -}}
+{{- default (include "kong-canary.inClusterUrl" .) .Values.gatewayMetrics.ingestUrl }}
+{{- end }}
+
+{{/* Name of the token the chart generates for Kong's http-log when auth.tokens is empty. */}}
+{{- define "kong-canary.generatedIngestTokenName" -}}kong-http-log{{- end }}
+
+{{/* Name of the ingest token's auth.tokens line; empty with auth.existingSecret (unknown). */}}
+{{- define "kong-canary.gatewayIngestTokenName" -}}
+{{- if .Values.auth.existingSecret }}
+{{- else if .Values.auth.tokens }}{{ .Values.gatewayMetrics.ingestTokenName }}
+{{- else }}{{ include "kong-canary.generatedIngestTokenName" . }}
+{{- end }}
+{{- end }}
 
 {{/*
 Fixed paths inside the container; the Dockerfile and the app use the same ones.
@@ -125,5 +151,45 @@ Cross-field checks JSON Schema draft-07 cannot express; each message names the f
 {{- end }}
 {{- if ne (empty $tls.clientCertKey) (empty $tls.clientKeyKey) }}
 {{- fail "kong.tls.clientCertKey and kong.tls.clientKeyKey must be set together" }}
+{{- end }}
+{{- if gt (float64 .Values.config.leaseDefault) (float64 .Values.config.leaseMax) }}
+{{- fail "config.leaseDefault must not exceed config.leaseMax (the app refuses to start)" }}
+{{- end }}
+{{- include "kong-canary.validateGatewayMetrics" . }}
+{{- end }}
+
+{{/*
+The ingest token goes into Kong's http-log config and comes back on every batch: the app accepts
+it only if it is one of the API tokens with role write (sidecar/settings.py, _validate_gateway).
+Checked here for tokens the chart knows; an existing Secret's are checked by the app at start.
+*/}}
+{{- define "kong-canary.validateGatewayMetrics" -}}
+{{- $gm := .Values.gatewayMetrics }}
+{{- if $gm.enabled }}
+{{- if .Values.auth.existingSecret }}
+{{- if $gm.ingestTokenName }}
+{{- fail "gatewayMetrics.ingestTokenName must be empty with auth.existingSecret: Kong's token is read from its key auth.existingSecretKeys.gatewayIngestToken (and must be a write token of its tokens file)" }}
+{{- end }}
+{{- else if .Values.auth.tokens }}
+{{- if not $gm.ingestTokenName }}
+{{- fail "gatewayMetrics.ingestTokenName is required with auth.tokens: name the write token Kong's http-log sends (best a dedicated one, e.g. {name: kong-http-log, token: ...})" }}
+{{- end }}
+{{- $found := dict }}
+{{- range .Values.auth.tokens }}
+{{- if eq .name $gm.ingestTokenName }}{{ $found = . }}{{ end }}
+{{- end }}
+{{- if not $found }}
+{{- fail (printf "gatewayMetrics.ingestTokenName: no auth.tokens entry is named %q" $gm.ingestTokenName) }}
+{{- end }}
+{{- $role := default "write" $found.role }}
+{{- if ne $role "write" }}
+{{- fail (printf "gatewayMetrics.ingestTokenName: token %q has role %s, needs role write (/v1/kong-log refuses read; an admin token would sit in Kong's plugin config, readable through its Admin API)" $gm.ingestTokenName $role) }}
+{{- end }}
+{{- else if $gm.ingestTokenName }}
+{{- fail (printf "gatewayMetrics.ingestTokenName: auth.tokens is empty, so no token is named %q; leave it empty and the chart generates the write token %q" $gm.ingestTokenName (include "kong-canary.generatedIngestTokenName" .)) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.kongHttpLog.from) }}
+{{- fail "networkPolicy.kongHttpLog.from is empty while gatewayMetrics.enabled: the NetworkPolicy would drop every http-log batch from Kong's proxies" }}
+{{- end }}
 {{- end }}
 {{- end }}
