@@ -30,9 +30,12 @@ def sweep(traffic: TrafficService, now: float) -> list[str]:
         if not expired(marks, now):
             continue
         try:
-            result = traffic.rollback(upstream.name)
+            # Re-checked under the upstream's lock: a renewal since the listing wins.
+            result = traffic.rollback(upstream.name, only_if_expired_at=now)
         except ApiError as exc:
             log.warning("lease expired on %s but rollback failed: %s", upstream.name, exc.message)
+            continue
+        if result is None:
             continue
         audit.info(
             json.dumps(
@@ -58,6 +61,7 @@ def rollback_all(traffic: TrafficService) -> list[dict[str, object]]:
     for upstream in traffic.managed_upstreams():
         try:
             change = traffic.rollback(upstream.name)
+            assert change is not None  # unconditional
             results.append(
                 {"upstream": upstream.name, "result": "ok", "writes": len(change.writes)}
             )

@@ -146,6 +146,13 @@ class RampService:
                 field="schedule",
             )
         now = self.clock()
+        if start_at is not None and start_at < now - 60:
+            raise ApiError(
+                422,
+                "invalid_field",
+                "start_at is in the past: the ramp would jump straight to a late step",
+                field="start_at",
+            )
         state = self.traffic.read(upstream)
         try:
             schedule = RampSchedule(
@@ -160,7 +167,7 @@ class RampService:
             raise ApiError(422, "invalid_ramp", str(exc), field=exc.field) from None
         longest_wait = max(
             [b.offset - a.offset for a, b in zip(schedule.steps, schedule.steps[1:], strict=False)]
-            + [max(0.0, schedule.start_at - now)]
+            + [max(0.0, schedule.start_at - now) + schedule.steps[0].offset]
         )
         leases = self.traffic.leases
         if (lease or leases.default) + longest_wait > leases.maximum:
@@ -197,9 +204,10 @@ class RampService:
         )
         return dataclasses.replace(self.status(token), propagation=claimed.propagation)
 
-    def status(self, token: str, wait: float | None = None) -> RampView:
+    def status(self, token: str, wait: float | None = None, *, drive: bool = True) -> RampView:
         """Status for Orca's poll; moves the upstream on when a step is due (and then, with
-        ``wait``, waits until Kong's nodes serve it)."""
+        ``wait``, waits until Kong's nodes serve it). ``drive=False`` (a read-only caller)
+        reports the same status without writing."""
         schedule = self._decode(token)
         fingerprint = short_id(token)
         now = self.clock()
@@ -217,15 +225,23 @@ class RampService:
                 schedule.origin,
             )
         propagation = None
-        if decision.apply is not None:
-            result = self.traffic.set_split(
-                schedule.upstream,
-                decision.apply,
-                expect=current,
-                lease=self._lease_for(schedule, now),
-                ramp=fingerprint,
-                wait=wait,
-            )
+        if decision.apply is not None and drive:
+            try:
+                result = self.traffic.set_split(
+                    schedule.upstream,
+                    decision.apply,
+                    expect=current,
+                    lease=self._lease_for(schedule, now),
+                    ramp=fingerprint,
+                    wait=wait,
+                    owned_by=fingerprint,
+                )
+            except ApiError as exc:
+                if exc.code not in ("ramp_superseded", "expect_mismatch"):
+                    raise
+                # Cancelled, rolled back or taken over between our look and our write:
+                # that change wins; report it as the next poll would.
+                return self.status(token, wait, drive=False)
             current = result.split
             propagation = result.propagation
         return RampView(
@@ -245,10 +261,12 @@ class RampService:
         upstream over, which is then not ours to undo."""
         schedule = self._decode(token)
         fingerprint = short_id(token)
+        result = self.traffic.rollback(
+            schedule.upstream, cancel_ramp=fingerprint, only_if_ramp=fingerprint
+        )
         state = self.traffic.read(schedule.upstream)
         marks = read_marks(state.upstream.tags)
-        if marks.ramp == fingerprint:
-            result = self.traffic.rollback(schedule.upstream, cancel_ramp=fingerprint)
+        if result is not None:
             message = "cancelled: the canary was rolled back, stable has all traffic"
             split = result.split
         elif marks.ramp_canceled == fingerprint:
@@ -286,13 +304,21 @@ class RampService:
                 f"{execution_id!r}; leaving it alone",
                 field="context.execution_id",
             )
-        result = self.traffic.rollback(upstream, cancel_ramp=marks.ramp)
+        result = self.traffic.rollback(upstream, cancel_ramp=marks.ramp, only_if_ramp=marks.ramp)
+        if result is None:  # another change took the upstream over since we looked
+            raise ApiError(
+                404, "no_ramp", f"the ramp on {upstream!r} ended before it could be cancelled"
+            )
         return {
             "upstream": upstream,
             "status": CANCELED,
             "split": percentages(result.split),
             "message": "cancelled: the canary was rolled back, stable has all traffic",
         }
+
+    def upstream_of(self, token: str) -> str:
+        """The upstream a ramp drives (404 for an id this deployment did not sign)."""
+        return self._decode(token).upstream
 
     def _decode(self, token: str) -> RampSchedule:
         try:

@@ -20,14 +20,20 @@ from fractions import Fraction
 from functools import partial
 from typing import Any, Protocol
 
-from sidecar.core.lease import LeasePolicy, Marks, read_marks, renewed, write_marks
+from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed, write_marks
 from sidecar.core.plan import plan_writes
 from sidecar.core.ring import RingAddress, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import compute_weights, variant_shares
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.client import KongAdmin
-from sidecar.kong.errors import KongError, KongNotFound
+from sidecar.kong.errors import (
+    KongConflict,
+    KongError,
+    KongNotFound,
+    KongProtocolError,
+    KongUnavailable,
+)
 from sidecar.kong.models import Target, Upstream, normalise_target
 
 VARIANT_TAG_PREFIX = "variant="
@@ -336,10 +342,13 @@ class TrafficService:
         ramp: str | None = None,
         ramp_execution: str | None = None,
         wait: float | None = None,
+        owned_by: str | None = None,
     ) -> ChangeResult:
         """Move the upstream to ``split``. A non-stable split gets a lease (``lease`` seconds,
         or the default); ``ramp`` is the fingerprint of the ramp making the call, and any
-        other caller takes the upstream away from a running ramp."""
+        other caller takes the upstream away from a running ramp. ``owned_by``: change only
+        if that ramp still owns the upstream and was not cancelled (checked under the lock,
+        so a ramp step cannot undo a cancel or rollback that just happened)."""
         shifted = Fraction(split.baseline + split.canary, 100)
         if shifted > self.max_shifted:
             raise ApiError(
@@ -362,6 +371,13 @@ class TrafficService:
                     details={"current": percentages(current), "expected": percentages(expect)},
                 )
             marks = read_marks(state.upstream.tags)
+            if owned_by is not None and (marks.ramp != owned_by or marks.ramp_canceled == owned_by):
+                raise ApiError(
+                    409,
+                    "ramp_superseded",
+                    "the ramp no longer owns the upstream (cancelled, rolled back or taken "
+                    "over by another change)",
+                )
             if split == Split.STABLE_ONLY:
                 deadline = None
             else:
@@ -369,7 +385,7 @@ class TrafficService:
                     deadline = self.leases.deadline(self.wall_clock(), lease)
                 except SplitError as exc:
                     raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
-            deadline = renewed(marks.lease_until, deadline)
+            deadline = renewed(marks.lease_until, deadline, self.wall_clock())
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
                 marks = marks.but(ramp_execution=ramp_execution)
@@ -394,9 +410,16 @@ class TrafficService:
         dry_run: bool = False,
         cancel_ramp: str | None = None,
         wait: float | None = None,
-    ) -> ChangeResult:
+        only_if_ramp: str | None = None,
+        only_if_expired_at: float | None = None,
+    ) -> ChangeResult | None:
         """Stable takes everything; never refused for health (it is the way out). The lease
-        and any ramp's claim on the upstream end with it (the ramp is marked cancelled)."""
+        and any ramp's claim on the upstream end with it (the ramp is marked cancelled).
+
+        The conditions are checked under the upstream's lock on what Kong shows then:
+        ``only_if_ramp`` (a ramp's cancel) and ``only_if_expired_at`` (the lease sweeper)
+        make the call do nothing and return None when they no longer hold, so a cancel cannot
+        undo another execution's ramp and a sweep cannot undo a lease renewed meanwhile."""
         return self._to_stable(
             upstream,
             "rollback",
@@ -406,6 +429,8 @@ class TrafficService:
             wait=wait,
             cancels_ramp=True,
             cancel_ramp=cancel_ramp,
+            only_if_ramp=only_if_ramp,
+            only_if_expired_at=only_if_expired_at,
         )
 
     def promote(
@@ -417,9 +442,11 @@ class TrafficService:
         wait: float | None = None,
     ) -> ChangeResult:
         """After the new version is on stable: stable 100%, canary and baseline removed."""
-        return self._to_stable(
+        result = self._to_stable(
             upstream, "promote", remove=True, force=force, dry_run=dry_run, wait=wait
         )
+        assert result is not None  # unconditional
+        return result
 
     def _to_stable(
         self,
@@ -432,10 +459,16 @@ class TrafficService:
         wait: float | None,
         cancels_ramp: bool = False,
         cancel_ramp: str | None = None,
-    ) -> ChangeResult:
+        only_if_ramp: str | None = None,
+        only_if_expired_at: float | None = None,
+    ) -> ChangeResult | None:
         with self.locks.hold(upstream):
             state = self.read(upstream)
             marks = read_marks(state.upstream.tags)
+            if only_if_ramp is not None and marks.ramp != only_if_ramp:
+                return None
+            if only_if_expired_at is not None and not expired(marks, only_if_expired_at):
+                return None
             canceled = marks.ramp_canceled
             if cancels_ramp:
                 canceled = cancel_ramp or marks.ramp or marks.ramp_canceled
@@ -632,9 +665,11 @@ class TrafficService:
             written: dict[str, Target | None] = {}
             try:
                 if writes:
-                    written = self._apply(name, writes)
-            except ApiError:
-                if lease_first:
+                    written = self._apply(name, writes, state)
+            except ApiError as exc:
+                # Take the new lease away only if Kong is verifiably back where it was: a
+                # half-applied canary must stay under a lease the sweeper will honour.
+                if lease_first and (exc.details or {}).get("consistent"):
                     with contextlib.suppress(KongError):
                         self.kong.update_upstream(name, tags=list(tags_before))
                 raise
@@ -672,7 +707,9 @@ class TrafficService:
         except KongError as exc:
             raise from_kong_error(exc, upstream=upstream) from exc
 
-    def _apply(self, upstream: str, writes: list[KongWrite]) -> dict[str, Target | None]:
+    def _apply(
+        self, upstream: str, writes: list[KongWrite], before: UpstreamState
+    ) -> dict[str, Target | None]:
         """Send the writes batch by batch; a batch goes out in parallel (bounded). On the
         first failure everything already written is undone, newest first. Returns what Kong
         answered per target (None: deleted), so the result needs no second read."""
@@ -694,8 +731,13 @@ class TrafficService:
                         failed.append((write, error))
                 if failed:
                     write, exc = failed[0]
-                    undo_failed = self._undo(upstream, done)
-                    raise self._half_applied(upstream, write, exc, done, undo_failed) from exc
+                    # A write whose answer was lost (timeout, reset, garbled body, 5xx) may
+                    # have been applied: undo it too (undoing is idempotent).
+                    maybe_applied = [w for w, e in failed if _ambiguous(e)]
+                    undo_failed = self._undo(upstream, done + maybe_applied)
+                    raise self._half_applied(
+                        upstream, write, exc, done, undo_failed, before, len(maybe_applied)
+                    ) from exc
         return written
 
     def _try_send(self, upstream: str, write: KongWrite) -> tuple[Target | None, KongError | None]:
@@ -723,16 +765,21 @@ class TrafficService:
         for write in reversed(done):
             try:
                 if write.action == "create":
-                    self.kong.delete_target(upstream, write.target)
+                    with contextlib.suppress(KongNotFound):  # the create never happened
+                        self.kong.delete_target(upstream, write.target)
                 elif write.action == "update":
                     tags = write.tags_before if write.tags_after != write.tags_before else None
                     self.kong.update_target(
                         upstream, write.target, weight=write.weight_before, tags=tags
                     )
                 else:
-                    self.kong.create_target(
-                        upstream, write.target, write.weight_before or 0, write.tags_before or ()
-                    )
+                    with contextlib.suppress(KongConflict):  # the delete never happened
+                        self.kong.create_target(
+                            upstream,
+                            write.target,
+                            write.weight_before or 0,
+                            write.tags_before or (),
+                        )
             except KongError as exc:
                 failures.append(f"undo of {write.action} {write.target} failed: {exc}")
         return failures
@@ -744,35 +791,46 @@ class TrafficService:
         exc: KongError,
         done: list[KongWrite],
         undo_failed: list[str],
+        before: UpstreamState,
+        maybe_applied: int,
     ) -> ApiError:
+        """Say what happened and what Kong shows now, judged by reading it back: a write
+        whose answer was lost may or may not have landed, so only a read can tell."""
         api = from_kong_error(exc)
         status = api.status if api.status >= 500 else 502
         what = f"Kong write {len(done) + 1} ({failed.action} {failed.target}) failed: {exc}"
-        if not undo_failed:
+        try:
+            after = self.read(upstream)
+            consistent = after.weights() == before.weights() and not undo_failed
+            now = percentages(after.split())
+        except ApiError:
+            consistent, now = False, None
+        details: dict[str, Any] = {
+            "undone": len(done) + maybe_applied - len(undo_failed),
+            "consistent": consistent,
+            "current": now,
+        }
+        if undo_failed:
+            details["undo_errors"] = undo_failed
+        if consistent:
             state = (
-                f"the {len(done)} earlier writes were undone; Kong is back at the previous split"
-                if done
+                "the writes already made were undone; Kong is back at the previous split"
+                if done or maybe_applied
                 else "nothing had been written; Kong is unchanged"
             )
-            details: dict[str, Any] = {"undone": len(done), "consistent": True}
         else:
-            try:
-                now = percentages(self.read(upstream).split())
-            except ApiError:
-                now = None
             state = (
-                f"undoing the earlier writes failed too; Kong now has split {now}: "
-                "call rollback, or read the split and set it again"
+                f"Kong could not be put back; it now has split {now}: call rollback, or read "
+                "the split and set it again (the lease still applies)"
             )
-            details = {
-                "undone": len(done) - len(undo_failed),
-                "consistent": False,
-                "undo_errors": undo_failed,
-                "current": now,
-            }
         return ApiError(
             status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
         )
+
+
+def _ambiguous(exc: KongError) -> bool:
+    """Did the write perhaps reach Kong's database although we got no clean answer?"""
+    return exc.status is None or isinstance(exc, KongUnavailable | KongProtocolError)
 
 
 def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> UpstreamState:

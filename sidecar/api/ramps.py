@@ -110,15 +110,32 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}
 
 
+def _check_ramp_upstream(ramp_id: str) -> None:
+    """The ramp routes carry no upstream in their URL: the token's upstream allow-list is
+    applied to the upstream inside the (signed) ramp id."""
+    upstream = _ramps().upstream_of(ramp_id)
+    if not g.caller.allows(upstream):
+        raise ApiError(
+            403,
+            "upstream_not_allowed",
+            f"token {g.caller.name!r} may only touch upstreams matching "
+            f"{', '.join(g.caller.upstreams)}",
+            field="id",
+        )
+
+
 @bp.get("/ramps/<ramp_id>")
 def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
+    _check_ramp_upstream(ramp_id)
     wait = wait_param(request.args.get("wait"))
-    view = _ramps().status(ramp_id, wait=wait)
+    # A poll moves the ramp on; a read-only token sees the status without writing.
+    view = _ramps().status(ramp_id, wait=wait, drive=g.caller.can("write"))
     return jsonify(view.as_json(_urls(view, wait)))
 
 
 @bp.post("/ramps/<ramp_id>/cancel")
 def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
+    _check_ramp_upstream(ramp_id)
     body = parse_body(request, CANCEL, optional=True)
     view = _ramps().cancel(ramp_id)
     _audit("ramp_canceled", view, body)

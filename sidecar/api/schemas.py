@@ -9,6 +9,7 @@ JSON Schema name the offending field.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -100,10 +101,11 @@ PROMOTE = {
     "additionalProperties": False,
 }
 
+MAX_SECONDS = 10**7  # about 115 days: far beyond any lease maximum
 SECONDS = {
     "description": "seconds (number or numeric string)",
     "oneOf": [
-        {"type": "number", "minimum": 0},
+        {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*$"},
     ],
 }
@@ -238,8 +240,23 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
 
 
 def seconds(body: dict[str, Any], name: str) -> float | None:
+    """A duration from the body; NaN, infinities and numbers too large for a float are
+    refused (Python's JSON parser accepts ``NaN`` and 400-digit integers)."""
     value = body.get(name)
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        number = math.inf
+    if not math.isfinite(number) or number > MAX_SECONDS:
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"{name} must be a finite number of seconds, at most {MAX_SECONDS}",
+            field=name,
+        )
+    return number
 
 
 def flag(body: dict[str, Any], name: str) -> bool:

@@ -94,12 +94,17 @@ class LeasePolicy:
         return now + seconds
 
 
-def renewed(current: float | None, proposed: float | None, *, slack: float = 60.0) -> float | None:
+def renewed(
+    current: float | None, proposed: float | None, now: float, *, slack: float = 60.0
+) -> float | None:
     """Keep the current deadline when the new one is barely later, so repeating a request
-    (Orca retries, idempotent pipelines) makes no Kong write; a real renewal moves it."""
-    if current is None or proposed is None:
+    (Orca retries, idempotent pipelines) makes no Kong write; a real renewal moves it.
+    "Barely" is at most ``slack`` and a tenth of the lease, so short leases still renew,
+    and a deadline that has already passed is always replaced."""
+    if current is None or proposed is None or current <= now:
         return proposed
-    return current if 0 <= proposed - current < slack else proposed
+    window = min(slack, (proposed - now) / 10)
+    return current if 0 <= proposed - current < window else proposed
 
 
 def expired(marks: Marks, now: float) -> bool:

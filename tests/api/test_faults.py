@@ -56,3 +56,33 @@ def test_unhealthy_target_is_refused_unless_forced(sidecar, upstream):
     assert forced.status_code == 200, forced.text
     # Rolling back is never refused for health: it is the way out.
     assert client.post(f"/v1/upstreams/{upstream}/rollback").status_code == 200
+
+
+@pytest.mark.parametrize("mode", ("reset", "timeout"))
+def test_a_write_applied_but_unanswered_is_undone_too(sidecar, upstream, mode):
+    """The answer was lost after Kong applied the write (reset, or a timeout): the sidecar
+    cannot know, so it undoes that write as well and judges the outcome by reading Kong."""
+    if sidecar.local is None:
+        pytest.skip("fault injection needs the local Kong-compatible server")
+    client = sidecar.client()
+    start_canary(client, upstream)
+    before = sidecar.kong_weights(upstream)
+    body = {
+        "split": {"stable": 80, "baseline": 10, "canary": 10},
+        "targets": {"canary": [CANARY, "10.0.0.4:80"], "baseline": [BASELINE]},
+    }
+    n_writes = len(
+        client.put(f"/v1/upstreams/{upstream}/split", json={**body, "dry_run": True}).json()[
+            "writes"
+        ]
+    )
+    sidecar.local.faults.delay = 2.5  # longer than the client's 2 s read timeout
+    # Every position for resets; timeouts cost real seconds, so the last write only.
+    positions = range(1, n_writes + 1) if mode == "reset" else [n_writes]
+    for position in positions:
+        sidecar.local.faults.fail(position, mode, after_apply=True)
+        r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+        sidecar.local.faults.clear()
+        assert r.status_code in (502, 503), r.text
+        assert r.json()["error"]["details"]["consistent"] is True, r.text
+        assert sidecar.kong_weights(upstream) == before, f"write {position} was left applied"

@@ -137,6 +137,8 @@ def test_forged_or_unknown_ramp_ids_are_404(sidecar):
         ({"schedule": [{"stable": 40, "baseline": 30, "canary": 30}], "interval": 60}, "split"),
         ({"schedule": SCHEDULE, "interval": 60, "start_at": "tomorrow"}, "start_at"),
         ({"schedule": SCHEDULE, "interval": 60, "lease": 10**7}, "lease"),
+        ({"schedule": SCHEDULE, "interval": 60, "lease": 10**400}, "lease"),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "2020-01-01T00:00:00Z"}, "start_at"),
     ],
 )
 def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field):
@@ -218,3 +220,62 @@ def test_orca_cancel_hook_cancels_only_its_executions_ramp(sidecar, upstream):
         f"/v1/upstreams/{upstream}/ramps/cancel", json={"context": {"execution_id": "01HEXEC-A"}}
     )
     assert again.status_code == 404
+
+
+def test_a_stale_ramp_step_cannot_undo_a_cancel(sidecar, upstream):
+    """A poll that decided to move the ramp on, then lost the race to a cancel, must not
+    put the canary back: ownership is checked again under the upstream's lock."""
+    from sidecar.core.ramp_token import short_id
+    from sidecar.core.split import Split
+    from sidecar.errors import ApiError
+
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    assert client.post(ramp["cancelUrl"]).json()["status"] == "CANCELED"
+    service = sidecar.app.extensions["kong_canary"].service
+    with pytest.raises(ApiError) as refused:
+        service.set_split(upstream, Split(9000, 500, 500), owned_by=short_id(ramp["id"]))
+    assert refused.value.code == "ramp_superseded"
+    assert sidecar.kong_weights(upstream)[CANARY] == 0
+
+
+def test_a_sweep_working_from_an_old_listing_spares_a_renewed_lease(sidecar, upstream):
+    client = sidecar.client()
+    body = {
+        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
+        "targets": TARGETS,
+        "lease": 120,
+    }
+    client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    service = sidecar.app.extensions["kong_canary"].service
+    sidecar.clock.advance(121)
+    lapsed_at = sidecar.clock()
+    client.put(f"/v1/upstreams/{upstream}/split", json=body)  # the pipeline renews
+    assert service.rollback(upstream, only_if_expired_at=lapsed_at) is None
+    assert sidecar.kong_weights(upstream)[CANARY] > 0
+
+
+def test_ramp_routes_apply_the_tokens_upstream_scope(sidecar):
+    from tests.api.conftest import TOKENS
+
+    kong = sidecar.kong_client()
+    kong.post("/upstreams", json={"name": "payments-ramp"}).raise_for_status()
+    kong.post(
+        "/upstreams/payments-ramp/targets", json={"target": "10.0.0.1:80", "weight": 100}
+    ).raise_for_status()
+    try:
+        ramp = start_ramp(
+            sidecar, "payments-ramp", {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS}
+        )
+        scoped = sidecar.client(token=TOKENS[2].token)  # may only touch orders*
+        assert scoped.get(ramp["statusUrl"]).status_code == 403
+        assert scoped.post(ramp["cancelUrl"]).status_code == 403
+        assert sidecar.kong_weights("payments-ramp")[CANARY] > 0
+        # A read-only token sees the status but does not move the ramp on.
+        sidecar.clock.advance(60)
+        viewer = sidecar.client(token=TOKENS[1].token)
+        seen = viewer.get(ramp["statusUrl"])
+        assert seen.status_code == 200 and seen.json()["split"] == SCHEDULE[0]
+        assert sidecar.client().get(ramp["statusUrl"]).json()["split"] == SCHEDULE[1]
+    finally:
+        kong.delete("/upstreams/payments-ramp")

@@ -288,3 +288,17 @@ def test_concurrent_conflicting_requests_leave_one_consistent_split(sidecar, ups
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     final = sidecar.client().get(f"/v1/upstreams/{upstream}/split").json()["split"]
     assert final in splits
+
+
+@pytest.mark.parametrize("lease", ["NaN", "Infinity", "1" + "0" * 400])
+def test_non_finite_or_huge_lease_is_422_not_500(sidecar, upstream, lease):
+    raw = (
+        '{"split": {"stable": 95, "baseline": 2.5, "canary": 2.5}, '
+        f'"targets": {{"canary": ["{CANARY}"], "baseline": ["{BASELINE}"]}}, '
+        f'"lease": {lease}}}'
+    )
+    before = sidecar.kong_weights(upstream)
+    r = sidecar.client().put(f"/v1/upstreams/{upstream}/split", content=raw)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "lease"
+    assert sidecar.kong_weights(upstream) == before

@@ -144,8 +144,17 @@ def test_lease_policy_and_expiry():
 
 
 def test_renewal_skips_tiny_moves_so_repeats_write_nothing():
-    assert renewed(None, 1000) == 1000
-    assert renewed(1000, None) is None
-    assert renewed(1000, 1030) == 1000  # a repeat a few seconds later: keep
-    assert renewed(1000, 1100) == 1100  # a real renewal
-    assert renewed(1000, 900) == 900  # a shorter lease asked for: honour it
+    now = 1000
+    assert renewed(None, 4600, now) == 4600
+    assert renewed(4600, None, now) is None
+    assert renewed(4600, 4630, now) == 4600  # a repeat seconds later: keep, no write
+    assert renewed(4600, 4700, now) == 4700  # a real renewal
+    assert renewed(4600, 4500, now) == 4500  # a shorter lease asked for: honour it
+
+
+def test_short_leases_still_renew():
+    """A 30 s lease renewed every 5 s must move (the window is a tenth of the lease), and a
+    lapsed deadline is always replaced."""
+    assert renewed(1030, 1035, 1005) == 1035
+    assert renewed(1000, 1030, 1000) == 1030
+    assert renewed(990, 1000, 995) == 1000
