@@ -15,6 +15,7 @@ SCHEDULE = [
     {"stable": 80, "baseline": 10, "canary": 10},
 ]
 TARGETS = {"canary": [CANARY], "baseline": [BASELINE]}
+LEASED = {"split": SCHEDULE[0], "targets": TARGETS, "lease": 120}
 
 
 def orca_status(client, status_url: str) -> str:
@@ -151,11 +152,7 @@ def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field
 
 def test_lapsed_lease_returns_traffic_to_stable(sidecar, upstream):
     client = sidecar.client()
-    body = {
-        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
-        "targets": TARGETS,
-        "lease": 120,
-    }
+    body = LEASED
     assert client.put(f"/v1/upstreams/{upstream}/split", json=body).status_code == 200
     service = sidecar.app.extensions["kong_canary"].service
     sidecar.clock.advance(119)
@@ -170,11 +167,7 @@ def test_lapsed_lease_returns_traffic_to_stable(sidecar, upstream):
 
 def test_renewal_by_a_later_call_keeps_the_canary(sidecar, upstream):
     client = sidecar.client()
-    body = {
-        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
-        "targets": TARGETS,
-        "lease": 120,
-    }
+    body = LEASED
     client.put(f"/v1/upstreams/{upstream}/split", json=body)
     service = sidecar.app.extensions["kong_canary"].service
     sidecar.clock.advance(100)
@@ -241,11 +234,7 @@ def test_a_stale_ramp_step_cannot_undo_a_cancel(sidecar, upstream):
 
 def test_a_sweep_working_from_an_old_listing_spares_a_renewed_lease(sidecar, upstream):
     client = sidecar.client()
-    body = {
-        "split": {"stable": 95, "baseline": 2.5, "canary": 2.5},
-        "targets": TARGETS,
-        "lease": 120,
-    }
+    body = LEASED
     client.put(f"/v1/upstreams/{upstream}/split", json=body)
     service = sidecar.app.extensions["kong_canary"].service
     sidecar.clock.advance(121)
