@@ -211,7 +211,7 @@ class RampService:
         schedule = self._decode(token)
         fingerprint = short_id(token)
         now = self.clock()
-        with self.traffic.locks.hold(schedule.upstream):
+        with self.traffic.hold(schedule.upstream):
             state = self.traffic.read(schedule.upstream)
             marks = read_marks(state.upstream.tags)
             current = state.split()

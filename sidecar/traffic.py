@@ -239,6 +239,7 @@ class TrafficService:
         self.propagation = propagation
         # An observer may return warnings; they are added to the change's answer.
         self.observers: list[Callable[[ChangeEvent], Sequence[str] | None]] = []
+        self._names: dict[str, str] = {}  # upstream id -> name, learnt from reads
         # Extra warnings for GET …/split, per upstream (each must be cheap and never raise).
         self.describe_warnings: list[Callable[[str], Sequence[str]]] = []
         self.max_shifted = Fraction(str(max_shifted_percent))
@@ -246,6 +247,11 @@ class TrafficService:
         self.clock = clock
         self.wall_clock = wall_clock
         self.leases = lease_policy or LeasePolicy()
+
+    def hold(self, upstream: str) -> contextlib.AbstractContextManager[None]:
+        """The in-process lock of an upstream, whether the caller named it by name or by id
+        (ids seen in earlier reads map to the name)."""
+        return self.locks.hold(self._names.get(upstream, upstream))
 
     # ---- reading -------------------------------------------------------------------------
     def read(self, upstream: str) -> UpstreamState:
@@ -260,6 +266,7 @@ class TrafficService:
         except KongError as exc:
             health_call.cancel()
             raise from_kong_error(exc, upstream=upstream) from exc
+        self._names[entity.id] = entity.name
         health_by_target: dict[str, tuple[str | None, tuple[str, ...] | None]] = {}
         health_known = False
         try:
@@ -359,7 +366,7 @@ class TrafficService:
                 field="split",
             )
         wanted = _normalise_members(targets or {})
-        with self.locks.hold(upstream):
+        with self.hold(upstream):
             state = self.read(upstream)
             current = state.split()
             if expect is not None and current != expect and not _same(current, split):
@@ -462,7 +469,7 @@ class TrafficService:
         only_if_ramp: str | None = None,
         only_if_expired_at: float | None = None,
     ) -> ChangeResult | None:
-        with self.locks.hold(upstream):
+        with self.hold(upstream):
             state = self.read(upstream)
             marks = read_marks(state.upstream.tags)
             if only_if_ramp is not None and marks.ramp != only_if_ramp:
@@ -495,7 +502,7 @@ class TrafficService:
     def set_hashing(self, upstream: str, fields: Mapping[str, Any], *, dry_run: bool = False):
         """Sticky canaries: Kong's hash_on settings. A non-``none`` hash_on forces
         consistent-hashing (and ``none`` round-robin), so the split becomes ring shares."""
-        with self.locks.hold(upstream):
+        with self.hold(upstream):
             before = self.read(upstream)
             changed = {
                 k: v for k, v in fields.items() if getattr(before.upstream, k, object()) != v

@@ -302,3 +302,23 @@ def test_non_finite_or_huge_lease_is_422_not_500(sidecar, upstream, lease):
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == "lease"
     assert sidecar.kong_weights(upstream) == before
+
+
+def test_one_lock_per_upstream_whether_named_by_name_or_id(sidecar, upstream):
+    import threading
+
+    entity = sidecar.kong_client().get(f"/upstreams/{upstream}").json()
+    sidecar.client().get(f"/v1/upstreams/{upstream}/split")  # the sidecar learns id -> name
+    service = sidecar.app.extensions["kong_canary"].service
+    entered = threading.Event()
+
+    def by_id() -> None:
+        with service.hold(entity["id"]):
+            entered.set()
+
+    with service.hold(upstream):
+        worker = threading.Thread(target=by_id)
+        worker.start()
+        assert not entered.wait(0.2)  # blocked: the same lock
+    worker.join(5)
+    assert entered.is_set()
