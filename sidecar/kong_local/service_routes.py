@@ -14,7 +14,6 @@ workspaces, so they go with it); the caller holds ``store.lock``, as for every r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +37,7 @@ from sidecar.kong_local.plugin_schemas import (
 )
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.schemas import Body, is_uuid
-from sidecar.kong_local.store import (
-    Store,
-    Workspace,
-    decode_offset,
-    encode_offset,
-    parse_strict_size,
-    parse_tags_filter,
-)
+from sidecar.kong_local.store import Store, Workspace, page_by_id
 
 ROOTS = frozenset({"services", "plugins"})
 _ATTRIBUTE = "_kong_local_services"
@@ -326,20 +318,8 @@ class _Routes:
 
 
 def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
-    """The generic DAO page: ordered by id, opaque offset, ``?tags=`` filter."""
-    size = parse_strict_size(args.get("size"))
-    keep: Callable[[Any], bool] | None = parse_tags_filter(args.get("tags"))
-    rows = sorted(rows, key=lambda r: r["id"])
-    if keep is not None:
-        rows = [r for r in rows if keep(r.get("tags") or [])]
-    start = 0
-    if args.get("offset"):
-        after = decode_offset(args["offset"])
-        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
-    page = rows[start : start + size]
-    body: Body = {"data": page, "next": None}
-    if start + size < len(rows):
-        offset = encode_offset(page[-1]["id"])
+    page, offset, next_page = page_by_id(rows, args, base)
+    body: Body = {"data": page, "next": next_page}
+    if offset is not None:
         body["offset"] = offset
-        body["next"] = f"{base}?offset={offset}"
     return body

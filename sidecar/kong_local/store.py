@@ -118,27 +118,7 @@ class Store:
     def list_upstreams(
         self, ws: Workspace, args: dict[str, str], base_path: str
     ) -> tuple[list[Body], str | None, str | None]:
-        size = parse_strict_size(args.get("size"))
-        tags_filter = parse_tags_filter(args.get("tags"))
-        rows = sorted(ws.upstreams.values(), key=lambda u: u["id"])
-        if tags_filter is not None:
-            rows = [u for u in rows if tags_filter(u.get("tags") or [])]
-        start = 0
-        if args.get("offset"):
-            after = decode_offset(args["offset"])
-            start = next((i for i, u in enumerate(rows) if u["id"] > after), len(rows))
-        page = rows[start : start + size]
-        offset = None
-        if start + size < len(rows):
-            offset = encode_offset(page[-1]["id"])
-        next_page = None
-        if offset:
-            next_page = f"{base_path}?offset={offset}"
-            if args.get("size"):
-                next_page += f"&size={args['size']}"
-            if args.get("tags"):
-                next_page += f"&tags={args['tags']}"
-        return page, offset, next_page
+        return page_by_id(list(ws.upstreams.values()), args, base_path)
 
     # ------------------------------------------------------------ targets
 
@@ -290,6 +270,32 @@ class Store:
 
 
 # ---------------------------------------------------------------- paging helpers
+
+
+def page_by_id(
+    rows: list[Body], args: dict[str, str], base_path: str
+) -> tuple[list[Body], str | None, str | None]:
+    """Kong's generic DAO page (``kong/api/endpoints.lua``, top-level collections): ordered
+    by id, ``?tags=`` filter, opaque offset, and a ``next`` that keeps ``size`` and ``tags``."""
+    size = parse_strict_size(args.get("size"))
+    tags_filter = parse_tags_filter(args.get("tags"))
+    rows = sorted(rows, key=lambda r: r["id"])
+    if tags_filter is not None:
+        rows = [r for r in rows if tags_filter(r.get("tags") or [])]
+    start = 0
+    if args.get("offset"):
+        after = decode_offset(args["offset"])
+        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
+    page = rows[start : start + size]
+    offset = next_page = None
+    if start + size < len(rows):
+        offset = encode_offset(page[-1]["id"])
+        next_page = f"{base_path}?offset={offset}"
+        if args.get("size"):
+            next_page += f"&size={args['size']}"
+        if args.get("tags"):
+            next_page += f"&tags={args['tags']}"
+    return page, offset, next_page
 
 
 def parse_strict_size(raw: str | None) -> int:
