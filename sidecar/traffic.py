@@ -288,9 +288,9 @@ class TrafficService:
 
     def describe(self, upstream: str) -> dict[str, Any]:
         state = self.read(upstream)
-        warnings = self.warnings(state)
-        warnings += [w for extra in self.describe_warnings for w in extra(upstream)]
         effective = effective_split(state)
+        warnings = self.warnings(state, effective)
+        warnings += [w for extra in self.describe_warnings for w in extra(upstream)]
         marks = read_marks(state.upstream.tags)
         return {
             "upstream": state.upstream.name,
@@ -304,12 +304,15 @@ class TrafficService:
             "warnings": warnings,
         }
 
-    def warnings(self, state: UpstreamState) -> list[str]:
+    def warnings(
+        self, state: UpstreamState, effective: dict[str, float] | None = None
+    ) -> list[str]:
+        """``effective``: the state's effective split when the caller already has it."""
         out = []
         if state.upstream.algorithm in INEXACT_ALGORITHMS:
             out.append(f"weights are not exact: {INEXACT_ALGORITHMS[state.upstream.algorithm]}")
         if state.upstream.algorithm == "consistent-hashing":
-            ring = effective_split(state)
+            ring = effective if effective is not None else effective_split(state)
             if ring is not None:
                 out.append(
                     "consistent-hashing ring (Kong's own construction) gives keys spread "
