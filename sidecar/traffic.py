@@ -34,7 +34,7 @@ from sidecar.kong.errors import (
     KongProtocolError,
     KongUnavailable,
 )
-from sidecar.kong.models import Target, Upstream, normalise_target
+from sidecar.kong.models import Target, TargetHealth, Upstream, normalise_target
 
 VARIANT_TAG_PREFIX = "variant="
 MANAGED_TAG = "managed-by=kong-canary"
@@ -255,36 +255,40 @@ class TrafficService:
 
     # ---- reading -------------------------------------------------------------------------
     def read(self, upstream: str) -> UpstreamState:
-        """The upstream, its targets and their health, read concurrently (three GETs, one
-        round trip of latency)."""
+        """The upstream, its targets and their health: two GETs at once.
+
+        ``/health`` lists the same rows as ``/targets`` (both page ``page_for_upstream``,
+        kong/api/routes/upstreams.lua), each with the node's health added, so it is the
+        target list. Only when it fails (a node whose balancer errors) are the targets read
+        on their own, without health."""
         entity_call = self._pool.submit(self.kong.upstream, upstream)
-        targets_call = self._pool.submit(self.kong.targets, upstream)
         health_call = self._pool.submit(self.kong.health, upstream)
         try:
             entity = entity_call.result()
-            targets = targets_call.result()
         except KongError as exc:
             health_call.cancel()
             raise from_kong_error(exc, upstream=upstream) from exc
         self._names[entity.id] = entity.name
-        health_by_target: dict[str, tuple[str | None, tuple[str, ...] | None]] = {}
-        health_known = False
+        rows: Sequence[Target | TargetHealth]
         try:
-            health = health_call.result()
+            rows = health_call.result().targets
         except KongError:
-            health = None  # a control plane has no balancer; the split is still readable
-        if health is not None:
-            for entry in health.targets:
+            try:
+                rows = self.kong.targets(upstream)
+            except KongError as exc:
+                raise from_kong_error(exc, upstream=upstream) from exc
+        targets = []
+        health_known = False
+        for row in rows:
+            health: tuple[str | None, tuple[str, ...] | None] | None = None
+            if isinstance(row, TargetHealth):
                 addresses = None
-                if entry.addresses is not None:
-                    addresses = tuple(f"{a.ip}:{a.port}" for a in entry.addresses)
+                if row.addresses is not None:
+                    addresses = tuple(f"{a.ip}:{a.port}" for a in row.addresses)
                     health_known = True
-                health_by_target[entry.target] = (entry.health, addresses)
-        return UpstreamState(
-            upstream=entity,
-            targets=tuple(_target_state(t, health_by_target.get(t.target)) for t in targets),
-            health_known=health_known,
-        )
+                health = (row.health, addresses)
+            targets.append(_target_state(row, health))
+        return UpstreamState(upstream=entity, targets=tuple(targets), health_known=health_known)
 
     def describe(self, upstream: str) -> dict[str, Any]:
         state = self.read(upstream)
@@ -912,7 +916,7 @@ def write_batches(writes: Sequence[KongWrite]) -> list[list[KongWrite]]:
 
 
 def _target_state(
-    target: Target, health: tuple[str | None, tuple[str, ...] | None] | None
+    target: Target | TargetHealth, health: tuple[str | None, tuple[str, ...] | None] | None
 ) -> TargetState:
     variant = variant_from_tags(target.tags)
     return TargetState(

@@ -236,7 +236,10 @@ class KongAdmin:
         if self._is_konnect():
             targets = self.targets(upstream)
             call = Call("GET", "/upstreams/{u}/targets")
-            items = [{"id": t.id, "target": t.target, "weight": t.weight} for t in targets]
+            items = [
+                {"id": t.id, "target": t.target, "weight": t.weight, "tags": list(t.tags)}
+                for t in targets
+            ]
             return parse.upstream_health(items, None, call)
         path = f"/upstreams/{self._upstream_ref(upstream)}/health"
         items, first = self._collect(path)

@@ -86,3 +86,34 @@ def test_a_write_applied_but_unanswered_is_undone_too(sidecar, upstream, mode):
         assert r.status_code in (502, 503), r.text
         assert r.json()["error"]["details"]["consistent"] is True, r.text
         assert sidecar.kong_weights(upstream) == before, f"write {position} was left applied"
+
+
+def test_split_is_read_from_the_targets_when_health_fails(sidecar, upstream):
+    """``/health`` doubles as the target list (one GET less per change); a node whose
+    balancer errors there still lets the split be read and changed, via ``/targets``."""
+    if sidecar.local is None:
+        pytest.skip("fault injection needs the local Kong-compatible server")
+    if sidecar.profile == "konnect":
+        pytest.skip("Konnect has no /health: the targets are always read from /targets")
+    client = sidecar.client()
+    start_canary(client, upstream)
+    before = client.get(f"/v1/upstreams/{upstream}/split").json()
+    break_health(sidecar.local)
+    view = client.get(f"/v1/upstreams/{upstream}/split")
+    assert sidecar.local.faults.pending == 0  # every try failed
+    assert view.status_code == 200, view.text
+    assert view.json()["split"] == before["split"]
+    assert view.json()["targets"] == [
+        {**t, "health": None, "addresses": None} for t in before["targets"]
+    ]
+    break_health(sidecar.local)
+    body = {"split": {"stable": 90, "baseline": 5, "canary": 5}}
+    r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["split"] == body["split"]
+
+
+def break_health(kong) -> None:
+    """The next ``/health`` GET fails on every try the client makes (it retries reads)."""
+    for nth in range(1, 4):  # the first try and read_retries (2) more
+        kong.faults.fail(nth, "500", ("GET",), path_contains="/health")
