@@ -41,6 +41,21 @@ class Runtime:
     ramps: RampService
     sweeper: LeaseSweeper | None = None
 
+    def close(self) -> None:
+        """Stop the sweeper and I/O threads, close Kong connections; for a worker's exit
+        and for tests that build many apps in one process."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        self.service.close()
+        if isinstance(self.service.propagation, Propagation):
+            self.service.propagation.close()
+        self.kong.close()
+
+
+def close_app(app: Flask) -> None:
+    runtime: Runtime = app.extensions["kong_canary"]
+    runtime.close()
+
 
 def build_kong(settings: Settings) -> KongAdmin:
     if settings.kong.admin_url is None:

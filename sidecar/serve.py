@@ -39,6 +39,15 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    """Stop the worker's lease sweeper and close its kept-alive Kong connections."""
+    from sidecar.app import close_app
+
+    app = getattr(worker, "wsgi", None)
+    if "kong_canary" in getattr(app, "extensions", {}):
+        close_app(app)
+
+
 class SidecarApplication(BaseApplication):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -60,6 +69,7 @@ class SidecarApplication(BaseApplication):
             "worker_tmp_dir": os.environ.get("KONG_CANARY_WORKER_TMP_DIR") or None,
             "on_starting": _wipe_metrics_dir,
             "child_exit": _child_exit,
+            "worker_exit": _worker_exit,
             # No max_requests: recycled workers leave dead-pid metric files behind.
         }
         if "control_socket_disable" in self.cfg.settings:

@@ -248,6 +248,10 @@ class TrafficService:
         self.wall_clock = wall_clock
         self.leases = lease_policy or LeasePolicy()
 
+    def close(self) -> None:
+        """End the I/O threads (the Kong client is the caller's to close)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def hold(self, upstream: str) -> contextlib.AbstractContextManager[None]:
         """The in-process lock of an upstream, whether the caller named it by name or by id
         (ids seen in earlier reads map to the name)."""
@@ -261,10 +265,9 @@ class TrafficService:
         kong/api/routes/upstreams.lua), each with the node's health added, so it is the
         target list. Only when it fails (a node whose balancer errors) are the targets read
         on their own, without health."""
-        entity_call = self._pool.submit(self.kong.upstream, upstream)
         health_call = self._pool.submit(self.kong.health, upstream)
         try:
-            entity = entity_call.result()
+            entity = self.kong.upstream(upstream)  # meanwhile, on this thread
         except KongError as exc:
             health_call.cancel()
             raise from_kong_error(exc, upstream=upstream) from exc

@@ -101,24 +101,27 @@ def preflight(
         _fail("no Kong Admin API: pass --kong-admin-url or set KONG_CANARY_KONG_ADMIN_URL")
     kong: KongAdmin = build_kong(settings)
     try:
-        info = kong.info()
-        kong.upstream(upstream)
-    except KongNotFound:
-        _fail(f"Kong has no upstream {upstream!r}")
-    except KongError as exc:
-        _fail(f"Kong: {exc}")
-    try:
-        requirement = requirement_for(kong, configs)
-        report, plugins = check(kong, upstream, requirement, verify_upstream=False)
-        fixes = plan_fixes(report, plugins) if report.services else []
-        after = None
-        if fix and fixes:
-            apply_fixes(kong, fixes)
-            after, _ = check(kong, upstream, requirement, verify_upstream=False)
-    except KongError as exc:
-        _fail(f"Kong: {exc}")
-    except ValueError as exc:
-        _fail(str(exc))
+        try:
+            info = kong.info()
+            kong.upstream(upstream)
+        except KongNotFound:
+            _fail(f"Kong has no upstream {upstream!r}")
+        except KongError as exc:
+            _fail(f"Kong: {exc}")
+        try:
+            requirement = requirement_for(kong, configs)
+            report, plugins = check(kong, upstream, requirement, verify_upstream=False)
+            fixes = plan_fixes(report, plugins) if report.services else []
+            after = None
+            if fix and fixes:
+                apply_fixes(kong, fixes)
+                after, _ = check(kong, upstream, requirement, verify_upstream=False)
+        except KongError as exc:
+            _fail(f"Kong: {exc}")
+        except ValueError as exc:
+            _fail(str(exc))
+    finally:
+        kong.close()  # its kept-alive connections
     final = after or report
     if output == "json":
         doc = {

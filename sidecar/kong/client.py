@@ -77,6 +77,10 @@ class KongAdmin:
         self._info: NodeInfo | None = None
         self._upstream_ids: dict[str, str] = {}  # Konnect: name -> id
 
+    def close(self) -> None:
+        """Close the connections to Kong (kept alive between calls)."""
+        self._http.close()
+
     # -- node ---------------------------------------------------------------------------------
 
     def info(self) -> NodeInfo:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sidecar.kong_local.addresses import format_target
@@ -25,6 +25,7 @@ from sidecar.kong_local.admin_api import AdminApi, NodeIdentity, Reply
 from sidecar.kong_local.errors import UNEXPECTED, ApiError, cannot_parse_json
 from sidecar.kong_local.faults import FaultRule, Faults
 from sidecar.kong_local.info import server_header
+from sidecar.kong_local.keepalive import KeepAliveHandler, close_open_connections
 from sidecar.kong_local.konnect import KonnectApi, problem
 from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
 from sidecar.kong_local.propagation import History, LagView, data_planes_body, lagging_nodes
@@ -436,8 +437,9 @@ def create_wsgi_app(
     )
 
 
-class _KongHandler(WSGIRequestHandler):
-    """Leaves ``Server`` to the app (``kong/<version>``) instead of "Werkzeug/…"."""
+class _KongHandler(KeepAliveHandler):
+    """Keeps connections alive as Kong does, and leaves ``Server`` to the app
+    (``kong/<version>``) instead of "Werkzeug/…"."""
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.log_request(code)
@@ -493,6 +495,7 @@ class RunningServer:
         self.app.close()
         for server in self._servers:
             server.shutdown()
+            close_open_connections(server)
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -555,5 +558,7 @@ def serve_forever(
         app.close()
         for other in others:
             other.shutdown()
+            close_open_connections(other)
             other.server_close()
+        close_open_connections(server)
         server.server_close()

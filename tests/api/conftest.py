@@ -17,7 +17,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from sidecar.api.openapi import document
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
 
@@ -124,7 +124,10 @@ class Sidecar:
 
 def _serve(app) -> tuple[str, callable]:  # type: ignore[valid-type]
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it, once per test
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
 
     def stop() -> None:
@@ -194,6 +197,7 @@ def sidecar(request, checker) -> Iterator[Sidecar]:
     settings = Settings(tokens=TOKENS, kong=kong, max_shifted_percent=50)
     clock = FakeClock()
     app = create_app(settings, sweep_leases=False, clock=clock)
+    stops.append(lambda: close_app(app))
     url, stop = _serve(app)
     stops.append(stop)
     sidecar = Sidecar(url, kong_url, profile, local_app, checker, clock, app, kong_settings=kong)

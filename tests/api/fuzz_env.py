@@ -23,7 +23,7 @@ from flask import Flask
 from werkzeug.test import Client
 
 from sidecar.api.openapi import document
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import RunningServer, serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
 
@@ -175,6 +175,7 @@ class FuzzEnv:
         self.resets += 1
 
     def close(self) -> None:
+        close_app(self.app)
         self.kong.stop()
 
 
@@ -235,7 +236,9 @@ def start() -> FuzzEnv:
     the Kong the fuzzer runs against, so every reset brings the running ramps back."""
     kong_clock, clock = FixedClock(), SidecarClock()
     with serve_in_thread("3.9", seed=SEED, clock=kong_clock) as scratch:
-        ramp_ids = _start_ramps(create_app(_settings(scratch.url), sweep_leases=False, clock=clock))
+        starter = create_app(_settings(scratch.url), sweep_leases=False, clock=clock)
+        ramp_ids = _start_ramps(starter)
+        close_app(starter)
         seed = _capture(Client(scratch.app))
     kong = serve_in_thread("3.9", seed=seed, clock=kong_clock)
     app = create_app(_settings(kong.url), sweep_leases=False, clock=clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.leases import sweep
 from tests.api.conftest import _serve
 from tests.api.test_split import BASELINE, CANARY, start_canary
@@ -121,6 +121,7 @@ def test_ramp_survives_a_new_process(sidecar, upstream):
         assert body["status"] == "SUCCEEDED" and body["split"] == SCHEDULE[-1]
     finally:
         stop()
+        close_app(other)
 
 
 def test_forged_or_unknown_ramp_ids_are_404(sidecar):

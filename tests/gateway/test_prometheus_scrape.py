@@ -39,7 +39,7 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.kayenta.library import load_rendered
 from sidecar.kayenta.prometheus import fetch_metric, query_range
 from sidecar.kayenta.template import CanaryScope
@@ -103,6 +103,7 @@ def sidecar(kong: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Si
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+            close_app(app)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import RunningServer, serve_in_thread
 from sidecar.leases import sweep
 from sidecar.settings import ApiToken, KongSettings, Settings
@@ -45,10 +45,12 @@ class Env:
     clock: FakeClock
     clients: list[httpx.Client] = field(default_factory=list)
     app: Any = None
+    apps: list[Any] = field(default_factory=list)
 
     def sidecar(self, token: ApiToken | None = SPINNAKER, **settings: Any) -> httpx.Client:
         if self.app is None or settings:
             self.app = _app(self, **settings)
+            self.apps.append(self.app)
         headers = {"Authorization": f"Bearer {token.token}"} if token else {}
         client = httpx.Client(
             transport=httpx.WSGITransport(app=self.app),
@@ -116,6 +118,8 @@ def _env(profile: str) -> Iterator[Env]:
     finally:
         for client in env.clients:
             client.close()
+        for app in env.apps:
+            close_app(app)
         kong.close()
         server.stop()
 
@@ -338,6 +342,7 @@ def test_a_dbless_node_gets_no_writes() -> None:
             transport=httpx.WSGITransport(app=app), base_url="http://s", headers=headers
         ) as client:
             answer = client.post("/v1/upstreams/orders/gateway-metrics")
+        close_app(app)
         calls = list(server.app.calls)
     assert answer.status_code == 409  # a DB-less node has no services: nothing to attach to
     assert answer.json()["error"]["code"] == "no_service"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.settings import ApiToken, KongSettings, Settings
 from tests.preflight.conftest import Kong, start
 
@@ -35,6 +35,7 @@ def setup() -> Iterator[tuple[Kong, Any, Clock]]:
     try:
         yield kong, app.test_client(), clock
     finally:
+        close_app(app)
         kong.http.close()
         server.stop()
 

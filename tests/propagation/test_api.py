@@ -15,7 +15,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from sidecar.api.openapi import document
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.propagation import Propagation
 from sidecar.settings import ApiToken, Settings
 from tests.propagation.conftest import FakeClock, StartCluster
@@ -77,6 +77,7 @@ def api(start_cluster: StartCluster, clock: FakeClock) -> Iterator[Api]:
         http.close()
         server.shutdown()
         server.server_close()
+        close_app(app)
 
 
 def test_split_waits_for_every_node_and_reports_it(api: Api) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from sidecar.app import create_app
+from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
 from sidecar.spinnaker.orca import (
@@ -42,7 +42,8 @@ def sidecar_url() -> Iterator[str]:
     settings = Settings(
         tokens=(ApiToken("spinnaker", TOKEN, "write"),), kong=KongSettings(admin_url=kong.url)
     )
-    server = make_server("127.0.0.1", 0, create_app(settings, sweep_leases=False), threaded=True)
+    app = create_app(settings, sweep_leases=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
@@ -52,6 +53,7 @@ def sidecar_url() -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+        close_app(app)
         kong.stop()
 
 

@@ -1,0 +1,107 @@
+"""HTTP/1.1 keep-alive for werkzeug's threaded server, as Kong's nginx does it.
+
+werkzeug's development server answers every request with ``Connection: close`` because
+Python's http.server cannot tell where an unread request body ends. Kong keeps client
+connections open, and a Kong stand-in that does not would charge every Admin API call a
+TCP handshake and a fresh thread, and never exercise a client's connection reuse (a reused
+connection the server has since closed, say). Here the body of every request is bounded by
+its Content-Length and drained after the answer, so the next request line is where the
+parser expects it; a chunked body still closes the connection.
+
+Stopping the server closes the connections it holds open, as a stopping nginx does, so a
+client's idle pooled connection cannot keep a stopped server's thread alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
+
+IDLE_TIMEOUT = 60.0  # seconds an idle kept-alive connection stays open (nginx: 75 s)
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    timeout = IDLE_TIMEOUT  # StreamRequestHandler sets it on the socket
+
+    def setup(self) -> None:
+        super().setup()
+        # werkzeug writes status, headers and body in separate sends; on a kept-alive
+        # connection Nagle's algorithm would hold the body for the client's delayed ACK
+        # (~40 ms). nginx sets tcp_nodelay on keep-alive connections for the same reason.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _open_connections(self.server).add(self.connection)
+        self._body: LimitedStream | None = None
+        self._rfile: Any = None
+        self._closing = False
+
+    def finish(self) -> None:
+        _open_connections(self.server).discard(self.connection)
+        super().finish()
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: no bound to drain to
+            self._closing = True
+            return environ
+        try:
+            length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+        except ValueError:
+            self._closing = True
+            return environ
+        self._body = LimitedStream(environ["wsgi.input"], length)
+        environ["wsgi.input"] = self._body
+        environ["wsgi.input_terminated"] = True  # the stream ends at Content-Length
+        # After answering, werkzeug reads whatever the socket still holds "to discard the
+        # body" (serving.py says this would break keep-alive: it eats the next request).
+        # It reads self.rfile: hand it an empty one until run_wsgi returns.
+        self._rfile, self.rfile = self.rfile, io.BytesIO()
+        return environ
+
+    def run_wsgi(self) -> None:
+        self._body, self._closing, self._rfile = None, False, None
+        try:
+            super().run_wsgi()
+        finally:
+            if self._rfile is not None:
+                self.rfile = self._rfile
+        if self._closing or self._body is None:
+            self.close_connection = True
+            return
+        try:
+            self._body.exhaust()
+        except Exception:  # the client went away mid-body (werkzeug's ClientDisconnected)
+            self.close_connection = True
+
+    def send_header(self, keyword: str, value: str) -> None:
+        closing = self._closing or self.close_connection  # HTTP/1.0, or the client asked
+        if keyword.lower() == "connection" and value.lower() == "close" and not closing:
+            return  # werkzeug adds it to every answer; keep-alive is decided by the request
+        super().send_header(keyword, value)
+
+
+def _open_connections(server: BaseWSGIServer) -> set[socket.socket]:
+    found = getattr(server, "_kong_local_connections", None)
+    if found is None:
+        with _CREATE:
+            found = getattr(server, "_kong_local_connections", None)
+            if found is None:
+                found = set()
+                server._kong_local_connections = found  # type: ignore[attr-defined]
+    return found
+
+
+_CREATE = threading.Lock()
+
+
+def close_open_connections(server: BaseWSGIServer) -> None:
+    """Shut down every connection the server still holds (after ``shutdown()``)."""
+    for sock in list(_open_connections(server)):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
