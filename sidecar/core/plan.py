@@ -571,6 +571,9 @@ def _reversed(a: Mapping[str, int], steps: Sequence[Step]) -> list[Step]:
     return before[::-1]
 
 
+Scores = dict[tuple[str, int], tuple[bool, Fraction]]  # (variant, weight change) -> cost
+
+
 def _greedy(problem: _Problem, pending: Sequence[str]) -> list[Step]:
     """Smallest excursion first; never a state with total 0 while another choice exists."""
     state = dict(problem.start)
@@ -578,16 +581,23 @@ def _greedy(problem: _Problem, pending: Sequence[str]) -> list[Step]:
     left = list(pending)
     steps: list[Step] = []
     while left:
+        # A candidate's cost depends only on its variant and weight change: with 1,000
+        # targets most candidates share a few of those, so each is scored once per step.
+        scored: Scores = {}
 
-        def cost(target: str) -> tuple[bool, Fraction, int]:
+        def cost(candidate: tuple[int, str], scored: Scores = scored) -> tuple[bool, Fraction, int]:
+            index, target = candidate
+            variant = problem.variant_of[target]
             delta = (problem.end[target] - state[target]) * problem.count(target)
-            trial = dict(totals)
-            trial[problem.variant_of[target]] += delta
-            return (sum(trial.values()) <= 0, problem.box.excursion(trial), left.index(target))
+            if (variant, delta) not in scored:
+                trial = dict(totals)
+                trial[variant] += delta
+                scored[variant, delta] = (sum(trial.values()) <= 0, problem.box.excursion(trial))
+            return (*scored[variant, delta], index)
 
-        best = min(left, key=cost)
+        index, best = min(enumerate(left), key=cost)
         totals[problem.variant_of[best]] += (problem.end[best] - state[best]) * problem.count(best)
         state[best] = problem.end[best]
         steps.append((best, problem.end[best]))
-        left.remove(best)
+        del left[index]
     return steps
