@@ -64,7 +64,8 @@ def test_split_api_bench_quick():
     lines = run_bench("split_api.py", "--quick", "--clients", "3")
     latency = rows(
         lines,
-        rf"(1 stable target|4 stable targets)\s+(\d+) (sidecar|direct)\s+(\d+)\s+({NUMBER})"
+        rf"(1 stable target|4 stable targets)\s+(\d+) (sidecar|direct|reads\+direct)\s+(\d+)"
+        rf"\s+({NUMBER})"
         rf"\s+({NUMBER})\s+{NUMBER}\s+{NUMBER}",
     )
     seen = [(m[1], int(m[2]), m[3], int(m[4])) for m in latency]
@@ -72,15 +73,14 @@ def test_split_api_bench_quick():
         (shape, clients, path, ops)
         for shape in ("1 stable target", "4 stable targets")
         for clients, ops in ((1, 10), (3, 6))
-        for path in ("sidecar", "direct")
+        for path in ("sidecar", "direct", "reads+direct")
     ], lines
-    for m in latency:  # the baseline is the sidecar's own writes: same count, no reads
+    for m in latency:  # the baselines are the sidecar's own writes, and its two reads
         stables = int(m[1][0])
         assert float(m[6]) == stables, m[0]
-        if m[3] == "direct":
-            assert float(m[5]) == 0, m[0]
+        assert float(m[5]) == {"sidecar": 2, "direct": 0, "reads+direct": 2}[m[3]], m[0]
     ratios = rows(lines, rf"(1 stable target|4 stable targets)\s+(\d+)\s+{NUMBER}x\s+"
-                         rf"{NUMBER}x\s+(yes|no)")  # fmt: skip
+                         rf"{NUMBER}x\s+(yes|no)\s+{NUMBER}x\s+{NUMBER}x")  # fmt: skip
     assert [(m[1], int(m[2])) for m in ratios] == [
         ("1 stable target", 1),
         ("1 stable target", 3),
