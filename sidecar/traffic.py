@@ -9,6 +9,7 @@ journal so a failure halfway is compensated instead of left half-applied.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -204,6 +205,9 @@ class ChangeEvent:
     split: Split | None
 
 
+_UPSTREAM_ID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
 class UpstreamLocks:
     """One lock per upstream, so concurrent calls in this process are serialised."""
 
@@ -253,9 +257,18 @@ class TrafficService:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def hold(self, upstream: str) -> contextlib.AbstractContextManager[None]:
-        """The in-process lock of an upstream, whether the caller named it by name or by id
-        (ids seen in earlier reads map to the name)."""
-        return self.locks.hold(self._names.get(upstream, upstream))
+        """The in-process lock of an upstream, whether the caller named it by name or by id.
+        Ids seen in earlier reads map to the name; an id seen for the first time is looked
+        up once (Kong takes a UUID-shaped path segment as an id, never as a name)."""
+        name = self._names.get(upstream)
+        if name is None and _UPSTREAM_ID.fullmatch(upstream):
+            try:
+                entity = self.kong.upstream(upstream)
+            except KongError:
+                pass  # the read under the lock reports it
+            else:
+                self._names[entity.id] = name = entity.name
+        return self.locks.hold(name or upstream)
 
     # ---- reading -------------------------------------------------------------------------
     def read(self, upstream: str) -> UpstreamState:

@@ -308,7 +308,7 @@ def test_one_lock_per_upstream_whether_named_by_name_or_id(sidecar, upstream):
     import threading
 
     entity = sidecar.kong_client().get(f"/upstreams/{upstream}").json()
-    sidecar.client().get(f"/v1/upstreams/{upstream}/split")  # the sidecar learns id -> name
+    # No earlier call: the sidecar has never seen this id (it looks it up once).
     service = sidecar.app.extensions["kong_canary"].service
     entered = threading.Event()
 
