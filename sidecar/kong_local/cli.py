@@ -78,6 +78,7 @@ def parse_dns(values: tuple[str, ...]) -> dict[str, list[str]]:
     show_default=True,
     help="Seconds the other nodes (data planes) see each write late.",
 )
+@click.option("--quiet", is_flag=True, help="Do not log every request (benchmarks).")
 def kong_local(
     profile: str,
     bind: str,
@@ -91,6 +92,7 @@ def kong_local(
     test_controls: bool,
     nodes: int,
     lag: float,
+    quiet: bool,
 ) -> None:
     """Run a Kong-compatible Admin API server in memory (for local runs and tests)."""
     host, port = parse_bind(bind)
@@ -122,4 +124,5 @@ def kong_local(
         control_plane_id=control_plane_id,
         dns=parse_dns(dns),
         test_controls=test_controls,
+        quiet=quiet,
     )

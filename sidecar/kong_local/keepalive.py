@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import socket
 import threading
 from typing import Any
@@ -24,6 +25,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 IDLE_TIMEOUT = 60.0  # seconds an idle kept-alive connection stays open (nginx: 75 s)
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class KeepAliveHandler(WSGIRequestHandler):
@@ -36,10 +40,15 @@ class KeepAliveHandler(WSGIRequestHandler):
         # (~40 ms). nginx sets tcp_nodelay on keep-alive connections for the same reason.
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _open_connections(self.server).add(self.connection)
         self._body: LimitedStream | None = None
         self._rfile: Any = None
         self._closing = False
+        self._in_app = False
+        _open_connections(self.server).add(self.connection)
+        if getattr(self.server, "_kong_local_stopping", False):
+            # accepted just before the server stopped, registered after it closed the rest
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
         _open_connections(self.server).discard(self.connection)
@@ -50,12 +59,14 @@ class KeepAliveHandler(WSGIRequestHandler):
         if environ.get("wsgi.input_terminated"):  # chunked: no bound to drain to
             self._closing = True
             return environ
-        try:
-            length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
-        except ValueError:
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        length = lengths[0].strip()
+        if len(lengths) > 1 or not _DIGITS.fullmatch(length) or "Transfer-Encoding" in self.headers:
+            # "-1", "+5", "1_0", empty, twice, or a transfer coding besides the length: where
+            # this body ends is not certain, so nothing after it may be read as a request
             self._closing = True
             return environ
-        self._body = LimitedStream(environ["wsgi.input"], length)
+        self._body = LimitedStream(environ["wsgi.input"], int(length))
         environ["wsgi.input"] = self._body
         environ["wsgi.input_terminated"] = True  # the stream ends at Content-Length
         # After answering, werkzeug reads whatever the socket still holds "to discard the
@@ -66,9 +77,11 @@ class KeepAliveHandler(WSGIRequestHandler):
 
     def run_wsgi(self) -> None:
         self._body, self._closing, self._rfile = None, False, None
+        self._in_app = True
         try:
             super().run_wsgi()
         finally:
+            self._in_app = False
             if self._rfile is not None:
                 self.rfile = self._rfile
         if self._closing or self._body is None:
@@ -80,9 +93,13 @@ class KeepAliveHandler(WSGIRequestHandler):
             self.close_connection = True
 
     def send_header(self, keyword: str, value: str) -> None:
-        closing = self._closing or self.close_connection  # HTTP/1.0, or the client asked
+        """Drop the ``Connection: close`` werkzeug adds to every answer from the app, unless
+        this connection is closing anyway (HTTP/1.0, the client asked, an unbounded body).
+        Errors http.server sends itself (431, 414, 505: the request could not be parsed)
+        keep it, and close."""
+        closing = self._closing or self.close_connection or not self._in_app
         if keyword.lower() == "connection" and value.lower() == "close" and not closing:
-            return  # werkzeug adds it to every answer; keep-alive is decided by the request
+            return
         super().send_header(keyword, value)
 
 
@@ -101,7 +118,9 @@ _CREATE = threading.Lock()
 
 
 def close_open_connections(server: BaseWSGIServer) -> None:
-    """Shut down every connection the server still holds (after ``shutdown()``)."""
+    """Shut down every connection the server still holds (after ``shutdown()``); a
+    connection accepted in the meantime shuts itself down in ``setup``."""
+    server._kong_local_stopping = True  # type: ignore[attr-defined]
     for sock in list(_open_connections(server)):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

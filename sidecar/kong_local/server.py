@@ -533,14 +533,16 @@ def serve_forever(
     port: int,
     on_ready: Callable[[str], None] = lambda url: None,
     on_nodes: Callable[[list[str]], None] = lambda urls: None,
+    quiet: bool = False,
     **kwargs: Any,
 ) -> None:
     """Blocking variant for the CLI: logs requests, returns on KeyboardInterrupt. Other nodes
     of the cluster (``nodes``) listen on the following ports (any free port when ``port`` 0)."""
     app = create_wsgi_app(profile, **kwargs)
-    server = make_server(host, port, app, threaded=True, request_handler=_KongHandler)
+    handler = _QuietHandler if quiet else _KongHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
     others = [
-        make_server(host, port and port + i, node, threaded=True, request_handler=_KongHandler)
+        make_server(host, port and port + i, node, threaded=True, request_handler=handler)
         for i, node in enumerate(app.node_apps, start=1)
     ]
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in others]

@@ -99,3 +99,36 @@ def test_stopping_closes_idle_kept_alive_connections():
     while sock.recv(65536):  # the rest of the answer, then the end: the server closed it
         pass  # (a connection left open would raise socket.timeout here instead)
     sock.close()
+
+
+def raw_exchange(kong, payload: bytes) -> bytes:
+    """Send raw bytes, read until the server closes (a kept-open connection would raise
+    socket.timeout instead)."""
+    host, port = kong.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(payload)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_request_http_server_cannot_parse_closes_the_connection(kong):
+    """431 for an oversized header is http.server's own answer; the rest of that header
+    must not be read as a next request on the same connection."""
+    answer = raw_exchange(kong, b"GET /upstreams HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431")
+    assert b"Connection: close" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1  # no second answer to the header's leftovers
+
+
+@pytest.mark.parametrize("length", [b"-1", b"+5", b"1_0", b" ", b"5\r\nContent-Length: 7"])
+def test_a_doubtful_content_length_closes_rather_than_smuggle(kong, length):
+    """The bytes after a body of uncertain length are never served as a request."""
+    smuggled = b"GET /upstreams/smuggled HTTP/1.1\r\nHost: kong\r\n\r\n"
+    raw_exchange(
+        kong,
+        b"POST /upstreams HTTP/1.1\r\nHost: kong\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + length + b"\r\n\r\n" + smuggled,
+    )
+    assert not any("smuggled" in path for _, path in kong.app.calls)
