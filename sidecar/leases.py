@@ -93,8 +93,12 @@ class LeaseSweeper:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop, and wait for a sweep in progress: closing the Kong client under a rollback
+        would leave it half-applied."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval * self._jitter.uniform(0.8, 1.0)):

@@ -288,7 +288,10 @@ class TrafficService:
         rows: Sequence[Target | TargetHealth]
         try:
             rows = health_call.result().targets
-        except KongError:
+        except KongError as health_error:
+            if isinstance(health_error, KongUnavailable) and health_error.status is None:
+                # no answer at all (timeout, refused): /targets would only wait as long again
+                raise from_kong_error(health_error, upstream=upstream) from health_error
             try:
                 rows = self.kong.targets(upstream)
             except KongError as exc:
