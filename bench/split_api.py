@@ -1,28 +1,30 @@
 """Benchmark: ``PUT /v1/upstreams/{u}/split`` end to end vs the same Kong writes sent directly.
 
-Kong is the local Kong-compatible server (profile 3.9) in a thread of this process. The
-sidecar runs as ``kong-canary serve`` (gunicorn, gthread, 2 workers x 4 threads: what
-production runs) in a subprocess pointed at it; ``--in-process`` serves the app with
-werkzeug in a thread here instead (quicker start, and cProfile/py-spy see the sidecar, but
-the sidecar then shares this process's GIL with Kong and the clients).
+Three processes, as in production: Kong is the local Kong-compatible server (profile 3.9,
+``kong-canary kong-local``, keep-alive connections) or a real Kong (``--kong-admin-url``);
+the sidecar runs as ``kong-canary serve`` (gunicorn, gthread, 2 workers x 4 threads); the
+clients run here. ``--in-process`` serves the app with werkzeug in a thread here instead
+(cProfile/py-spy see the sidecar, but it then shares this process's GIL with the clients).
 
 1. Latency of one ramp step (90/5/5 <-> 95/2.5/2.5), 1 client and ``--clients`` (32)
    concurrent clients, each on its own upstream (one upstream's changes are serialised).
    The baseline is the exact list of writes the sidecar reports for the same step
    (``dry_run``; checked equal to what it then applies), sent to Kong with one plain
-   ``httpx.Client`` in the sidecar's order and batches; rounds alternate sidecar / direct so
-   drift hits both sides. With baseline = canary the sidecar rewrites only stable's
-   weights, so two upstream shapes: 1 stable target (1 write) and 4 (4 writes, one parallel
-   batch). The sidecar also reads upstream, targets and health before writing and again
-   after ("Kong GET/op"). Target: p50 and p99 ratio <= 1.3.
+   ``httpx.Client`` in the sidecar's order and batches; a second baseline makes the two
+   GETs the sidecar reads first (the upstream and /health, at once) and then those writes.
+   Rounds alternate the three paths so drift hits all. With baseline = canary the sidecar
+   rewrites only stable's weights, so two upstream shapes: 1 stable target (1 write) and 4
+   (4 writes, one parallel batch). Target: p50 and p99 ratio sidecar/direct <= 1.3.
 2. Canary 5% -> 10% on an upstream with 1,000 targets (800 stable, 100 baseline, 100
    canary): 90/5/5 -> 80/10/10 end to end, writes in parallel batches of 8. Target < 1 s.
    The same writes sent directly (same batches, 8 parallel; and one by one) are shown too;
    ``batches`` counts the groups the planner's order allows to go out in parallel.
 
     python bench/split_api.py [--quick] [--clients 32] [--in-process] [--workers 2]
+    python bench/split_api.py --kong-admin-url http://kong:8001 [--kong-admin-token T]
 
-Prints a table; writes nothing to the repository.
+Prints a table; writes nothing to the repository (on a real Kong it creates upstreams
+named ``bench-…-<random>`` and deletes them).
 """
 
 from __future__ import annotations
@@ -148,9 +150,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def werkzeug_sidecar(kong_url: str, admin_token: str | None) -> Iterator[str]:
     """The app under werkzeug's threaded server in this process (like tests/api)."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from werkzeug.serving import make_server
 
     from sidecar.app import close_app, create_app
+    from sidecar.kong_local.keepalive import KeepAliveHandler, close_open_connections
     from sidecar.settings import ApiToken, KongSettings, Settings
 
     settings = Settings(
@@ -158,7 +161,7 @@ def werkzeug_sidecar(kong_url: str, admin_token: str | None) -> Iterator[str]:
         kong=KongSettings(admin_url=kong_url, admin_token=admin_token),
     )
 
-    class Quiet(WSGIRequestHandler):
+    class Quiet(KeepAliveHandler):  # keep-alive, as gunicorn gives the clients
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass  # gunicorn's access log goes to /dev/null too
 
@@ -172,6 +175,7 @@ def werkzeug_sidecar(kong_url: str, admin_token: str | None) -> Iterator[str]:
         yield url
     finally:
         server.shutdown()
+        close_open_connections(server)
         server.server_close()
         close_app(app)
 
@@ -243,11 +247,13 @@ def apply_direct(
         for write in writes:
             send_direct(kong, upstream, write)
         return
-    for batch in write_batches(writes):
-        if len(batch) == 1:
-            send_direct(kong, upstream, batch[0])
-            continue
-        list(pool.map(lambda w: send_direct(kong, upstream, w), batch))
+    for batch in write_batches(writes):  # as TrafficService._apply: chunks of 8, one by one
+        for start in range(0, len(batch), PARALLEL_WRITES):
+            chunk = batch[start : start + PARALLEL_WRITES]
+            if len(chunk) == 1:
+                send_direct(kong, upstream, chunk[0])
+            else:
+                list(pool.map(lambda w: send_direct(kong, upstream, w), chunk))
 
 
 def read_direct(kong: httpx.Client, upstream: str, pool: ThreadPoolExecutor) -> None:
@@ -315,8 +321,12 @@ class Lane:
 
     @functools.cached_property
     def pool(self) -> ThreadPoolExecutor:
-        """This client's threads for parallel calls, kept for the run (ended at exit)."""
+        """This client's threads for parallel calls, kept for the run."""
         return ThreadPoolExecutor(PARALLEL_WRITES, f"direct-{self.upstream}")
+
+    def close(self) -> None:
+        if "pool" in self.__dict__:
+            self.pool.shutdown()
 
 
 # ---- measuring --------------------------------------------------------------------------
@@ -332,6 +342,7 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     gets: int | None = 0  # None: not counted (a real Kong)
     writes: int | None = 0
+    renewals: int = 0  # lease renewals (an upstream tag write) among the timed ops
 
 
 def run_lanes(lanes: list[Lane], op: Callable[[Lane], None], ops: int, into: Sample) -> None:
@@ -374,6 +385,13 @@ class KongCalls:
         return gets, len(calls) - gets
 
 
+def lease_tags(kong: httpx.Client, lanes: list[Lane]) -> list[list[str]]:
+    """Each lane's lease tag: the sidecar rewrites it when a lease is renewed (at most once a
+    minute), a write the direct paths do not make."""
+    tags = [kong.get(f"/upstreams/{lane.upstream}").json()["tags"] or [] for lane in lanes]
+    return [[t for t in ts if t.startswith("kong-canary-lease=")] for ts in tags]
+
+
 def call_mark(kong: KongCalls | None) -> int:
     return kong.mark() if kong is not None else 0
 
@@ -401,9 +419,13 @@ def latency(ctx: Context, lanes: list[Lane], rounds: int, ops: int) -> dict[str,
     samples = {name: Sample() for name in paths}
     for _ in range(rounds):
         for name, op in paths.items():
+            leases = lease_tags(ctx.direct, lanes) if name == "sidecar" else None
             mark = call_mark(ctx.kong)
             run_lanes(lanes, op, ops, samples[name])
             counted = count_calls(ctx.kong, mark)
+            if leases is not None:  # a renewal is one more write (the upstream's tag)
+                after = lease_tags(ctx.direct, lanes)
+                samples[name].renewals += sum(a != b for a, b in zip(leases, after, strict=True))
             if counted is None:
                 samples[name].gets = samples[name].writes = None
             else:
@@ -462,6 +484,8 @@ def thousand_targets(ctx: Context, repeats: int, big: str) -> list[BigRun]:
                 started = time.perf_counter()
                 if run.path == "sidecar PUT":
                     result = put_split(ctx.sidecar, big, BIG_TO)
+                    if to_kong_writes(result["writes"]) != plan:
+                        raise SystemExit("the sidecar's writes are not its dry run's")
                     run.writes = len(result["writes"])
                     after = after or weights_of(result)
                 else:
@@ -480,7 +504,9 @@ def thousand_targets(ctx: Context, repeats: int, big: str) -> list[BigRun]:
 @contextlib.contextmanager
 def environment(seed: dict[str, Any], args: argparse.Namespace) -> Iterator[Context]:
     """A seeded Kong, the sidecar in front of it, and a client for each."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # every client's writes may all be in flight at once, plus its reads
+    most = max(64, args.clients * (PARALLEL_WRITES + 1))
+    limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
     with kong_seeded(seed, args) as (kong_url, local):
         serving = (
             werkzeug_sidecar(kong_url, args.kong_admin_token)
@@ -512,8 +538,9 @@ def local_kong(seed: dict[str, Any]) -> Iterator[str]:
         seed_file = Path(tmp) / "seed.json"
         seed_file.write_text(json.dumps(seed))
         command = [sys.executable, "-m", "sidecar", "kong-local", "--bind", f"127.0.0.1:{port}"]
-        command += ["--seed", str(seed_file), "--test-controls"]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO)]))}
+        command += ["--seed", str(seed_file), "--test-controls", "--quiet"]
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
             try:
@@ -546,8 +573,10 @@ def kong_seeded(
         try:
             for upstream in seed["upstreams"]:
                 name = upstream["name"]
-                if kong.get(f"/upstreams/{name}").status_code != 404:
-                    raise SystemExit(f"upstream {name} exists on that Kong: not touching it")
+                status = kong.get(f"/upstreams/{name}").status_code
+                if status != 404:
+                    found = "exists" if status == 200 else f"answers {status}"
+                    raise SystemExit(f"upstream {name} {found} on that Kong: not touching it")
                 kong.post("/upstreams", json={"name": name}).raise_for_status()
                 created.append(name)
                 with ThreadPoolExecutor(PARALLEL_WRITES) as pool:
@@ -559,7 +588,8 @@ def kong_seeded(
             yield args.kong_admin_url, None
         finally:
             for name in created:
-                kong.delete(f"/upstreams/{name}")
+                if kong.delete(f"/upstreams/{name}").status_code not in (204, 404):
+                    print(f"could not delete upstream {name}: delete it by hand", file=sys.stderr)
 
 
 # ---- report -----------------------------------------------------------------------------
@@ -613,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
             for clients, (rounds, ops) in ((1, single), (args.clients, multi)):
                 samples = latency(ctx, lanes[:clients], rounds, ops)
                 rows.append((shape, clients, samples))
+            for lane in lanes:
+                lane.close()
     # A Kong of its own: the local server's per-write cost may grow with its whole store.
     with environment({"upstreams": [big_upstream(big_name)]}, args) as ctx:
         big = thousand_targets(ctx, repeats, big_name)
@@ -658,6 +690,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{shape:<16} {clients:>7} {p50[0]:>6.2f}x {p99[0]:>6.2f}x {met:>4} "
             f"{p50[1]:>7.2f}x {p99[1]:>7.2f}x"
+        )
+    renewals = sum(samples["sidecar"].renewals for _, _, samples in rows)
+    if renewals:
+        print(
+            f"({renewals} timed sidecar op(s) also renewed a lease: one more Kong write each, "
+            "which the direct paths do not make)"
         )
 
     print(
