@@ -513,12 +513,17 @@ def serve_in_thread(
     host: str = "127.0.0.1",
     port: int = 0,
     quiet: bool = True,
+    idle_timeout: float | None = None,
     **kwargs: Any,
 ) -> RunningServer:
     """``nodes=N, lag=…`` (see create_wsgi_app) also serves a traditional cluster's other
-    N-1 nodes on their own ports: ``.node_urls`` lists every node, this one first."""
+    N-1 nodes on their own ports: ``.node_urls`` lists every node, this one first.
+    ``idle_timeout``: seconds a kept-alive connection may sit idle before the server closes
+    it (default 60, as a load balancer in front of Kong may have less)."""
     app = create_wsgi_app(profile, **kwargs)
-    handler = _QuietHandler if quiet else _KongHandler
+    handler: type[_KongHandler] = _QuietHandler if quiet else _KongHandler
+    if idle_timeout is not None:
+        handler = type("_Handler", (handler,), {"timeout": idle_timeout})
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     others = [
         make_server(host, 0, node, threaded=True, request_handler=handler) for node in app.node_apps
