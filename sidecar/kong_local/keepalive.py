@@ -92,6 +92,11 @@ class KeepAliveHandler(WSGIRequestHandler):
         except Exception:  # the client went away mid-body (werkzeug's ClientDisconnected)
             self.close_connection = True
 
+    def log_error(self, format: str, *args: Any) -> None:
+        if format.startswith("Request timed out"):
+            return  # an idle kept-alive connection reaching IDLE_TIMEOUT: normal, not an error
+        super().log_error(format, *args)
+
     def send_header(self, keyword: str, value: str) -> None:
         """Drop the ``Connection: close`` werkzeug adds to every answer from the app, unless
         this connection is closing anyway (HTTP/1.0, the client asked, an unbounded body).
