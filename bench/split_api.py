@@ -116,22 +116,29 @@ def free_port() -> int:
 def gunicorn_sidecar(kong_url: str, workers: int, admin_token: str | None) -> Iterator[str]:
     """``kong-canary serve`` as production runs it; access log to /dev/null."""
     port = free_port()
-    env = {
-        **os.environ,
-        "KONG_CANARY_TOKENS": f"bench:admin={TOKEN}",
-        "KONG_CANARY_LOG_LEVEL": "warning",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    env = {"KONG_CANARY_TOKENS": f"bench:admin={TOKEN}", "KONG_CANARY_LOG_LEVEL": "warning"}
     if admin_token:
         env["KONG_CANARY_KONG_ADMIN_TOKEN"] = admin_token
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes and removes its own
-    command = [sys.executable, "-m", "sidecar", "serve", "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", str(workers), "--kong-admin-url", kong_url]
+    args = ["serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    args += ["--kong-admin-url", kong_url]
+    with cli_process(args, env, f"http://127.0.0.1:{port}", "/readyz", "the sidecar") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def cli_process(
+    args: list[str], env: dict[str, str], url: str, ready_path: str, what: str
+) -> Iterator[str]:
+    """``python -m sidecar <args>`` from this checkout, once ``url + ready_path`` answers
+    200; stopped on exit."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "PYTHONPATH": path, **env}
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes and removes its own
+    command = [sys.executable, "-m", "sidecar", *args]
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=errors)
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until(f"{url}/readyz", lambda: proc.poll() is None, errors, what="the sidecar")
+            wait_until(url + ready_path, lambda: proc.poll() is None, errors, what=what)
             yield url
         finally:
             stop_process(proc)
@@ -537,18 +544,10 @@ def local_kong(seed: dict[str, Any]) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         seed_file = Path(tmp) / "seed.json"
         seed_file.write_text(json.dumps(seed))
-        command = [sys.executable, "-m", "sidecar", "kong-local", "--bind", f"127.0.0.1:{port}"]
-        command += ["--seed", str(seed_file), "--test-controls", "--quiet"]
-        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": path}
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                wait_until(f"{url}/", lambda: proc.poll() is None, errors, what="the local Kong")
-                yield url
-            finally:
-                stop_process(proc)
+        args = ["kong-local", "--bind", f"127.0.0.1:{port}", "--seed", str(seed_file)]
+        args += ["--test-controls", "--quiet"]
+        with cli_process(args, {}, f"http://127.0.0.1:{port}", "/", "the local Kong") as url:
+            yield url
 
 
 @contextlib.contextmanager
