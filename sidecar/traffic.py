@@ -9,7 +9,6 @@ journal so a failure halfway is compensated instead of left half-applied.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +34,7 @@ from sidecar.kong.errors import (
     KongProtocolError,
     KongUnavailable,
 )
-from sidecar.kong.models import Target, TargetHealth, Upstream, normalise_target
+from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
 
 VARIANT_TAG_PREFIX = "variant="
 MANAGED_TAG = "managed-by=kong-canary"
@@ -205,9 +204,6 @@ class ChangeEvent:
     split: Split | None
 
 
-_UPSTREAM_ID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-
-
 class UpstreamLocks:
     """One lock per upstream, so concurrent calls in this process are serialised."""
 
@@ -261,7 +257,7 @@ class TrafficService:
         Ids seen in earlier reads map to the name; an id seen for the first time is looked
         up once (Kong takes a UUID-shaped path segment as an id, never as a name)."""
         name = self._names.get(upstream)
-        if name is None and _UPSTREAM_ID.fullmatch(upstream):
+        if name is None and is_entity_id(upstream):
             try:
                 entity = self.kong.upstream(upstream)
             except KongError:

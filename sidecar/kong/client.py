@@ -20,7 +20,6 @@ retried by ``httpx.HTTPTransport(retries=...)`` (see ``sidecar.kong.http``).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,13 +43,13 @@ from sidecar.kong.models import (
     Target,
     Upstream,
     UpstreamHealth,
+    is_entity_id,
     normalise_target,
 )
 from sidecar.kong.parse import Call
 
 PAGE_SIZE = 1000  # Kong's max_page_size; larger is a 400 on top-level lists, capped on nested
 MAX_WEIGHT = 65535  # targets.lua since 2.0.5/2.1.0 (#5871); Konnect the same
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _READ_ONLY_UPSTREAM_FIELDS = ("created_at", "updated_at")
 
 
@@ -255,7 +254,7 @@ class KongAdmin:
         """The path segment for an upstream: Kong takes name or id; Konnect wants the id."""
         if not name_or_id:
             raise KongValidationError("upstream must not be empty", fields={"upstream": "empty"})
-        if not self._is_konnect() or _UUID.fullmatch(name_or_id):
+        if not self._is_konnect() or is_entity_id(name_or_id):
             return _segment(name_or_id)
         cached = self._upstream_ids.get(name_or_id)
         if cached is not None:

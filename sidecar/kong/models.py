@@ -6,6 +6,16 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+_ENTITY_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def is_entity_id(value: str) -> bool:
+    """A UUID: Kong reads such a path segment as an entity's id, never as its name."""
+    return _ENTITY_ID.fullmatch(value) is not None
+
+
 DEFAULT_TARGET_PORT = 8000  # Kong's targets DAO adds this when the port is missing (every version)
 
 
