@@ -2,7 +2,7 @@
 
 ``create_app(settings, kong)`` is what gunicorn runs (``sidecar.app:create_app()``)
 and what tests call with their own settings and Kong client. Nothing is configured
-at import time; one httpx client is built per process, here.
+at import time; one Kong client is built per process, here (with ``sidecar.kong.build``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.core.lease import LeasePolicy
 from sidecar.kayenta.preflight_kong import CoverageWarnings
+from sidecar.kong.build import build_kong
 from sidecar.kong.client import KongAdmin
-from sidecar.kong.http import build_http_client
-from sidecar.kong.models import Flavour
 from sidecar.leases import LeaseSweeper
-from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, KONG_DURATION, KONG_REQUESTS
+from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS
 from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
 from sidecar.settings import Settings, load_settings
@@ -55,28 +54,6 @@ class Runtime:
 def close_app(app: Flask) -> None:
     runtime: Runtime = app.extensions["kong_canary"]
     runtime.close()
-
-
-def build_kong(settings: Settings) -> KongAdmin:
-    if settings.kong.admin_url is None:
-        raise ValueError("no Kong admin URL: start the embedded server first (kong-canary serve)")
-    http = build_http_client(settings.kong)
-    http.event_hooks["request"].append(_kong_request_started)
-    http.event_hooks["response"].append(_kong_response_received)
-    flavour = Flavour(settings.kong.flavour) if settings.kong.flavour else None
-    return KongAdmin(http, flavour=flavour, read_retries=settings.kong.read_retries)
-
-
-def _kong_request_started(req) -> None:  # type: ignore[no-untyped-def]
-    req.extensions["kong_canary_started"] = time.perf_counter()
-
-
-def _kong_response_received(resp) -> None:  # type: ignore[no-untyped-def]
-    started = resp.request.extensions.get("kong_canary_started")
-    method = resp.request.method
-    if started is not None:
-        KONG_DURATION.labels(method).observe(time.perf_counter() - started)
-    KONG_REQUESTS.labels(method, f"{resp.status_code // 100}xx").inc()
 
 
 def create_app(

@@ -11,6 +11,7 @@ import click
 
 from sidecar.kayenta.preflight import Report, label, plan_fixes
 from sidecar.kayenta.preflight_kong import apply_fixes, check, requirement_for
+from sidecar.kong.build import build_kong
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.errors import KongError, KongNotFound
 from sidecar.settings import Settings, SettingsError, load_settings
@@ -91,8 +92,6 @@ def preflight(
     Exit status: 0 covered (after --fix: fixed and checked again), 1 something is missing,
     2 the check could not run (settings, Kong unreachable, no such upstream or config).
     """
-    from sidecar.app import build_kong
-
     try:
         settings = _settings(config_file, kong_admin_url)
     except SettingsError as exc:
