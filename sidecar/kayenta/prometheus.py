@@ -25,7 +25,14 @@ def query_range(
     resp = client.get(
         "/api/v1/query_range", params={"query": query, "start": start, "end": end, "step": step}
     )
-    body = resp.json()
+    try:
+        body = resp.json()
+    except ValueError:
+        # a proxy's HTML 502, or a truncated answer: say what came back, not where parsing broke
+        text = resp.text.strip()[:200] or resp.reason_phrase
+        raise PrometheusQueryError(f"{resp.status_code}: not JSON ({text}) for {query}") from None
+    if not isinstance(body, dict):
+        raise PrometheusQueryError(f"{resp.status_code}: not a JSON object for {query}")
     if resp.status_code != 200 or body.get("status") != "success":
         raise PrometheusQueryError(f"{resp.status_code}: {body.get('error', body)} for {query}")
     return body

@@ -1,0 +1,35 @@
+"""query_range's answers that are not Prometheus's JSON: a clear PrometheusQueryError."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sidecar.kayenta.prometheus import PrometheusQueryError, query_range
+
+HTML_502 = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def _client(status: int, body: str, content_type: str) -> httpx.Client:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text=body, headers={"Content-Type": content_type})
+
+    return httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "says"),
+    [
+        (502, HTML_502, "text/html", "502: not JSON (<html>"),
+        (200, "", "application/json", "200: not JSON"),
+        (200, "[1, 2]", "application/json", "200: not a JSON object"),
+        (400, '{"status": "error", "error": "parse error"}', "application/json", "parse error"),
+    ],
+)
+def test_query_range_should_raise_its_own_error_when_the_answer_is_not_a_result(
+    status: int, body: str, content_type: str, says: str
+) -> None:
+    with _client(status, body, content_type) as client, pytest.raises(PrometheusQueryError) as err:
+        query_range(client, "up", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", 60)
+    assert says in str(err.value)
+    assert str(err.value).endswith("for up")
