@@ -23,6 +23,9 @@ from sidecar.kayenta.metricsets import pairs_from_json
 from sidecar.kayenta.rest import KayentaClient, KayentaError
 from sidecar.kayenta.sync import SyncError, SyncResult, load_configs, sync
 from sidecar.kayenta.validate import validate_config
+from sidecar.outbound import Outbound
+
+_FILE = click.Path(exists=True, dir_okay=False)
 
 
 def _jsonable(value: object) -> object:
@@ -140,6 +143,10 @@ def _sync_line(result: SyncResult, dry_run: bool) -> str:
 @click.option("--configuration-account", help="Kayenta configurationAccountName (default: first)")
 @click.option("--dry-run", is_flag=True, help="Compare and report; write nothing.")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per call.")
+@click.option("--ca-bundle", type=_FILE, help="CA certificates to trust for an https URL.")
+@click.option("--client-cert", type=_FILE, help="Client certificate (mTLS), with --client-key.")
+@click.option("--client-key", type=_FILE, help="Client certificate's private key.")
+@click.option("--no-tls-verify", is_flag=True, help="Do not verify Kayenta's certificate.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def sync_command(
     url: str,
@@ -148,6 +155,10 @@ def sync_command(
     configuration_account: str | None,
     dry_run: bool,
     timeout: float,
+    ca_bundle: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    no_tls_verify: bool,
     output: str,
 ) -> None:
     """Upsert canary configs into Kayenta by name (POST new, PUT changed, skip equal).
@@ -163,9 +174,16 @@ def sync_command(
         for problem in exc.problems:
             click.echo(f"invalid: {problem}", err=True)
         sys.exit(1)
-    client = KayentaClient.connect(
-        url, timeout=timeout, configuration_account=configuration_account
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("give --client-cert and --client-key together, or neither")
+    outbound = Outbound.every_phase(
+        timeout,
+        ca_bundle=ca_bundle,
+        client_cert=client_cert,
+        client_key=client_key,
+        tls_verify=not no_tls_verify,
     )
+    client = KayentaClient.connect(url, outbound, configuration_account=configuration_account)
     try:
         results = sync(client, configs, dry_run=dry_run)
     except KayentaError as exc:

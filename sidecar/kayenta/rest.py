@@ -19,7 +19,11 @@ from urllib.parse import quote
 
 import httpx
 
+from sidecar.outbound import Outbound, build_client
+
 CONFIG_PATH = "/canaryConfig"
+# Kayenta answers a sync's calls from its config store: 10 s per phase, as before the builder.
+DEFAULT_OUTBOUND = Outbound.every_phase(10.0)
 
 
 class KayentaError(Exception):
@@ -46,9 +50,15 @@ class KayentaClient:
 
     @classmethod
     def connect(
-        cls, url: str, *, timeout: float = 10.0, configuration_account: str | None = None
+        cls,
+        url: str,
+        outbound: Outbound = DEFAULT_OUTBOUND,
+        *,
+        configuration_account: str | None = None,
     ) -> KayentaClient:
-        http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        """A client built like every other outbound one (``sidecar.outbound``): explicit
+        timeouts, the TLS options given, our User-Agent, redirects not followed."""
+        http = build_client(outbound, base_url=url.rstrip("/"))
         return cls(http, configuration_account=configuration_account)
 
     def close(self) -> None:

@@ -1,25 +1,21 @@
 """The one ``httpx.Client`` per process that talks to Kong's Admin API.
 
-Everything about *how* we reach Kong lives here (base URL, TLS, credentials,
-timeouts, pool size); ``KongAdmin`` only ever uses relative paths.
+What is Kong's own about reaching it lives here (base URL, workspace, Konnect, credentials);
+timeouts, TLS and pool come from ``sidecar.outbound``, the builder of every outbound client.
+``KongAdmin`` only ever uses relative paths.
 """
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from sidecar import __version__
+from sidecar.outbound import build_client
 from sidecar.settings import KongSettings
 
-# httpx's HTTPTransport(retries=n) retries only httpx.ConnectError/ConnectTimeout, i.e. requests
-# that never reached Kong, so it is safe for writes too (httpx docs/advanced/transports.md).
-CONNECT_RETRIES = 2
 KONNECT_DEFAULT_URL = "https://us.api.konghq.com"
-USER_AGENT = f"kong-canary/{__version__}"
 
 
 def is_konnect(settings: KongSettings) -> bool:
@@ -64,47 +60,6 @@ def auth_headers(settings: KongSettings) -> dict[str, str]:
     return {"Kong-Admin-Token": settings.admin_token} if settings.admin_token else {}
 
 
-def ssl_context(settings: KongSettings) -> ssl.SSLContext | bool:
-    """Build the TLS context ourselves: httpx 0.28 deprecates ``verify=<path>`` and ``cert=``,
-    and warnings are errors here.
-
-    ``tls_verify=False`` is the only way to switch verification off; a ``ca_bundle`` replaces
-    the default (certifi) trust store; ``client_cert``/``client_key`` add mTLS.
-    """
-    if settings.client_key and not settings.client_cert:
-        raise ValueError("client_key given without client_cert")
-    if not settings.tls_verify:
-        ctx = httpx.create_ssl_context(verify=False)
-    elif settings.ca_bundle:
-        ctx = ssl.create_default_context(cafile=settings.ca_bundle)
-    elif settings.client_cert:
-        ctx = httpx.create_ssl_context(verify=True)
-    else:
-        return True
-    if settings.client_cert:
-        ctx.load_cert_chain(settings.client_cert, settings.client_key)
-    return ctx
-
-
-def timeouts(settings: KongSettings) -> httpx.Timeout:
-    """All four phases explicit: a missing one would silently mean 'wait forever'."""
-    return httpx.Timeout(
-        connect=settings.connect_timeout,
-        read=settings.read_timeout,
-        write=settings.write_timeout,
-        pool=settings.pool_timeout,
-    )
-
-
-def limits(settings: KongSettings) -> httpx.Limits:
-    # keep-alive as large as the pool: threads sharing the client should reuse connections,
-    # not churn through new TCP (and TLS) handshakes once more than 20 are busy.
-    return httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_connections,
-    )
-
-
 class AdminClient(httpx.Client):
     """An ``httpx.Client`` that also knows the Admin API root.
 
@@ -122,24 +77,17 @@ def build_http_client(
     settings: KongSettings, *, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
     """One per process, shared by all threads. ``transport`` is for tests (``MockTransport``)."""
-    if transport is None:
-        transport = httpx.HTTPTransport(
-            verify=ssl_context(settings),
-            limits=limits(settings),
-            retries=CONNECT_RETRIES,
-        )
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **auth_headers(settings)}
     base_url = admin_base_url(settings)
     root = (
         settings.admin_url.rstrip("/")
         if settings.admin_url and not is_konnect(settings)
         else base_url
     )
-    return AdminClient(
-        admin_root=root,
+    return build_client(
+        settings,
         base_url=base_url,
-        headers=headers,
-        timeout=timeouts(settings),
+        headers=auth_headers(settings),
         transport=transport,
-        follow_redirects=False,  # a redirect from an Admin API is a misconfiguration
+        client_class=AdminClient,
+        admin_root=root,
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -62,6 +63,7 @@ class LocalKayenta:
     clock: Callable[[], int] = lambda: 1_700_000_000_000
     stores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    user_agents: list[str | None] = field(default_factory=list)
     # Test fault: POST/PUT of these names fail as a storage error does (IllegalArgumentException).
     refuse_names: set[str] = field(default_factory=set)
 
@@ -78,6 +80,7 @@ class LocalKayenta:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         self.calls.append((request.method, request.full_path.rstrip("?")))
+        self.user_agents.append(request.headers.get("User-Agent"))
         try:
             with self._lock:
                 status, body = self._handle(request)
@@ -230,14 +233,20 @@ class _Quiet(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_kayenta(kayenta: LocalKayenta | None = None) -> Iterator[tuple[str, LocalKayenta]]:
-    """(base URL, state) of a server on 127.0.0.1 and a free port, stopped on exit."""
+def serve_kayenta(
+    kayenta: LocalKayenta | None = None, *, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, LocalKayenta]]:
+    """(base URL, state) of a server on 127.0.0.1 and a free port, stopped on exit;
+    https with ``tls`` (a server context)."""
     app = kayenta or LocalKayenta()
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=_Quiet, ssl_context=tls
+    )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", app
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_port}", app
     finally:
         server.shutdown()
         server.server_close()

@@ -15,7 +15,8 @@ import pytest
 
 from sidecar import __version__
 from sidecar.kong import errors, wire
-from sidecar.kong.http import CONNECT_RETRIES, build_http_client, limits
+from sidecar.kong.http import build_http_client
+from sidecar.outbound import CONNECT_RETRIES, limits
 from sidecar.settings import KongSettings
 
 CERTS = Path(__file__).parent / "certs"
