@@ -356,7 +356,7 @@ UPSTREAM_PARAM = {
 
 
 RAMP_PARAM = {
-    "name": "id",
+    "name": "ramp_id",
     "in": "path",
     "required": True,
     "schema": {"type": "string"},
@@ -507,7 +507,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/ramps/{id}": {
+            "/v1/ramps/{ramp_id}": {
                 "get": {
                     "summary": "A ramp's status; moves the upstream on when a step is due",
                     "parameters": [RAMP_PARAM, RAMP_WAIT_PARAM],
@@ -518,7 +518,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/ramps/{id}/cancel": {
+            "/v1/ramps/{ramp_id}/cancel": {
                 "post": {
                     "summary": "Cancel a ramp and roll the canary back",
                     "parameters": [RAMP_PARAM],

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 from werkzeug.serving import make_server
 
+from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
@@ -60,7 +61,7 @@ class OpenApiChecker:
         if "application/json" in content:
             assert response.headers["content-type"].startswith("application/json")
             schema = {**content["application/json"]["schema"], "components": self.doc["components"]}
-            jsonschema.validate(response.json(), schema)
+            jsonschema.validate(response.json(), schema, format_checker=FORMAT_CHECKER)
 
 
 class FakeClock:

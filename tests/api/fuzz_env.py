@@ -22,6 +22,7 @@ import schemathesis
 from flask import Flask
 from werkzeug.test import Client
 
+from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import RunningServer, serve_in_thread
@@ -133,7 +134,7 @@ class DocumentChecker:
         assert content_type.split(";")[0].strip() == media, f"{content_type} is not {media}"
         if media == "application/json":
             validator = jsonschema.Draft202012Validator(
-                {**schema, "components": self.doc["components"]}
+                {**schema, "components": self.doc["components"]}, format_checker=FORMAT_CHECKER
             )
             validator.validate(json.loads(body))
         return template

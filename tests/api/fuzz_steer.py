@@ -62,8 +62,8 @@ def steer(data: st.DataObject, case: Case, ramp_ids: list[str]) -> None:
     params = case.path_parameters or {}
     if "upstream" in params:
         params["upstream"] = data.draw(st.sampled_from((*UPSTREAMS, KEEP))) or params["upstream"]
-    if "id" in params:
-        params["id"] = data.draw(st.sampled_from((*ramp_ids, KEEP))) or params["id"]
+    if "ramp_id" in params:
+        params["ramp_id"] = data.draw(st.sampled_from((*ramp_ids, KEEP))) or params["ramp_id"]
     body = case.body
     if case.operation.path == "/v1/kong-log":
         case.body = data.draw(st.one_of(_log_batch(), st.just(KEEP))) or body
