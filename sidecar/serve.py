@@ -66,7 +66,7 @@ class SidecarApplication(BaseApplication):
             "loglevel": self.settings.log_level,
             "accesslog": "-",
             "errorlog": "-",
-            "worker_tmp_dir": os.environ.get("KONG_CANARY_WORKER_TMP_DIR") or None,
+            "worker_tmp_dir": self.settings.worker_tmp_dir,
             "on_starting": _wipe_metrics_dir,
             "child_exit": _child_exit,
             "worker_exit": _worker_exit,

@@ -143,7 +143,11 @@ def load_rendered(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, dict[str
 
 
 def find_library_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$KONG_CANARY_KAYENTA_LIBRARY``, else the source checkout, else the image's copy."""
+    """``$KONG_CANARY_KAYENTA_LIBRARY``, else the source checkout, else the image's copy.
+
+    Read here, not through ``sidecar.settings``, on purpose: it locates data files (the image
+    sets it, Dockerfile), and the ``kayenta`` commands that need it run without the sidecar's
+    settings (the chart's hook Job has no tokens or Kong URL). The README says so too."""
     env = os.environ if environ is None else environ
     if env.get(LIBRARY_ENV):
         return Path(env[LIBRARY_ENV])

@@ -106,8 +106,6 @@ def test_configmap_should_only_use_settings_the_app_reads(
         app_settings.ENV_PREFIX + key.upper()
         for key in (*app_settings._FIELDS, *app_settings._TOKEN_KEYS)
     }
-    # Read by sidecar/serve.py directly for gunicorn, not a Settings field.
-    known.add("KONG_CANARY_WORKER_TMP_DIR")
     for rendered in scenario_renders.values():
         config = rendered.named("ConfigMap", "kc-kong-canary")["data"]
         assert set(config) - known == set()
@@ -117,7 +115,6 @@ def test_configmap_should_only_use_settings_the_app_reads(
 # fails test_chart_should_expose_every_app_setting until the chart maps it or lists it here.
 NOT_EXPOSED = {
     "kong_local_profile": "profile of the embedded Kong; the chart always points at a real one",
-    "kong_max_connections": "per-worker connection pool; not in the README's settings table",
 }
 
 

@@ -9,37 +9,9 @@ from typing import Any
 
 import pytest
 
+from sidecar import settings as app_settings
 from tests.helm.chart import NAMESPACE, Rendered, container_env, scenario_values
 
-# The sidecar's settings contract: every KONG_CANARY_* variable the app reads.
-# Secrets (tokens) come from the Secret, never from the ConfigMap.
-APP_SETTINGS = {
-    "KONG_CANARY_BIND",
-    "KONG_CANARY_WORKERS",
-    "KONG_CANARY_WORKER_TMP_DIR",
-    "KONG_CANARY_PUBLIC_URL",
-    "KONG_CANARY_LOG_LEVEL",
-    "KONG_CANARY_MAX_SHIFTED_PERCENT",
-    "KONG_CANARY_LEASE_DEFAULT",
-    "KONG_CANARY_LEASE_MAX",
-    "KONG_CANARY_LEASE_CHECK_INTERVAL",
-    "KONG_CANARY_PROPAGATION_NODES",
-    "KONG_CANARY_GATEWAY_METRICS",
-    "KONG_CANARY_GATEWAY_INGEST_URL",
-    "KONG_CANARY_KONG_ADMIN_URL",
-    "KONG_CANARY_KONG_WORKSPACE",
-    "KONG_CANARY_KONG_FLAVOUR",
-    "KONG_CANARY_KONNECT_CONTROL_PLANE_ID",
-    "KONG_CANARY_KONG_CONNECT_TIMEOUT",
-    "KONG_CANARY_KONG_READ_TIMEOUT",
-    "KONG_CANARY_KONG_WRITE_TIMEOUT",
-    "KONG_CANARY_KONG_READ_RETRIES",
-    "KONG_CANARY_KONG_TLS_VERIFY",
-    "KONG_CANARY_KONG_CA_BUNDLE",
-    "KONG_CANARY_KONG_CLIENT_CERT",
-    "KONG_CANARY_KONG_CLIENT_KEY",
-    "KONG_CANARY_TOKENS_FILE",
-}
 APP_SECRETS = {
     "KONG_CANARY_KONG_ADMIN_TOKEN",
     "KONG_CANARY_KONNECT_TOKEN",
@@ -47,6 +19,16 @@ APP_SECRETS = {
 }
 # Only with gatewayMetrics.enabled; never in the ConfigMap either.
 GATEWAY_SECRET = "KONG_CANARY_GATEWAY_INGEST_TOKEN"
+# The sidecar's settings contract: every KONG_CANARY_* variable the app reads (settings.py),
+# less the secrets. Secrets (tokens) come from the Secret, never from the ConfigMap.
+APP_SETTINGS = (
+    {
+        app_settings.ENV_PREFIX + key.upper()
+        for key in (*app_settings._FIELDS, *app_settings._TOKEN_KEYS)
+    }
+    - APP_SECRETS
+    - {GATEWAY_SECRET, "KONG_CANARY_TOKENS"}
+)
 
 
 def _server(rendered: Rendered) -> tuple[dict[str, Any], dict[str, Any]]:
