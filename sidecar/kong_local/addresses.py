@@ -1,9 +1,13 @@
-"""Kong's host parsing (``kong/tools/utils.lua``: ``hostname_type``, ``normalize_ipv4``,
-``normalize_ipv6``, ``check_hostname``, ``format_host``) reproduced literally.
+"""Kong's host parsing (``kong/tools/ip.lua``: ``hostname_type``, ``normalize_ipv4``,
+``normalize_ipv6``, ``check_hostname``, ``format_host``; ``kong/tools/utils.lua`` before 3.x)
+reproduced literally, for the local Kong's answers.
 
-Kept separate from ``sidecar.kong.models.normalise_target`` on purpose: that helper is the
-client's canonical form (compressed IPv6, lower-cased names); Kong itself expands IPv6 to
-eight zero-padded groups and keeps the case of names, and the server must answer like Kong.
+``sidecar.kong.models.normalise_target`` (the client's) implements the same rules, in the same
+spelling Kong stores (IPv6 expanded to eight zero-padded lower-case groups, names keeping their
+case, port 8000 added), and only differs by trimming surrounding whitespace first. The second
+copy is deliberate: this one is the oracle the client is tested against (the replay tests over
+Kong's recordings hold this one to Kong), and ``tests/kong/test_normalise_oracle.py`` is the
+property test that keeps the two in agreement.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from dataclasses import dataclass
 
 DEFAULT_PORT = 8000  # kong/db/dao/targets.lua
 
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d+))?$")
-_NAME_CHARS = re.compile(r"^[0-9A-Za-z\-._]+$")
-_HEX_GROUP = re.compile(r"^[0-9A-Fa-f]{1,4}$")
+# Lua patterns are ASCII (%d, %a, %x) and ``$`` is the very end: ``[0-9]`` and fullmatch here,
+# never ``\d`` (any Unicode digit) or a ``$`` that also matches before a final newline.
+_IPV4 = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?::([0-9]+))?")
+_NAME_CHARS = re.compile(r"[0-9A-Za-z\-._]+")
+_HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
+_TRAILING_PORT = re.compile(r":([0-9]+)\Z")
 
 
 @dataclass(frozen=True)
@@ -29,13 +36,13 @@ def hostname_type(name: str) -> str:
     remainder = name.replace(":", "")
     if name.count(":") > 1:
         return "ipv6"
-    if remainder and re.fullmatch(r"[\d.]+", remainder):
+    if re.fullmatch(r"[0-9.]+", remainder):
         return "ipv4"
     return "name"
 
 
 def _ipv4(address: str) -> HostPort | None:
-    m = _IPV4.match(address)
+    m = _IPV4.fullmatch(address)
     if not m:
         return None
     octets = [int(x) for x in m.groups()[:4]]
@@ -55,7 +62,7 @@ def _ipv6(address: str) -> HostPort | None:
             return None
         check, rest = address[1:end], address[end + 1 :]
         if rest:
-            m = re.fullmatch(r":(\d*)", rest)
+            m = re.fullmatch(r":([0-9]*)", rest)
             if not m or not m.group(1) or int(m.group(1)) > 65535:
                 return None
             port = int(m.group(1))
@@ -69,20 +76,20 @@ def _ipv6(address: str) -> HostPort | None:
         count = check.count(":")
         check = check.replace("::", ":" + "0:" * (8 - count), 1)
     groups = check.split(":")
-    if len(groups) != 8 or not all(_HEX_GROUP.match(g) for g in groups):
+    if len(groups) != 8 or not all(_HEX_GROUP.fullmatch(g) for g in groups):
         return None
     return HostPort("ipv6", ":".join(g.zfill(4).lower() for g in groups), port)
 
 
 def _name(address: str) -> HostPort | None:
     name, port = address, None
-    m = re.search(r":(\d+)$", address)
+    m = _TRAILING_PORT.search(address)
     if m:
         name = address[: m.start()]
         port = int(m.group(1))
         if port > 65535:
             return None
-    if not _NAME_CHARS.match(name):
+    if not _NAME_CHARS.fullmatch(name):
         return None
     segments = name.split(".")
     for index, segment in enumerate(segments, start=1):
