@@ -19,6 +19,12 @@ from tests.kong_local.conftest import StartKong
         ("not a host!:80", None),
         ("bad-.example", None),
         ("10.0.0.1:70000", None),
+        # Lua's %d is ASCII and its $ is the very end (kong/tools/ip.lua patterns)
+        ("\u0661.2.3.4:80", None),
+        ("host:\uff18\uff10", None),
+        ("10.0.0.1:80\n", None),
+        ("orders.svc\n", None),
+        ("fe80::1\n", None),
     ],
 )
 def test_target_formatting_follows_kong_utils(raw: str, stored: str | None) -> None:
