@@ -17,10 +17,8 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from sidecar.core.split import Split, SplitError
+from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.errors import ApiError
-
-VARIANTS = ("stable", "baseline", "canary")
 
 PERCENT = {
     "description": "percent of traffic, 0..100 with at most two decimals (number or string)",

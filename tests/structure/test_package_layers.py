@@ -76,3 +76,16 @@ def test_only_the_process_entry_points_should_import_the_flask_wiring() -> None:
     """``sidecar.app`` wires everything; a library module that imports it closes a loop."""
     importers = {part for part, deps in part_graph().items() if "sidecar.app" in deps}
     assert importers <= {"sidecar.serve"}
+
+
+def test_the_variants_should_be_defined_in_core_split_only() -> None:
+    """One tuple of variant names (``sidecar.core.split.VARIANTS``), imported where needed."""
+    defining = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "VARIANTS" for t in targets):
+                defining.add(str(path.relative_to(PACKAGE)))
+    assert defining == {"core/split.py"}
