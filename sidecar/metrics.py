@@ -35,7 +35,8 @@ HTTP_DURATION = Histogram(
 )
 KONG_REQUESTS = Counter(
     "kong_canary_kong_requests_total",
-    "Calls made to Kong's Admin API, by outcome (ok, or the error class)",
+    "Answers from Kong's Admin API, by method and outcome: the HTTP status class (2xx, 4xx, "
+    "5xx); a call that got no answer (timeout, reset) has none and is not counted",
     ["method", "outcome"],
 )
 KONG_DURATION = Histogram(

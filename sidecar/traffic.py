@@ -69,7 +69,7 @@ class TargetState:
     id: str
     weight: int
     tags: tuple[str, ...]
-    variant: str | None  # None: tagged with a variant we don't know
+    variant: str  # its variant tag's value ("stable" when untagged), maybe not one of VARIANTS
     tagged: bool  # False: an untagged target, counted as stable
     health: str | None = None
     addresses: tuple[str, ...] | None = None

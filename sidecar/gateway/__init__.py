@@ -1,7 +1,8 @@
 """Per-variant gateway metrics from Kong's bundled ``http-log`` plugin.
 
 Kong's own Prometheus plugin has no label for the target that served a request
-(kong-admin-api.md 8), so Kayenta could not tell canary from baseline with it. The
+(``kong/plugins/prometheus/exporter.lua``: service, route, code, consumer; targets only in
+the health gauge), so Kayenta could not tell canary from baseline with it. The
 http-log entries do say it: ``tries[-1]`` is the balancer's last pick. This package
 maps that ``ip:port`` to a variant and counts it:
 

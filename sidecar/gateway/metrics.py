@@ -11,11 +11,12 @@ Names are a contract with the Kayenta configs – keep them:
 - ``kong_canary_gateway_rejected_total{reason}`` (bad input; ``batch_*`` reasons count
   batches, the others entries)
 
-Multiprocess mode (STYLE.md 3): the metrics are module-level Counters and Histograms only, so
-every gunicorn worker writes its own files and a scrape sums them; replicas are summed by the
-query (``sum by (variant) (rate(...))``). Children are cached per label set – a child keeps
-working after a fork, because prometheus_client's mmap value re-opens its file when the pid
-changes (``values.py``, ``__check_for_pid_change``).
+Multiprocess mode (``sidecar/metrics.py``; prometheus/client_python
+``docs/content/multiprocess/_index.md``): the metrics are module-level Counters and Histograms
+only, so every gunicorn worker writes its own files and a scrape sums them; replicas are
+summed by the query (``sum by (variant) (rate(...))``). Children are cached per label set – a
+child keeps working after a fork, because prometheus_client's mmap value re-opens its file when
+the pid changes (``values.py``, ``__check_for_pid_change``).
 
 Buckets: histogram_quantile interpolates linearly inside the bucket the quantile falls in, so
 its error is bounded by the bucket's width. Bounds step by at most x1.34 from 3 ms to 10 s (a

@@ -1,6 +1,9 @@
 """``KongAdmin``: upstreams and targets over Kong 2.x, 3.x and Konnect, with one interface.
 
-What differs between them, and how it is hidden (design notes: kong-admin-api.md 2, 3, 5-7):
+What differs between them, and how it is hidden (Kong/kong: ``kong/db/dao/targets.lua`` and
+``kong/api/routes/upstreams.lua`` for targets, ``kong/api/endpoints.lua`` for lists and errors,
+``kong/db/strategies/off/init.lua`` for DB-less writes; Konnect: the control-plane OpenAPI,
+Kong/developer.konghq.com ``api-specs/konnect/control-planes-config/v2/openapi.yaml``):
 
 - Updating a target: Kong 2.2+ and 3.x ``PATCH /upstreams/{u}/targets/{host:port}`` (partial).
   We never "POST to update": 2.x answers 200 + ``Deprecation: true``, 3.x answers 409. Kong's

@@ -241,7 +241,8 @@ class AdminApi:
         self, ws: Workspace, upstream: Body, upstream_key: str, args: dict[str, str]
     ) -> Reply:
         node_id = self.node.node_id
-        # A control plane has no balancer (kong-admin-api.md 4); 3.x builds one lazily.
+        # A control plane has no balancer (kong/runloop/handler.lua init_worker returns before
+        # balancer.init() when role is control_plane); 3.x builds one lazily.
         ready = upstream["id"] in ws.ready and self.profile.role != "control_plane"
         held = self._balancer_targets(ws, upstream)
         if args.get("balancer_health") == "1":

@@ -1,6 +1,7 @@
 """Propagation lag: other nodes and data planes see each write ``lag`` seconds late.
 
-A write reaches one Kong node at once, the rest of the cluster later (kong-admin-api.md 6):
+A write reaches one Kong node at once, the rest of the cluster later (``kong/runloop/events.lua``:
+the ``balancer:targets`` cluster event; ``kong/clustering/control_plane.lua`` for hybrid):
 
 - traditional: every node reads targets from the shared database (so the Admin API lists
   the new ``weight`` everywhere at once), but a node's *balancer* is rebuilt only when it

@@ -274,7 +274,8 @@ class LocalKong:
             raise ApiError(401, {"message": RBAC_WRONG})
 
     def _split_workspace(self, segments: list[str]) -> tuple[str, list[str]]:
-        """EE: ``/{workspace}/upstreams/…``; no prefix = "default" (admin-api-workspaces.md)."""
+        """EE: ``/{workspace}/upstreams/…``; no prefix = "default" (Kong/docs.konghq.com
+        ``app/_includes/md/gateway/admin-api-workspaces.md``)."""
         if not self.enterprise or not segments or segments[0] in ROOT_ROUTES:
             return "default", segments
         if len(segments) >= 2 and segments[1] in ROOT_ROUTES:

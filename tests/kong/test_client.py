@@ -127,7 +127,7 @@ def test_writable(database, role, writable) -> None:
     assert admin.info().writable is writable
 
 
-# -- write verbs and paths per flavour (kong-admin-api.md section 2) --------------------------
+# -- write verbs and paths per flavour (kong/db/dao/targets.lua, routes/upstreams.lua) -------
 
 
 @pytest.mark.parametrize("version", ["2.8.5", "3.4.2"])

@@ -70,8 +70,9 @@ def test_root_identifies_the_version(
 
 
 def test_workspaces_prefix_paths_and_isolate_entities(start_kong: StartKong, client_for) -> None:
-    """[DOCS] admin-api-workspaces.md: ``/{workspace}/…``, no prefix = default; an unknown
-    workspace is 404 "Workspace '<name>' not found" (EE 2.8.0.0 answer in Kong/deck#158)."""
+    """Kong/docs.konghq.com app/_includes/md/gateway/admin-api-workspaces.md:
+    ``/{workspace}/…``, no prefix = default; an unknown workspace is 404
+    "Workspace '<name>' not found" (EE 2.8.0.0 answer in Kong/deck#158)."""
     client = client_for(start_kong("3.4", seed=SEED, workspaces=["SRE"]))
     assert client.post("/SRE/upstreams", json={"name": "orders"}).status_code == 201
     assert (
