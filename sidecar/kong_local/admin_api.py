@@ -9,9 +9,12 @@ health overrides: POST in 2.x, PUT in 3.x), ``kong/api/routes/targets.lua`` (glo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from sidecar.kong_local import service_routes
 from sidecar.kong_local.addresses import format_host, normalize_ip
 from sidecar.kong_local.errors import (
     ApiError,
@@ -23,17 +26,9 @@ from sidecar.kong_local.health import DnsMap, balancer_health, target_data, targ
 from sidecar.kong_local.info import root_body, status_body
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.propagation import LagView
+from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.schemas import Body, render_target, render_upstream
 from sidecar.kong_local.store import Store, Workspace
-
-BodyReader = Callable[[], tuple[Body, bool]]  # -> (fields, came from a form)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,8 +58,47 @@ class AdminApi:
         self.node = node
         self.lag = lag
         self.data_planes = data_planes
+        self._adapter = self._routes().bind("kong.local")
 
     # ------------------------------------------------------------ dispatch
+
+    def _routes(self) -> Map:
+        """Kong's route table for this node (``kong/api/routes/kong.lua``, ``upstreams.lua``;
+        ``clustering.lua`` on a control plane). The health overrides are not registered on a
+        control plane, and the per-address form exists from 3.0 (``upstreams.lua``)."""
+        rules = [
+            Rule("/", endpoint="root", methods=["GET"]),
+            Rule("/status", endpoint="status", methods=["GET"]),
+            Rule("/upstreams", endpoint="upstreams", methods=["GET", "POST"]),
+            Rule("/upstreams/<u>", endpoint="upstream", methods=["GET", "PATCH", "PUT", "DELETE"]),
+            Rule("/upstreams/<u>/health", endpoint="health", methods=["GET"]),
+            Rule("/upstreams/<u>/targets", endpoint="targets", methods=["GET", "POST"]),
+            # other methods on .../targets/all fall through to the target named "all"
+            Rule("/upstreams/<u>/targets/all", endpoint="targets_all", methods=["GET"]),
+            Rule(
+                "/upstreams/<u>/targets/<t>",
+                endpoint="target",
+                methods=["GET", "PATCH", "PUT", "DELETE"],
+            ),
+        ]
+        if self.data_planes is not None:
+            rules.append(Rule("/clustering/data-planes", endpoint="data_planes", methods=["GET"]))
+        if self.profile.role != "control_plane":
+            verb = "<any(healthy, unhealthy):verb>"
+            override = [self.profile.health_override_method]
+            rules.append(
+                Rule(f"/upstreams/<u>/targets/<t>/{verb}", endpoint="set_health", methods=override)
+            )
+            if self.profile.is_3x:
+                rules.append(
+                    Rule(
+                        f"/upstreams/<u>/targets/<t>/<address>/{verb}",
+                        endpoint="set_health",
+                        methods=override,
+                    )
+                )
+        # Paths arrive with empty segments dropped: no slash to merge, none to redirect for.
+        return Map(rules, strict_slashes=False, merge_slashes=False)
 
     def handle(
         self,
@@ -74,50 +108,39 @@ class AdminApi:
         args: dict[str, str],
         read_body: BodyReader,
     ) -> Reply:
-        ws = self.store.workspace(ws_name)
-        n = len(segments)
-        if n == 0:
-            self._only(method, "GET")
-            return Reply(200, root_body(self.profile, **vars(self.node)))
-        if segments == ["status"]:
-            self._only(method, "GET")
-            return Reply(200, status_body(self.profile))
-        if segments == ["clustering", "data-planes"] and self.data_planes is not None:
-            self._only(method, "GET")
-            return Reply(200, self.data_planes())
-        if segments[0] in ("services", "plugins"):
-            from sidecar.kong_local import service_routes  # imports this module's Reply
-
+        if segments and segments[0] in service_routes.ROOTS:
+            ws = self.store.workspace(ws_name)
             return service_routes.handle(self.store, ws, method, segments, args, read_body)
-        if segments[0] != "upstreams":
-            raise not_found()  # includes the disabled global /targets
-        if n == 1:
-            return self._upstreams(ws, method, args, read_body)
-        upstream_key = segments[1]
-        if n == 2:
-            return self._upstream(ws, method, upstream_key, read_body)
-        if segments[2] == "health" and n == 3:
-            self._only(method, "GET")
-            return self._health(ws, self._upstream_or_404(ws, upstream_key), upstream_key, args)
-        if segments[2] != "targets":
-            raise not_found()
-        if n == 3:
-            return self._targets(ws, method, upstream_key, args, read_body)
-        if n == 4 and segments[3] == "all" and method == "GET":
-            return self._targets_all(ws, upstream_key, args)
-        if n == 4:
-            return self._target(ws, method, upstream_key, segments[3], read_body)
-        if n in (5, 6) and segments[-1] in ("healthy", "unhealthy"):
-            address = segments[4] if n == 6 else None
-            if address is not None and not self.profile.is_3x:
-                raise not_found()
-            return self._set_health(ws, method, upstream_key, segments[3], address, segments[-1])
-        raise not_found()
-
-    @staticmethod
-    def _only(method: str, *allowed: str) -> None:
-        if method not in allowed:
+        try:
+            endpoint, values = self._adapter.match("/" + "/".join(segments), method)
+        except MethodNotAllowed:
+            raise method_not_allowed() from None
+        except NotFound:
+            raise not_found() from None  # includes the disabled global /targets
+        if method == "HEAD":  # werkzeug lets HEAD through to GET rules; Kong's do not
             raise method_not_allowed()
+        ws = self.store.workspace(ws_name)
+        if endpoint == "root":
+            return Reply(200, root_body(self.profile, **vars(self.node)))
+        if endpoint == "status":
+            return Reply(200, status_body(self.profile))
+        if endpoint == "data_planes":
+            assert self.data_planes is not None
+            return Reply(200, self.data_planes())
+        if endpoint == "upstreams":
+            return self._upstreams(ws, method, args, read_body)
+        u = values["u"]
+        if endpoint == "upstream":
+            return self._upstream(ws, method, u, read_body)
+        if endpoint == "health":
+            return self._health(ws, self._upstream_or_404(ws, u), u, args)
+        if endpoint == "targets":
+            return self._targets(ws, method, u, args, read_body)
+        if endpoint == "targets_all":
+            return self._targets_all(ws, u, args)
+        if endpoint == "target":
+            return self._target(ws, method, u, values["t"], read_body)
+        return self._set_health(ws, u, values["t"], values.get("address"), values["verb"])
 
     def _write(self, verb: str, entity: str) -> None:
         if not self.profile.writable:
@@ -291,15 +314,11 @@ class AdminApi:
     def _set_health(
         self,
         ws: Workspace,
-        method: str,
         upstream_key: str,
         target_key: str,
         address: str | None,
         verb: str,
     ) -> Reply:
-        if self.profile.role == "control_plane":
-            raise not_found()  # route not registered on control planes
-        self._only(method, self.profile.health_override_method)
         upstream = self._upstream_or_404(ws, upstream_key)
         target = self._target_or_404(ws, upstream, target_key)
         address_key: str | None = None

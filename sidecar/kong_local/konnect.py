@@ -14,9 +14,10 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sidecar.kong_local.admin_api import BodyReader, Reply
+from sidecar.kong_local import service_routes
 from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
 from sidecar.kong_local.propagation import LagView, config_hash
+from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.schemas import render_target, render_upstream
 from sidecar.kong_local.store import Store
 
@@ -113,8 +114,6 @@ class KonnectApi:
                 200, {"data": [render_target(t, self.profile) for t in rows], "next": None}
             )
         if rest[0] in ("services", "plugins"):
-            from sidecar.kong_local import service_routes  # imports admin_api, as we do
-
             return service_routes.handle(
                 self.store, ws, method, rest, args, read_body, konnect=True
             )

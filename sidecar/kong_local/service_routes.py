@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.kong_local.admin_api import BodyReader, Reply
 from sidecar.kong_local.errors import (
     method_not_allowed,
     not_found,
@@ -36,6 +35,7 @@ from sidecar.kong_local.plugin_schemas import (
     validate_plugin,
 )
 from sidecar.kong_local.profiles import Profile
+from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.schemas import Body, is_uuid
 from sidecar.kong_local.store import Store, Workspace, page_by_id
 
