@@ -14,11 +14,15 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Map, Rule
+
 from sidecar.kong_local import service_routes
 from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
 from sidecar.kong_local.propagation import LagView, config_hash
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.schemas import render_target, render_upstream
+from sidecar.kong_local.service_routes import ROOTS
 from sidecar.kong_local.store import Store
 
 _TITLES = {
@@ -62,6 +66,25 @@ def problem_from(err: ApiError) -> Reply:
     return problem(err.status, detail, invalid)
 
 
+# Paths under /v2/control-planes/{id}. No methods on the rules: each handler answers 405 itself
+# after the 404s (an unknown upstream before a wrong method on its targets).
+_ROUTES = Map(
+    [
+        Rule("/expected-config-hash", endpoint="expected_hash"),
+        Rule("/nodes", endpoint="nodes"),
+        Rule("/core-entities/targets", endpoint="all_targets"),
+        Rule("/core-entities/upstreams", endpoint="upstreams"),
+        Rule("/core-entities/upstreams/<u>", endpoint="upstream"),
+        Rule("/core-entities/upstreams/<u>/targets", endpoint="targets"),
+        Rule("/core-entities/upstreams/<u>/targets/<t>", endpoint="target"),
+    ],
+    strict_slashes=False,
+    merge_slashes=False,
+)
+_ADAPTER = _ROUTES.bind("konnect.local")
+_GET_ONLY = frozenset({"expected_hash", "nodes", "all_targets"})
+
+
 class KonnectApi:
     def __init__(self, store: Store, control_plane_id: str, nodes: Sequence[LagView] = ()) -> None:
         self.store = store
@@ -84,12 +107,38 @@ class KonnectApi:
         self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
     ) -> Reply:
         ws = self.store.workspace("default")
+        if segments[:1] == ["core-entities"] and segments[1:2] and segments[1] in ROOTS:
+            rest = segments[1:]
+            return service_routes.handle(
+                self.store, ws, method, rest, args, read_body, konnect=True
+            )
+        try:
+            endpoint, values = _ADAPTER.match("/" + "/".join(segments), method)
+        except NotFound:
+            raise not_found() from None
+        if endpoint in _GET_ONLY:
+            if method != "GET":
+                raise not_found()  # the spec has no other method there: no route at all
+            return self._read_only(endpoint)
+        if endpoint == "upstreams":
+            return self._upstreams(method, args, read_body)
+        if endpoint == "upstream":
+            return self._upstream(method, values["u"], read_body)
+        upstream = self.store.find_upstream(ws, values["u"])
+        if upstream is None:
+            raise not_found()
+        if endpoint == "targets":
+            return self._targets(method, upstream, args, read_body)
+        return self._target(method, upstream, values["t"], read_body)
+
+    def _read_only(self, endpoint: str) -> Reply:
+        ws = self.store.workspace("default")
         now = int(self.store.clock())
-        if segments == ["expected-config-hash"] and method == "GET":
+        if endpoint == "expected_hash":
             return Reply(
                 200, {"expected_hash": self.config_hash(), "created_at": now, "updated_at": now}
             )
-        if segments == ["nodes"] and method == "GET":
+        if endpoint == "nodes":
             items = [
                 {
                     "id": view.node.node_id,
@@ -105,51 +154,37 @@ class KonnectApi:
                 for view in self.nodes
             ]
             return Reply(200, {"items": items, "page": {"total": len(items)}})
-        if segments[:1] != ["core-entities"] or len(segments) < 2:
-            raise not_found()
-        rest = segments[1:]
-        if rest == ["targets"] and method == "GET":
-            rows = [t for u in ws.upstreams.values() for t in self.store.targets_of(ws, u)]
-            return Reply(
-                200, {"data": [render_target(t, self.profile) for t in rows], "next": None}
-            )
-        if rest[0] in ("services", "plugins"):
-            return service_routes.handle(
-                self.store, ws, method, rest, args, read_body, konnect=True
-            )
-        if rest[0] != "upstreams":
-            raise not_found()
-        if len(rest) == 1:
-            if method == "GET":
-                page, offset, _ = self.store.list_upstreams(ws, args, "")
-                return Reply(
-                    200, self._list([render_upstream(u, self.profile) for u in page], offset)
-                )
-            if method == "POST":
-                fields, form = read_body()
-                rec = self.store.create_upstream(ws, fields, from_form=form)
-                return Reply(201, render_upstream(rec, self.profile))
-            raise method_not_allowed()
-        key = rest[1]
-        if len(rest) == 2:
-            return self._upstream(method, key, read_body)
-        upstream = self.store.find_upstream(ws, key)
-        if rest[2] != "targets" or len(rest) > 4:
-            raise not_found()
-        if upstream is None:
-            raise not_found()
-        if len(rest) == 3:
-            if method == "GET":
-                page, offset = self.store.page_targets_raw(ws, upstream, args)
-                return Reply(
-                    200, self._list([render_target(t, self.profile) for t in page], offset)
-                )
-            if method == "POST":
-                fields, form = read_body()
-                rec, _ = self._create_target(upstream, fields, form)
-                return Reply(201, render_target(rec, self.profile))
-            raise method_not_allowed()
-        target_key = rest[3]
+        rows = [t for u in ws.upstreams.values() for t in self.store.targets_of(ws, u)]
+        return Reply(200, {"data": [render_target(t, self.profile) for t in rows], "next": None})
+
+    def _upstreams(self, method: str, args: dict[str, str], read_body: BodyReader) -> Reply:
+        ws = self.store.workspace("default")
+        if method == "GET":
+            page, offset, _ = self.store.list_upstreams(ws, args, "")
+            return Reply(200, self._list([render_upstream(u, self.profile) for u in page], offset))
+        if method == "POST":
+            fields, form = read_body()
+            rec = self.store.create_upstream(ws, fields, from_form=form)
+            return Reply(201, render_upstream(rec, self.profile))
+        raise method_not_allowed()
+
+    def _targets(
+        self, method: str, upstream: dict[str, Any], args: dict[str, str], read_body: BodyReader
+    ) -> Reply:
+        ws = self.store.workspace("default")
+        if method == "GET":
+            page, offset = self.store.page_targets_raw(ws, upstream, args)
+            return Reply(200, self._list([render_target(t, self.profile) for t in page], offset))
+        if method == "POST":
+            fields, form = read_body()
+            rec, _ = self._create_target(upstream, fields, form)
+            return Reply(201, render_target(rec, self.profile))
+        raise method_not_allowed()
+
+    def _target(
+        self, method: str, upstream: dict[str, Any], target_key: str, read_body: BodyReader
+    ) -> Reply:
+        ws = self.store.workspace("default")
         target = self.store.find_target(ws, upstream, target_key)
         if method == "GET":
             if target is None:

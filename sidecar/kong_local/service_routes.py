@@ -17,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Map, Rule
+
 from sidecar.kong_local.errors import (
     method_not_allowed,
     not_found,
@@ -40,6 +43,21 @@ from sidecar.kong_local.schemas import Body, is_uuid
 from sidecar.kong_local.store import Store, Workspace, page_by_id
 
 ROOTS = frozenset({"services", "plugins"})
+# No methods on the rules: each handler answers 405 itself, after the 404s Kong gives first
+# (an unknown service before a wrong method on its plugins, as endpoints.lua looks it up first).
+_ROUTES = Map(
+    [
+        Rule("/plugins", endpoint="plugins"),
+        Rule("/plugins/<p>", endpoint="plugin"),
+        Rule("/services", endpoint="services"),
+        Rule("/services/<s>", endpoint="service"),
+        Rule("/services/<s>/plugins", endpoint="service_plugins"),
+        Rule("/services/<s>/plugins/<p>", endpoint="service_plugin"),
+    ],
+    strict_slashes=False,
+    merge_slashes=False,
+)
+_ADAPTER = _ROUTES.bind("kong.local")
 _ATTRIBUTE = "_kong_local_services"
 
 
@@ -82,27 +100,25 @@ class _Routes:
     def dispatch(
         self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
     ) -> Reply:
-        n = len(segments)
-        if segments[0] == "plugins":
-            if n == 1:
-                return self._collection(method, args, read_body, None)
-            if n == 2:
-                plugin = self._plugin_or_none(segments[1])
-                return self._plugin(method, plugin, segments[1], read_body)
-            raise not_found()
-        if n == 1:
+        try:
+            endpoint, values = _ADAPTER.match("/" + "/".join(segments), method)
+        except NotFound:
+            raise not_found() from None
+        if endpoint == "plugins":
+            return self._collection(method, args, read_body, None)
+        if endpoint == "plugin":
+            return self._plugin(method, self._plugin_or_none(values["p"]), values["p"], read_body)
+        if endpoint == "services":
             return self._services(method, args, read_body)
-        if n == 2:
-            return self._service(method, segments[1], read_body)
-        service = self._service_or_404(segments[1])
-        if segments[2] != "plugins" or n > 4:
-            raise not_found()
-        if n == 3:
+        if endpoint == "service":
+            return self._service(method, values["s"], read_body)
+        service = self._service_or_404(values["s"])
+        if endpoint == "service_plugins":
             return self._collection(method, args, read_body, service)
-        plugin = self._plugin_or_none(segments[3])
+        plugin = self._plugin_or_none(values["p"])
         if plugin is not None and (plugin.get("service") or {}).get("id") != service["id"]:
             plugin = None
-        return self._plugin(method, plugin, segments[3], read_body, service)
+        return self._plugin(method, plugin, values["p"], read_body, service)
 
     def _write(self, verb: str, entity: str) -> None:
         if not self.profile.writable:

@@ -51,3 +51,33 @@ def test_route_table_should_answer_like_kong(
 ) -> None:
     client = Client(create_wsgi_app(profile, seed=DEFAULT_SEED))
     assert client.open(path, method=method).status_code == status
+
+
+CP = "/v2/control-planes/cp-local"
+
+
+@pytest.mark.parametrize(
+    ("profile", "method", "path", "status"),
+    [
+        ("3.9", "GET", "/services/missing/plugins", 404),
+        ("3.9", "PATCH", "/services/missing/plugins", 404),  # the service is looked up first
+        ("3.9", "PATCH", "/services", 405),
+        ("3.9", "GET", "/services/missing/other", 404),
+        ("3.9", "GET", "/plugins/a/b", 404),
+        ("konnect", "GET", f"{CP}/expected-config-hash", 200),
+        ("konnect", "POST", f"{CP}/expected-config-hash", 404),  # no such route, not 405
+        ("konnect", "POST", f"{CP}/nodes", 404),
+        ("konnect", "POST", f"{CP}/core-entities/targets", 404),
+        ("konnect", "PATCH", f"{CP}/core-entities/upstreams", 405),
+        ("konnect", "PATCH", f"{CP}/core-entities/upstreams/orders", 405),  # Konnect: no PATCH
+        ("konnect", "PATCH", f"{CP}/core-entities/upstreams/missing/targets", 404),
+        ("konnect", "PATCH", f"{CP}/core-entities/upstreams/orders/targets", 405),
+        ("konnect", "GET", f"{CP}/core-entities/upstreams/orders/health", 404),
+        ("konnect", "PATCH", f"{CP}/core-entities/services/x", 405),
+    ],
+)
+def test_service_and_konnect_routes_should_answer_like_kong(
+    profile: str, method: str, path: str, status: int
+) -> None:
+    client = Client(create_wsgi_app(profile, seed=DEFAULT_SEED))
+    assert client.open(path, method=method).status_code == status
