@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import MapAdapter
 
 from sidecar.kong_local import service_routes
 from sidecar.kong_local.addresses import format_host, normalize_ip
@@ -27,6 +26,7 @@ from sidecar.kong_local.info import root_body, status_body
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.propagation import LagView
 from sidecar.kong_local.reply import BodyReader, Reply
+from sidecar.kong_local.routing import Route, match, route_table
 from sidecar.kong_local.schemas import Body, render_target, render_upstream
 from sidecar.kong_local.store import Store, Workspace
 
@@ -58,47 +58,37 @@ class AdminApi:
         self.node = node
         self.lag = lag
         self.data_planes = data_planes
-        self._adapter = self._routes().bind("kong.local")
+        self._routes_table = self._routes()
 
     # ------------------------------------------------------------ dispatch
 
-    def _routes(self) -> Map:
+    def _routes(self) -> MapAdapter:
         """Kong's route table for this node (``kong/api/routes/kong.lua``, ``upstreams.lua``;
         ``clustering.lua`` on a control plane). The health overrides are not registered on a
         control plane, and the per-address form exists from 3.0 (``upstreams.lua``)."""
-        rules = [
-            Rule("/", endpoint="root", methods=["GET"]),
-            Rule("/status", endpoint="status", methods=["GET"]),
-            Rule("/upstreams", endpoint="upstreams", methods=["GET", "POST"]),
-            Rule("/upstreams/<u>", endpoint="upstream", methods=["GET", "PATCH", "PUT", "DELETE"]),
-            Rule("/upstreams/<u>/health", endpoint="health", methods=["GET"]),
-            Rule("/upstreams/<u>/targets", endpoint="targets", methods=["GET", "POST"]),
+        every = ["GET", "PATCH", "PUT", "DELETE"]
+        routes: list[Route] = [
+            ("/", "root", ["GET"]),
+            ("/status", "status", ["GET"]),
+            ("/upstreams", "upstreams", ["GET", "POST"]),
+            ("/upstreams/<u>", "upstream", every),
+            ("/upstreams/<u>/health", "health", ["GET"]),
+            ("/upstreams/<u>/targets", "targets", ["GET", "POST"]),
             # other methods on .../targets/all fall through to the target named "all"
-            Rule("/upstreams/<u>/targets/all", endpoint="targets_all", methods=["GET"]),
-            Rule(
-                "/upstreams/<u>/targets/<t>",
-                endpoint="target",
-                methods=["GET", "PATCH", "PUT", "DELETE"],
-            ),
+            ("/upstreams/<u>/targets/all", "targets_all", ["GET"]),
+            ("/upstreams/<u>/targets/<t>", "target", every),
         ]
         if self.data_planes is not None:
-            rules.append(Rule("/clustering/data-planes", endpoint="data_planes", methods=["GET"]))
+            routes.append(("/clustering/data-planes", "data_planes", ["GET"]))
         if self.profile.role != "control_plane":
             verb = "<any(healthy, unhealthy):verb>"
             override = [self.profile.health_override_method]
-            rules.append(
-                Rule(f"/upstreams/<u>/targets/<t>/{verb}", endpoint="set_health", methods=override)
-            )
+            routes.append((f"/upstreams/<u>/targets/<t>/{verb}", "set_health", override))
             if self.profile.is_3x:
-                rules.append(
-                    Rule(
-                        f"/upstreams/<u>/targets/<t>/<address>/{verb}",
-                        endpoint="set_health",
-                        methods=override,
-                    )
+                routes.append(
+                    (f"/upstreams/<u>/targets/<t>/<address>/{verb}", "set_health", override)
                 )
-        # Paths arrive with empty segments dropped: no slash to merge, none to redirect for.
-        return Map(rules, strict_slashes=False, merge_slashes=False)
+        return route_table(routes)
 
     def handle(
         self,
@@ -111,12 +101,8 @@ class AdminApi:
         if segments and segments[0] in service_routes.ROOTS:
             ws = self.store.workspace(ws_name)
             return service_routes.handle(self.store, ws, method, segments, args, read_body)
-        try:
-            endpoint, values = self._adapter.match("/" + "/".join(segments), method)
-        except MethodNotAllowed:
-            raise method_not_allowed() from None
-        except NotFound:
-            raise not_found() from None  # includes the disabled global /targets
+        # no route: 404, including the disabled global /targets
+        endpoint, values = match(self._routes_table, segments, method)
         if method == "HEAD":  # werkzeug lets HEAD through to GET rules; Kong's do not
             raise method_not_allowed()
         ws = self.store.workspace(ws_name)

@@ -14,13 +14,11 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from werkzeug.exceptions import NotFound
-from werkzeug.routing import Map, Rule
-
 from sidecar.kong_local import service_routes
 from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
 from sidecar.kong_local.propagation import LagView, config_hash
 from sidecar.kong_local.reply import BodyReader, Reply
+from sidecar.kong_local.routing import match, route_table
 from sidecar.kong_local.schemas import render_target, render_upstream
 from sidecar.kong_local.service_routes import ROOTS
 from sidecar.kong_local.store import Store
@@ -66,22 +64,19 @@ def problem_from(err: ApiError) -> Reply:
     return problem(err.status, detail, invalid)
 
 
-# Paths under /v2/control-planes/{id}. No methods on the rules: each handler answers 405 itself
-# after the 404s (an unknown upstream before a wrong method on its targets).
-_ROUTES = Map(
+# Paths under /v2/control-planes/{id}. No methods: each handler answers 405 itself after the
+# 404s (an unknown upstream before a wrong method on its targets).
+_ROUTES = route_table(
     [
-        Rule("/expected-config-hash", endpoint="expected_hash"),
-        Rule("/nodes", endpoint="nodes"),
-        Rule("/core-entities/targets", endpoint="all_targets"),
-        Rule("/core-entities/upstreams", endpoint="upstreams"),
-        Rule("/core-entities/upstreams/<u>", endpoint="upstream"),
-        Rule("/core-entities/upstreams/<u>/targets", endpoint="targets"),
-        Rule("/core-entities/upstreams/<u>/targets/<t>", endpoint="target"),
-    ],
-    strict_slashes=False,
-    merge_slashes=False,
+        ("/expected-config-hash", "expected_hash"),
+        ("/nodes", "nodes"),
+        ("/core-entities/targets", "all_targets"),
+        ("/core-entities/upstreams", "upstreams"),
+        ("/core-entities/upstreams/<u>", "upstream"),
+        ("/core-entities/upstreams/<u>/targets", "targets"),
+        ("/core-entities/upstreams/<u>/targets/<t>", "target"),
+    ]
 )
-_ADAPTER = _ROUTES.bind("konnect.local")
 _GET_ONLY = frozenset({"expected_hash", "nodes", "all_targets"})
 
 
@@ -112,10 +107,7 @@ class KonnectApi:
             return service_routes.handle(
                 self.store, ws, method, rest, args, read_body, konnect=True
             )
-        try:
-            endpoint, values = _ADAPTER.match("/" + "/".join(segments), method)
-        except NotFound:
-            raise not_found() from None
+        endpoint, values = match(_ROUTES, segments, method)
         if endpoint in _GET_ONLY:
             if method != "GET":
                 raise not_found()  # the spec has no other method there: no route at all

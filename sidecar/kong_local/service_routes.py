@@ -17,9 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.exceptions import NotFound
-from werkzeug.routing import Map, Rule
-
 from sidecar.kong_local.errors import (
     method_not_allowed,
     not_found,
@@ -39,25 +36,23 @@ from sidecar.kong_local.plugin_schemas import (
 )
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
+from sidecar.kong_local.routing import match, route_table
 from sidecar.kong_local.schemas import Body, is_uuid
 from sidecar.kong_local.store import Store, Workspace, page_by_id
 
 ROOTS = frozenset({"services", "plugins"})
-# No methods on the rules: each handler answers 405 itself, after the 404s Kong gives first
-# (an unknown service before a wrong method on its plugins, as endpoints.lua looks it up first).
-_ROUTES = Map(
+# No methods: each handler answers 405 after the 404s Kong gives first (an unknown service
+# before a wrong method on its plugins, as endpoints.lua looks it up first).
+_ROUTES = route_table(
     [
-        Rule("/plugins", endpoint="plugins"),
-        Rule("/plugins/<p>", endpoint="plugin"),
-        Rule("/services", endpoint="services"),
-        Rule("/services/<s>", endpoint="service"),
-        Rule("/services/<s>/plugins", endpoint="service_plugins"),
-        Rule("/services/<s>/plugins/<p>", endpoint="service_plugin"),
-    ],
-    strict_slashes=False,
-    merge_slashes=False,
+        ("/plugins", "plugins"),
+        ("/plugins/<p>", "plugin"),
+        ("/services", "services"),
+        ("/services/<s>", "service"),
+        ("/services/<s>/plugins", "service_plugins"),
+        ("/services/<s>/plugins/<p>", "service_plugin"),
+    ]
 )
-_ADAPTER = _ROUTES.bind("kong.local")
 _ATTRIBUTE = "_kong_local_services"
 
 
@@ -100,10 +95,7 @@ class _Routes:
     def dispatch(
         self, method: str, segments: list[str], args: dict[str, str], read_body: BodyReader
     ) -> Reply:
-        try:
-            endpoint, values = _ADAPTER.match("/" + "/".join(segments), method)
-        except NotFound:
-            raise not_found() from None
+        endpoint, values = match(_ROUTES, segments, method)
         if endpoint == "plugins":
             return self._collection(method, args, read_body, None)
         if endpoint == "plugin":
