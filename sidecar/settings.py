@@ -75,14 +75,14 @@ class ApiToken:
 class Settings:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    # gunicorn's worker heartbeat files; None = its default (/tmp), which a read-only root
-    # filesystem lacks unless a writable volume is mounted there (the chart mounts one).
-    worker_tmp_dir: str | None = None
     public_url: str | None = None  # absolute base for links handed to Orca
     log_level: str = "info"
     max_shifted_percent: float = 50.0  # ceiling on canary + baseline
     tokens: tuple[ApiToken, ...] = ()
     kong: KongSettings = field(default_factory=KongSettings)
+    # gunicorn's worker heartbeat files; None = its default (/tmp), which a read-only root
+    # filesystem lacks unless a writable volume is mounted there (the chart mounts one).
+    worker_tmp_dir: str | None = None
     kong_local_profile: str = "3.9"  # profile of the embedded server when no Kong is given
     lease_default: float = 3600.0  # seconds a non-stable split lives without renewal
     lease_max: float = 86400.0
@@ -164,11 +164,11 @@ def _url_list(value: Any) -> tuple[str, ...]:
 _FIELDS: dict[str, tuple[str, str, Any]] = {
     "bind": ("", "bind", _str),
     "workers": ("", "workers", _int),
-    "worker_tmp_dir": ("", "worker_tmp_dir", _opt_str),
     "public_url": ("", "public_url", _opt_str),
     "log_level": ("", "log_level", _str),
     "max_shifted_percent": ("", "max_shifted_percent", _float),
     "kong_local_profile": ("", "kong_local_profile", _str),
+    "worker_tmp_dir": ("", "worker_tmp_dir", _opt_str),
     "lease_default": ("", "lease_default", _float),
     "lease_max": ("", "lease_max", _float),
     "lease_check_interval": ("", "lease_check_interval", _float),
@@ -242,8 +242,6 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append(f"bind: {settings.bind!r} must be HOST:PORT")
     if settings.workers < 1:
         problems.append("workers: must be at least 1")
-    if settings.worker_tmp_dir is not None and not Path(settings.worker_tmp_dir).is_dir():
-        problems.append(f"worker_tmp_dir: directory {settings.worker_tmp_dir!r} does not exist")
     if settings.log_level not in LOG_LEVELS:
         problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
     if not 0 <= settings.max_shifted_percent <= 100:
@@ -289,6 +287,8 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         path = getattr(kong, name)
         if path is not None and not Path(path).is_file():
             problems.append(f"kong_{name}: file {path!r} does not exist")
+    if settings.worker_tmp_dir is not None and not Path(settings.worker_tmp_dir).is_dir():
+        problems.append(f"worker_tmp_dir: directory {settings.worker_tmp_dir!r} does not exist")
     if not settings.tokens and not settings.embedded_kong:
         # The embedded demo mode generates a token and prints it; a real Kong never runs open.
         problems.append(
