@@ -107,6 +107,13 @@ def limits(settings: OutboundSettings) -> httpx.Limits:
     )
 
 
+def default_transport(settings: OutboundSettings) -> httpx.HTTPTransport:
+    """TLS and pool from the settings; retries only of connections never established."""
+    return httpx.HTTPTransport(
+        verify=ssl_context(settings), limits=limits(settings), retries=CONNECT_RETRIES
+    )
+
+
 def build_client(
     settings: OutboundSettings,
     *,
@@ -116,12 +123,10 @@ def build_client(
     client_class: type[httpx.Client] = httpx.Client,
     **client_kwargs: Any,
 ) -> httpx.Client:
-    """A client for one service. ``transport`` is for tests (``MockTransport``);
-    ``client_class``/``client_kwargs`` let a caller add what only its service needs."""
-    if transport is None:
-        transport = httpx.HTTPTransport(
-            verify=ssl_context(settings), limits=limits(settings), retries=CONNECT_RETRIES
-        )
+    """A client for one service. ``transport`` is for tests (``MockTransport``) and for a
+    caller that wraps its own; ``client_class``/``client_kwargs`` add what only its service
+    needs."""
+    transport = transport or default_transport(settings)
     return client_class(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},

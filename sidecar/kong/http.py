@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from sidecar.outbound import build_client
+from sidecar.outbound import CONNECT_RETRIES, USER_AGENT, build_client, limits, ssl_context
 from sidecar.settings import KongSettings
 
 KONNECT_DEFAULT_URL = "https://us.api.konghq.com"
@@ -76,7 +76,17 @@ class AdminClient(httpx.Client):
 def build_http_client(
     settings: KongSettings, *, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
-    """One per process, shared by all threads. ``transport`` is for tests (``MockTransport``)."""
+    """One per process, shared by all threads. ``transport`` is for tests (``MockTransport``).
+
+    The transport is built here rather than by ``build_client`` so that what only Kong's
+    client wraps around it stays beside it; the parts are ``sidecar.outbound``'s."""
+    if transport is None:
+        transport = httpx.HTTPTransport(
+            verify=ssl_context(settings),
+            limits=limits(settings),
+            retries=CONNECT_RETRIES,
+        )
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **auth_headers(settings)}
     base_url = admin_base_url(settings)
     root = (
         settings.admin_url.rstrip("/")
@@ -86,7 +96,7 @@ def build_http_client(
     return build_client(
         settings,
         base_url=base_url,
-        headers=auth_headers(settings),
+        headers=headers,
         transport=transport,
         client_class=AdminClient,
         admin_root=root,
