@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 DEFAULT_PORT = 8000  # kong/db/dao/targets.lua
 
-# Lua patterns are ASCII (%d, %a, %x) and ``$`` is the very end: ``[0-9]`` and fullmatch here,
-# never ``\d`` (any Unicode digit) or a ``$`` that also matches before a final newline.
+# Lua's %d is ASCII and its $ is the end of the string: fullmatch and [0-9] here, since
+# Python's \d takes any Unicode digit and $ also matches before a trailing newline.
 _IPV4 = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?::([0-9]+))?")
 _NAME_CHARS = re.compile(r"[0-9A-Za-z\-._]+")
 _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
-_TRAILING_PORT = re.compile(r":([0-9]+)\Z")
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def hostname_type(name: str) -> str:
     remainder = name.replace(":", "")
     if name.count(":") > 1:
         return "ipv6"
-    if re.fullmatch(r"[0-9.]+", remainder):
+    if remainder and re.fullmatch(r"[0-9.]+", remainder):
         return "ipv4"
     return "name"
 
@@ -83,7 +82,7 @@ def _ipv6(address: str) -> HostPort | None:
 
 def _name(address: str) -> HostPort | None:
     name, port = address, None
-    m = _TRAILING_PORT.search(address)
+    m = re.search(r":([0-9]+)\Z", address)
     if m:
         name = address[: m.start()]
         port = int(m.group(1))

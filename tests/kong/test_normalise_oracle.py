@@ -10,6 +10,7 @@ spelling or both refuse.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -56,3 +57,11 @@ def test_client_and_local_kong_should_spell_or_refuse_every_target_alike(raw: st
     if raw != raw.strip():
         return  # the client trims; Kong never sees the spaces
     assert client(raw) == format_target(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["host:\uff18\uff10", "10.0.0.1:\u0661", "fe80::1\n", "[::1]:80\n", "orders.svc\n"]
+)
+def test_local_kong_should_refuse_what_luas_ascii_patterns_refuse(raw: str) -> None:
+    """``%d`` is ASCII and ``$`` the very end in ``kong/tools/ip.lua``'s patterns."""
+    assert format_target(raw) is None
