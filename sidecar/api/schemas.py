@@ -166,6 +166,10 @@ WAIT_STRICT = {
 for _body in (SET_SPLIT, ROLLBACK, PROMOTE):
     _body["properties"]["wait"] = WAIT
     _body["properties"]["wait_strict"] = WAIT_STRICT
+ROLLBACK["properties"]["wait"] = {
+    **WAIT,
+    "description": f"{WAIT['description']} Default 10: a rollback's answer means traffic stopped.",
+}
 START_RAMP["properties"]["wait"] = {
     **WAIT,
     "description": "seconds each step waits, when the call or status poll that applies it "
@@ -175,7 +179,11 @@ START_RAMP["properties"]["wait"] = {
 
 CANCEL = {
     "type": "object",
-    "properties": {"reason": REASON, "context": CONTEXT},
+    "properties": {
+        "reason": REASON,
+        "context": CONTEXT,
+        "wait": {**WAIT, "description": f"{WAIT['description']} Default 10 (it rolls back)."},
+    },
     "additionalProperties": False,
 }
 
