@@ -128,6 +128,15 @@ def split_stage(world: dict[str, Any], wait: str) -> Any:
     return run(world, planned(world, "kong-canary-kayenta", "splitInitial", wait=wait))
 
 
+def canary_everywhere(cluster: RunningServer) -> None:
+    """Until every node sends the canary traffic (so a later change has something to stop:
+    a node still at the state before the canary would pass a rollback check vacuously)."""
+    deadline = time.monotonic() + 30
+    while not all(c["canary"] > 0 for c in traffic(cluster)):
+        assert time.monotonic() < deadline, traffic(cluster)
+        time.sleep(0.1)
+
+
 # "10": the call waits and the first poll confirms; "0": only the monitored status URL waits.
 WAITS = pytest.mark.parametrize("wait", ["10", "0"])
 
@@ -148,6 +157,7 @@ def test_after_the_rollback_stage_no_node_sends_a_request_to_canary_or_baseline(
     world: dict[str, Any], cluster: RunningServer, wait: str
 ) -> None:
     split_stage(world, "10")
+    canary_everywhere(cluster)
     run(world, planned(world, "kong-canary-kayenta", "rollback", wait=wait))
     for counts in traffic(cluster):
         assert counts["canary"] == 0 and counts["baseline"] == 0, traffic(cluster)
@@ -159,6 +169,7 @@ def test_after_the_promote_stage_every_node_sends_everything_to_stable(
     world: dict[str, Any], cluster: RunningServer, wait: str
 ) -> None:
     split_stage(world, "10")
+    canary_everywhere(cluster)
     run(world, planned(world, "kong-canary-kayenta", "promote", wait=wait))
     for wheel in cluster.app.wheels("orders"):
         assert set(wheel) == {STABLE}, cluster.app.wheels("orders")
@@ -200,10 +211,7 @@ def test_after_the_cancel_stage_no_node_sends_a_request_to_canary_or_baseline(
         },
     )
     assert started.status_code == 202, started.text
-    deadline = time.monotonic() + 30
-    while not all(c["canary"] > 0 for c in traffic(cluster)):  # the first step everywhere
-        assert time.monotonic() < deadline, traffic(cluster)
-        time.sleep(0.1)
+    canary_everywhere(cluster)
     run(world, planned(world, "kong-canary-ramp-analysis", "cancelRamp", wait="0"))
     for counts in traffic(cluster):
         assert counts["canary"] == 0 and counts["baseline"] == 0, traffic(cluster)
