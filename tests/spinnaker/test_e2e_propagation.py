@@ -137,6 +137,21 @@ def canary_everywhere(cluster: RunningServer) -> None:
         time.sleep(0.1)
 
 
+def after_a_served_canary(
+    world: dict[str, Any], cluster: RunningServer, ref: str, wait: str
+) -> None:
+    """The canary split served everywhere, then the kayenta template's stage ``ref``."""
+    split_stage(world, "10")
+    canary_everywhere(cluster)
+    run(world, planned(world, "kong-canary-kayenta", ref, wait=wait))
+
+
+def no_canary_or_baseline_traffic(cluster: RunningServer) -> None:
+    for counts in traffic(cluster):
+        assert counts["canary"] == 0 and counts["baseline"] == 0, traffic(cluster)
+        assert counts["stable"] > 0
+
+
 # "10": the call waits and the first poll confirms; "0": only the monitored status URL waits.
 WAITS = pytest.mark.parametrize("wait", ["10", "0"])
 
@@ -156,21 +171,15 @@ def test_after_the_split_stage_every_node_sends_kayentas_scopes_their_share(
 def test_after_the_rollback_stage_no_node_sends_a_request_to_canary_or_baseline(
     world: dict[str, Any], cluster: RunningServer, wait: str
 ) -> None:
-    split_stage(world, "10")
-    canary_everywhere(cluster)
-    run(world, planned(world, "kong-canary-kayenta", "rollback", wait=wait))
-    for counts in traffic(cluster):
-        assert counts["canary"] == 0 and counts["baseline"] == 0, traffic(cluster)
-        assert counts["stable"] > 0
+    after_a_served_canary(world, cluster, "rollback", wait)
+    no_canary_or_baseline_traffic(cluster)
 
 
 @WAITS
 def test_after_the_promote_stage_every_node_sends_everything_to_stable(
     world: dict[str, Any], cluster: RunningServer, wait: str
 ) -> None:
-    split_stage(world, "10")
-    canary_everywhere(cluster)
-    run(world, planned(world, "kong-canary-kayenta", "promote", wait=wait))
+    after_a_served_canary(world, cluster, "promote", wait)
     for wheel in cluster.app.wheels("orders"):
         assert set(wheel) == {STABLE}, cluster.app.wheels("orders")
 
@@ -213,5 +222,4 @@ def test_after_the_cancel_stage_no_node_sends_a_request_to_canary_or_baseline(
     assert started.status_code == 202, started.text
     canary_everywhere(cluster)
     run(world, planned(world, "kong-canary-ramp-analysis", "cancelRamp", wait="0"))
-    for counts in traffic(cluster):
-        assert counts["canary"] == 0 and counts["baseline"] == 0, traffic(cluster)
+    no_canary_or_baseline_traffic(cluster)
