@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sidecar.spinnaker.rules import as_sent
 from sidecar.spinnaker.spel import Evaluator
 
 SUCCEEDED, RUNNING, TERMINAL, CANCELED = "SUCCEEDED", "RUNNING", "TERMINAL", "CANCELED"
@@ -469,7 +470,9 @@ def plan_templated_pipeline(
 ) -> dict[str, Any]:
     """What ``V2Util.planPipeline`` does to the template's pipeline: variables are the
     config's, else the template defaults; SpEL is evaluated against ``templateVariables``
-    and ``trigger`` only, so run-time expressions (``#stage``, ``execution``) stay raw."""
+    and ``trigger`` only, so run-time expressions (``#stage``, ``execution``) stay raw.
+    Both documents are taken as Front50 stores them after ``spin``/Deck (``as_sent``)."""
+    template, config = as_sent(template), as_sent(config)
     variables = {
         v["name"]: config.get("variables", {}).get(v["name"], v.get("defaultValue"))
         for v in template.get("variables") or []
