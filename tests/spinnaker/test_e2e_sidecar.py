@@ -131,11 +131,11 @@ def test_emergency_rollback_template_runs_end_to_end(world) -> None:
     assert float(results[2].webhook["body"]["split"]["stable"]) == 100.0
 
 
-def test_refused_split_is_terminal_at_once(world) -> None:
+def test_refused_split_fails_at_once_and_leaves_the_rollback_branch_to_run(world) -> None:
     stage = planned(world, "kong-canary-kayenta", **TARGETS)["splitInitial"]
     stage["parameterValues"].update(stable="40", baseline="0", canary="60")
     result = run(world, stage)
-    assert result.status == TERMINAL
+    assert result.status == FAILED_CONTINUE
     assert result.webhook["statusCodeValue"] == 422
     assert result.webhook["body"]["error"]["code"]
     assert [c.kind for c in result.calls] == ["create"], "a fatal code is not retried"
@@ -143,7 +143,7 @@ def test_refused_split_is_terminal_at_once(world) -> None:
 
 def test_wrong_token_is_terminal(world) -> None:
     sim = world["sim"]
-    stage = planned(world, "kong-canary-emergency-rollback")["readBefore"]
+    stage = planned(world, "kong-canary-emergency-rollback")["readAfter"]
     hooks = {
         k: {**v, "sensitiveHeaders": {"Authorization": ["Bearer wrong-token-wrong-token"]}}
         for k, v in sim.preconfigured.items()
