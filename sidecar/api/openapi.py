@@ -236,7 +236,9 @@ RAMP = {
         "cancelUrl": {"type": "string", "format": "uri"},
         "propagation": {
             **PROPAGATION,
-            "description": "present when this call applied a step and waited (wait)",
+            "description": "present when this call applied a step and waited (wait), or "
+            "looked whether Kong's nodes serve the ramp's split before moving on, completing or "
+            "reporting a cancel (it does none of them before they do)",
         },
     },
     "additionalProperties": False,
