@@ -1,46 +1,71 @@
 """An Orca webhook-stage simulator: what Orca would do with our preconfigured stages.
 
-It replays the rules of orca-webhook (spinnaker/spinnaker monorepo, ``orca/orca-webhook``)
-over real HTTP, so tests can prove the stages work against the real sidecar:
+It replays the rules of Orca (spinnaker/spinnaker monorepo, ``orca/``) over real HTTP, so
+tests can prove the stages work against the real sidecar. Each rule and its source:
 
-* ``PreconfiguredWebhookStage.overrideIfNotSetInContextAndOverrideDefault``: a non-null
-  admin field wins, otherwise the stage's own value; ``sensitiveHeaders`` never enter the
-  context.
-* ``ExpressionAware.withMergedContext``: ``${...}`` in the context is evaluated when a task
-  runs, in one pass, against the stage context plus ``execution`` and ``trigger``; a failed
-  expression keeps its raw text. The evaluated context is what Orca stores, so the cancel
-  call later sees the values of create time.
+* ``orca-webhook`` ``PreconfiguredWebhookStage.overrideIfNotSetInContextAndOverrideDefault``:
+  a non-null admin field wins, otherwise the stage's own value; ``sensitiveHeaders`` never
+  enter the context.
+* ``orca-queue`` ``StartStageHandler.plan`` then ``StartTaskHandler`` (both
+  ``ExpressionAware.withMergedContext``, stored): ``${...}`` in the context is evaluated at
+  stage start and **again** at each task start, each pass over the result of the last,
+  against the stage context plus ``execution`` and ``trigger`` (``spel.py`` has the
+  evaluation rules). The stored context is what the cancel call later sees.
+* ``orca-webhook`` ``CreateWebhookTask.execute``: ``WebhookService.getRestTemplateData`` (which
+  runs ``UserConfiguredUrlRestrictions.validateURI``, resolving the host first) is called
+  *outside* the try, so a host that does not resolve, or is not allowed, is an exception
+  of the task: ``RunTaskHandler`` -> not retryable (``DefaultExceptionHandler``) -> TERMINAL.
 * ``WebhookResponseProcessor``: failFastStatusCodes -> TERMINAL; 5xx, 429
-  (``webhook.defaultRetryStatusCodes``) or webhookRetryStatusCodes -> retry every 10 s for
-  5 min; other non-2xx/3xx -> TERMINAL; unknown host -> retry; a timeout retries only a GET;
-  any other exception (connection refused, "Host not allowed") -> TERMINAL.
-* ``MonitorWebhookTask``: GET every 1 s for a minute then every 15 s, 1 h timeout;
-  5xx/429/retryStatusCodes -> keep polling, other HTTP errors -> TERMINAL; no statusJsonPath
-  -> the first 2xx succeeds; a missing path or a non-scalar -> TERMINAL; a progress path that
-  is missing or not a string -> TERMINAL; a number is percent complete (100 succeeds); a string
-  is matched case-insensitively and exactly against the status lists (terminal > canceled >
-  success), unmapped keeps polling.
-* ``WebhookStage.onFailureStages`` / ``MonitorWebhookTask.onCancel`` ->
-  ``WebhookService.cancelWebhook``: best effort, on stage failure and on CANCELED.
-* ``UserConfiguredUrlRestrictions.validateURI`` before every call.
+  (``webhook.defaultRetryStatusCodes``) or webhookRetryStatusCodes -> retry every 10 s
+  (``CreateWebhookTask.getBackoffPeriod``) for 5 min (``getTimeout``; it is an
+  ``OverridableTimeoutRetryableTask``, so ``stageTimeoutMs`` replaces that); other
+  non-2xx/3xx -> TERMINAL; a timeout retries only a GET; any other exception (connection
+  refused) -> TERMINAL.
+* ``MonitorWebhookTask``: GET every 1 s for a minute then every 15 s, 1 h timeout
+  (``stageTimeoutMs`` replaces it); 5xx/429/retryStatusCodes -> keep polling, other HTTP
+  errors -> TERMINAL; here ``getWebhookStatus`` (and so ``validateURI``) is *inside* the try:
+  an unknown host (cause ``UnknownHostException``) or a socket timeout keeps polling, any
+  other exception (connection refused, host not allowed) -> TERMINAL. No statusJsonPath ->
+  the first 2xx succeeds; a missing path or a non-scalar -> TERMINAL; a progress path that
+  is missing or not a string -> TERMINAL; a number is percent complete (Integer 100
+  succeeds); a string is matched case-insensitively and exactly against the status lists
+  (terminal > canceled > success), unmapped keeps polling.
+* ``RunTaskHandler.checkForStageTimeout``: ``stageTimeoutMs`` also runs from the stage's
+  start over all its tasks; a timeout is an exception -> TERMINAL before the mapping below.
+* ``RunTaskHandler`` + ``orca-kotlin`` ``Stage.kt`` ``failureStatus``: a TERMINAL task (or an
+  exception) becomes FAILED_CONTINUE with ``continuePipeline``, TERMINAL with
+  ``failPipeline`` (default true), else STOPPED. A CANCELED task first runs the task's
+  ``onCancel`` (``MonitorWebhookTask.onCancel`` -> ``cancelWebhook``), then maps the same
+  way with CANCELED as the default.
+* ``CompleteStageHandler``: a stage with failed expressions and ``failOnFailedExpressions``
+  ends TERMINAL (after its tasks ran: the call was made). A failed stage whose status is a
+  halt (TERMINAL, STOPPED; ``ExecutionStatus.isFailure`` and ``isHalt``) plans its
+  on-failure stages: ``WebhookStage.onFailureStages`` -> ``cancelWebhook``. FAILED_CONTINUE
+  is complete and not a halt, so it takes the success path: **no cancel call**.
+* ``WebhookService.cancelWebhook``: best effort, nothing when there is no cancelEndpoint.
+  ``RunTaskHandler``: when the execution was cancelled the running task's ``onCancel`` runs;
+  when it completed otherwise (another branch failed) the task ends CANCELED without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from sidecar.spinnaker.rules import as_sent
 from sidecar.spinnaker.spel import Evaluator
 
 SUCCEEDED, RUNNING, TERMINAL, CANCELED = "SUCCEEDED", "RUNNING", "TERMINAL", "CANCELED"
+FAILED_CONTINUE, STOPPED, SKIPPED = "FAILED_CONTINUE", "STOPPED", "SKIPPED"
 DENIED_HEADERS = {
     "X-SPINNAKER-USER",
     "X-SPINNAKER-ACCOUNT",
@@ -56,13 +81,24 @@ MONITOR_TIMEOUT_S = 3600.0
 
 
 class HostNotAllowed(ValueError):
-    pass
+    """``validateURI``'s IllegalArgumentException."""
+
+
+class UnknownHost(HostNotAllowed):
+    """``validateURI`` wrapping an ``UnknownHostException`` (the host does not resolve)."""
+
+
+# A fault a test injects in place of a call: the answer Orca would have seen, or the
+# exception its client would have raised (httpx.ConnectError = refused, UnknownHost = DNS).
+Fault = httpx.Response | Exception
+Faults = Callable[[str, str], Fault | None]  # (stage refId, call kind) -> fault or None
 
 
 @dataclass(frozen=True)
 class UrlRestrictions:
     """``user-configured-url-restrictions`` with Orca's defaults. ``resolve`` maps a host
-    name to an address (injected: tests must not depend on DNS); None = not local."""
+    name to an address (injected: tests must not depend on DNS); None = not local; it
+    raises ``UnknownHost`` for a name that does not resolve."""
 
     allowed_hostnames_regex: str = r".*\..+"
     allowed_schemes: tuple[str, ...] = ("http", "https")
@@ -101,7 +137,7 @@ class UrlRestrictions:
             literal = None
         if literal is not None and self.reject_verbatim_ips:
             raise HostNotAllowed("Verbatim IP addresses are not allowed")
-        address = literal if literal is not None else _ip(self.resolve(host))
+        address = literal if literal is not None else _ip(self.resolve(host))  # may raise
         is_local = address is not None and address.is_loopback
         is_link_local = address is not None and address.is_link_local
         if (is_local and self.reject_localhost) or (is_link_local and self.reject_link_local):
@@ -152,6 +188,9 @@ class StageRun:
     context: dict[str, Any]
     calls: list[Call]
     elapsed_s: float
+    execution: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)
+    sensitive: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def webhook(self) -> dict[str, Any]:
@@ -176,12 +215,27 @@ def json_path(body: Any, path: str) -> Any:
     return current
 
 
+def failure_status(context: Mapping[str, Any], default: str = TERMINAL) -> str:
+    """``Stage.kt`` ``failureStatus``: what a failed task makes of its stage."""
+    if context.get("continuePipeline") is True:
+        return FAILED_CONTINUE
+    if context.get("failPipeline", True) is not False:
+        return default
+    return STOPPED
+
+
+class StageTimeout(Exception):
+    """``RunTaskHandler.checkForTimeout``'s TimeoutException."""
+
+
 class WebhookStageSimulator:
     """Runs one (preconfigured) webhook stage the way Orca would; time is simulated.
 
     ``sleep`` receives each backoff in seconds (inject a no-op or a recorder); the
     simulated clock is the sum of backoffs, which drives the 5-minute create timeout, the
-    1 s -> 15 s poll schedule and the 1 h monitor timeout.
+    1 s -> 15 s poll schedule, the 1 h monitor timeout and ``stageTimeoutMs``. ``start``
+    gives the stage as a generator of backoffs, so a pipeline can interleave stages on one
+    simulated clock. ``faults`` (tests) replaces a call's answer by a fault.
     """
 
     def __init__(
@@ -193,6 +247,7 @@ class WebhookStageSimulator:
         default_retry_status_codes: tuple[int, ...] = (429,),
         sleep: Callable[[float], None] = lambda seconds: None,
         max_polls: int = 10_000,
+        faults: Faults | None = None,
     ) -> None:
         self.client = client
         self.preconfigured = dict(preconfigured or {})
@@ -200,6 +255,7 @@ class WebhookStageSimulator:
         self.default_retry = set(default_retry_status_codes)
         self.sleep = sleep
         self.max_polls = max_polls
+        self.faults = faults or (lambda ref, kind: None)
 
     # -- the stage ---------------------------------------------------------------------
     def prepare(self, stage: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -230,24 +286,71 @@ class WebhookStageSimulator:
         execution: Mapping[str, Any] | None = None,
         trigger: Mapping[str, Any] | None = None,
     ) -> StageRun:
-        raw, sensitive = self.prepare(stage)
-        execution = dict(execution or {"id": "01SIMULATED", "name": "sim", "application": "app"})
-        trigger = dict(trigger or {"user": "anonymous"})
-        evaluator = Evaluator({**raw, "execution": execution, "trigger": trigger})
-        context = evaluator.render(raw)  # stored evaluated, like Orca after the first task
-        context["expressionFailures"] = evaluator.failures
-        run = StageRun(RUNNING, context, [], 0.0)
-        run.status = self._create(run, sensitive)
-        if run.status == SUCCEEDED and context.get("waitForCompletion"):
-            run.status = self._monitor(run, sensitive)
-        if run.status in (TERMINAL, CANCELED) and context.get("cancelEndpoint"):
-            self._cancel(run, sensitive)
+        """The whole stage, sleeping through its backoffs; ``status`` is the stage's."""
+        run, steps = self.start(stage, execution=execution, trigger=trigger)
+        for backoff in steps:
+            self.sleep(backoff)
+            run.elapsed_s += backoff
         return run
 
+    def start(
+        self,
+        stage: Mapping[str, Any],
+        *,
+        execution: Mapping[str, Any] | None = None,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> tuple[StageRun, Iterator[float]]:
+        """The stage started (expressions evaluated, StartStageHandler) and the generator
+        that runs it: it yields each backoff; the caller adds it to ``run.elapsed_s``."""
+        raw, sensitive = self.prepare(stage)
+        if execution is None:
+            execution = {"id": "01SIMULATED", "name": "sim", "application": "app"}
+        trigger = dict(trigger if trigger is not None else {"user": "anonymous"})
+        run = StageRun(RUNNING, raw, [], 0.0)
+        run.execution, run.trigger, run.sensitive = dict(execution), trigger, sensitive
+        self._evaluate(run)  # StartStageHandler.plan
+        return run, self._stage(run)
+
+    def _evaluate(self, run: StageRun) -> None:
+        """One ``withMergedContext`` pass, stored (StartStageHandler, StartTaskHandler)."""
+        stored = {k: v for k, v in run.context.items() if k != "expressionFailures"}
+        evaluator = Evaluator({**stored, "execution": run.execution, "trigger": run.trigger})
+        run.context = evaluator.render(stored)
+        run.context["expressionFailures"] = evaluator.failures
+
+    def _stage(self, run: StageRun) -> Iterator[float]:
+        ctx = run.context
+        try:
+            self._evaluate(run)  # StartTaskHandler: createWebhook
+            status = yield from self._create(run)
+            if status == SUCCEEDED and run.context.get("waitForCompletion"):
+                self._evaluate(run)  # StartTaskHandler: monitorWebhook
+                status = yield from self._monitor(run)
+        except StageTimeout as exc:
+            run.context["exception"] = str(exc)
+            status = TERMINAL
+        ctx = run.context
+        if status == CANCELED:  # RunTaskHandler: the task's onCancel, then the mapping
+            self._cancel(run)
+        if status in (TERMINAL, CANCELED):
+            status = failure_status(ctx, default=status)
+        if ctx.get("expressionFailures") and ctx.get("failOnFailedExpressions") is True:
+            status = TERMINAL  # CompleteStageHandler, whatever continuePipeline says
+        if status in (TERMINAL, STOPPED):  # CompleteStageHandler -> onFailureStages
+            self._cancel(run)
+        run.status = status
+
     def cancel(self, run: StageRun) -> None:
-        """The user cancelled the execution while the stage ran."""
-        admin = self.preconfigured.get(run.context.get("type", ""), {})
-        self._cancel(run, dict(admin.get("sensitiveHeaders") or {}))
+        """The user cancelled the execution while the stage ran (the task's onCancel)."""
+        self._cancel(run)
+
+    def _timeouts(self, run: StageRun, task_timeout_s: float) -> float:
+        """Seconds this task may run: its own timeout, or ``stageTimeoutMs`` (an
+        OverridableTimeoutRetryableTask), capped by what is left of the stage's."""
+        override = run.context.get("stageTimeoutMs")
+        if isinstance(override, int | float) and not isinstance(override, bool):
+            return override / 1000 - run.elapsed_s
+        return task_timeout_s
 
     # -- HTTP --------------------------------------------------------------------------
     def _headers(self, context: Mapping[str, Any], sensitive: Mapping[str, Any]) -> dict:
@@ -260,9 +363,9 @@ class WebhookStageSimulator:
         return headers
 
     def _send(
-        self, run: StageRun, kind: str, method: str, url: str, body: Any, sensitive: Mapping
-    ) -> tuple[httpx.Response | None, Call]:
-        headers = self._headers(run.context, sensitive)
+        self, run: StageRun, kind: str, method: str, url: str, body: Any
+    ) -> tuple[httpx.Response, Call]:
+        headers = self._headers(run.context, run.sensitive)
         if body is not None and not isinstance(body, str):
             body = json.dumps(body)
             headers.setdefault("Content-Type", "application/json")
@@ -270,30 +373,38 @@ class WebhookStageSimulator:
             headers.setdefault("Content-Type", "text/plain")  # Spring's String converter
         call = Call(kind, method.upper(), url, headers, body)
         run.calls.append(call)
+        fault = self.faults(str(run.context.get("refId", "")), kind)
+        if isinstance(fault, UnknownHost):
+            call.error = str(fault)
+            raise fault  # validateURI resolves before anything is sent
         self.restrictions.validate(url)
-        response = self.client.request(call.method, url, headers=headers, content=body)
+        if isinstance(fault, Exception):
+            call.error = str(fault)
+            raise fault
+        response = (
+            fault
+            if fault is not None
+            else self.client.request(call.method, url, headers=headers, content=body)
+        )
         call.status = response.status_code
         return response, call
 
-    def _create(self, run: StageRun, sensitive: Mapping[str, Any]) -> str:
+    def _create(self, run: StageRun) -> Generator[float, None, str]:
         ctx = run.context
         webhook: dict[str, Any] = {}
         ctx["webhook"] = webhook
         method = str(ctx.get("method", "POST")).upper()
+        timeout = self._timeouts(run, CREATE_TIMEOUT_S)
+        started = run.elapsed_s
         while True:
             try:
-                response, _ = self._send(
-                    run, "create", method, ctx["url"], ctx.get("payload"), sensitive
-                )
-            except HostNotAllowed as exc:
-                webhook["error"] = str(exc)
+                response, _ = self._send(run, "create", method, ctx["url"], ctx.get("payload"))
+            except HostNotAllowed as exc:  # validateURI is outside CreateWebhookTask's try
+                ctx["exception"] = f"IllegalArgumentException: {exc}"
                 return TERMINAL
-            except httpx.ConnectError as exc:  # refused; DNS failures are ConnectError too
-                if "Name or service not known" in str(exc) or "nodename" in str(exc):
-                    status = RUNNING
-                else:
-                    webhook["error"] = f"An exception occurred ... {exc}"
-                    return TERMINAL
+            except httpx.ConnectError as exc:  # refused, reset
+                webhook["error"] = f"An exception occurred ... {exc}"
+                return TERMINAL
             except httpx.TimeoutException as exc:
                 if method != "GET":
                     webhook["error"] = f"Socket timeout on {method}: {exc}"
@@ -303,11 +414,9 @@ class WebhookStageSimulator:
                 status = self._create_status(response, ctx, webhook)
                 if status != RUNNING:
                     return status
-            if run.elapsed_s + CREATE_BACKOFF_S > CREATE_TIMEOUT_S:
-                webhook["error"] = "createWebhook timed out after 5 minutes"
-                return TERMINAL
-            self.sleep(CREATE_BACKOFF_S)
-            run.elapsed_s += CREATE_BACKOFF_S
+            if run.elapsed_s - started + CREATE_BACKOFF_S > timeout:
+                raise StageTimeout("CreateWebhookTask timed out")
+            yield CREATE_BACKOFF_S
 
     def _create_status(self, response: httpx.Response, ctx: dict, webhook: dict) -> str:
         code = response.status_code
@@ -350,39 +459,37 @@ class WebhookStageSimulator:
             return value if isinstance(value, str) else None
         return None
 
-    def _monitor(self, run: StageRun, sensitive: Mapping[str, Any]) -> str:
+    def _monitor(self, run: StageRun) -> Generator[float, None, str]:
         ctx = run.context
-        timeout = (ctx.get("stageTimeoutMs") or MONITOR_TIMEOUT_S * 1000) / 1000
+        timeout = self._timeouts(run, MONITOR_TIMEOUT_S)
         started = run.elapsed_s
         retries = {int(k): v.get("maxAttempts", 0) for k, v in (ctx.get("retries") or {}).items()}
         past: list[int] = []
         for _ in range(self.max_polls):
             monitor: dict[str, Any] = {"pastStatusCodes": list(past)}
             ctx["webhook"]["monitor"] = monitor
-            status = self._poll(run, sensitive, monitor, retries, past)
+            status = self._poll(run, monitor, retries, past)
             if status != RUNNING:
                 return status
             waited = run.elapsed_s - started
             backoff = 1.0 if waited <= 60 else 15.0
             if waited + backoff > timeout:
-                monitor["error"] = "monitorWebhook timed out"
-                return TERMINAL
-            self.sleep(backoff)
-            run.elapsed_s += backoff
+                raise StageTimeout("MonitorWebhookTask timed out")
+            yield backoff
         return RUNNING
 
-    def _poll(
-        self, run: StageRun, sensitive: Mapping, monitor: dict, retries: dict, past: list
-    ) -> str:
+    def _poll(self, run: StageRun, monitor: dict, retries: dict, past: list) -> str:
         ctx = run.context
         try:
-            response, _ = self._send(run, "monitor", "GET", ctx["statusEndpoint"], None, sensitive)
+            response, _ = self._send(run, "monitor", "GET", ctx["statusEndpoint"], None)
+        except UnknownHost:  # inside the try here: cause UnknownHostException -> poll again
+            return RUNNING
         except HostNotAllowed as exc:
             monitor["error"] = str(exc)
             return TERMINAL
         except httpx.TimeoutException:
             return RUNNING
-        except httpx.ConnectError as exc:
+        except httpx.ConnectError as exc:  # refused (a sidecar pod restarting): TERMINAL
             monitor["error"] = f"an exception occurred in webhook monitor: {exc}"
             return TERMINAL
         code = response.status_code
@@ -445,15 +552,13 @@ class WebhookStageSimulator:
         text = ("true" if result else "false") if isinstance(result, bool) else str(result)
         return mapping.get(text.upper(), RUNNING)
 
-    def _cancel(self, run: StageRun, sensitive: Mapping[str, Any]) -> None:
+    def _cancel(self, run: StageRun) -> None:
         ctx = run.context
+        if not ctx.get("cancelEndpoint"):
+            return  # getRestTemplateData finds no URL: "Cannot determine rest template"
         method = str(ctx.get("cancelMethod") or "POST")
-        try:
-            self._send(
-                run, "cancel", method, ctx["cancelEndpoint"], ctx.get("cancelPayload"), sensitive
-            )
-        except (HostNotAllowed, httpx.HTTPError) as exc:  # best effort, logged by Orca
-            run.calls[-1].error = str(exc)
+        with contextlib.suppress(HostNotAllowed, httpx.HTTPError):  # best effort, logged
+            self._send(run, "cancel", method, ctx["cancelEndpoint"], ctx.get("cancelPayload"))
 
 
 def _body(response: httpx.Response) -> Any:
@@ -469,7 +574,9 @@ def plan_templated_pipeline(
 ) -> dict[str, Any]:
     """What ``V2Util.planPipeline`` does to the template's pipeline: variables are the
     config's, else the template defaults; SpEL is evaluated against ``templateVariables``
-    and ``trigger`` only, so run-time expressions (``#stage``, ``execution``) stay raw."""
+    and ``trigger`` only, so run-time expressions (``#stage``, ``execution``) stay raw.
+    Both documents are taken as Front50 stores them after ``spin``/Deck (``as_sent``)."""
+    template, config = as_sent(template), as_sent(config)
     variables = {
         v["name"]: config.get("variables", {}).get(v["name"], v.get("defaultValue"))
         for v in template.get("variables") or []

@@ -6,6 +6,12 @@ the rule. Sources of the rules (spinnaker/spinnaker monorepo):
 ``.../graph/v2/transform/V2DefaultVariableAssignmentTransform.java`` (variable types),
 ``V2PipelineTemplate.java`` (name and variable regexes), ``PreconfiguredWebhookStage.java``
 (alias, parameters), ``orca-kayenta`` ``KayentaCanaryContext.kt`` (canary stage).
+
+Templates and configs are checked *as Orca receives them*, not as the files spell them:
+``spin`` reads a file into Go maps (``spin/util/json_reader.go``, ``sigs.k8s.io/yaml``:
+numbers become float64) and writes it back with ``encoding/json``, and Deck does
+``JSON.stringify(JSON.parse(...))``; both write ``10.0`` as ``10``, which Front50 stores and
+Orca's Jackson reads back as an Integer (``as_sent``).
 """
 
 from __future__ import annotations
@@ -50,6 +56,22 @@ def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from walk_strings(item, f"{path}[{i}]")
     elif isinstance(value, str):
         yield path, value
+
+
+# JavaScript's Number.MAX_SAFE_INTEGER: Go and JS print whole floats up to here without ".0"
+# (beyond it Go switches to exponent form, which Jackson reads as a Double again).
+_WHOLE_LIMIT = 2**53
+
+
+def as_sent(value: Any) -> Any:
+    """``value`` after ``spin``/Deck wrote it: every whole float loses its ``.0``."""
+    if isinstance(value, Mapping):
+        return {k: as_sent(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_sent(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < _WHOLE_LIMIT:
+        return int(value)
+    return value
 
 
 def type_matches(expected: str, value: Any) -> bool:
@@ -188,7 +210,9 @@ def check_template(
     """Save-time rules, graph rules, preconfigured-stage rules and reference rules.
 
     ``webhooks`` maps preconfigured stage type -> its orca-local entry (with ``parameters``).
+    The template is checked as ``spin pipeline-templates save`` sends it (``as_sent``).
     """
+    template = as_sent(template)
     problems: list[str] = []
     tid = template.get("id") or ""
     where = f"template {tid or '?'}"
@@ -304,7 +328,9 @@ def _stage_problems(
 
 
 def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list[str]:
-    """A templated-pipeline config against its template (what plan/save would reject)."""
+    """A templated-pipeline config against its template (what plan/save would reject), both
+    as ``spin``/Deck send them (``as_sent``)."""
+    config, template = as_sent(config), as_sent(template)
     where = f"config {config.get('name', '?')}"
     problems = []
     if config.get("schema") != "v2" or config.get("type") != "templatedPipeline":
@@ -345,6 +371,10 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
             problems.append(
                 f"{where}: {name} (expected type '{var.get('type')}' found {type(value).__name__})"
             )
+        elif _is_number(var.get("defaultValue")) and not _is_number(value):
+            # Ours, not Orca's: a number typed `object` (whole or not, see as_sent) is still
+            # a number; a string would only fail later, inside the stage's SpEL.
+            problems.append(f"{where}: {name} must be a number, like its default")
     template_refs = {s.get("refId") for s in (template.get("pipeline") or {}).get("stages") or []}
     for stage in config.get("stages") or []:
         if stage.get("refId") in template_refs:
@@ -354,6 +384,10 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
                 f"{where}: config stage {stage.get('refId')} needs requisiteStageRefIds or inject"
             )
     return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def check_orca_local(doc: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
 from sidecar.spinnaker.orca import (
+    FAILED_CONTINUE,
     SUCCEEDED,
     TERMINAL,
     UrlRestrictions,
@@ -130,11 +131,11 @@ def test_emergency_rollback_template_runs_end_to_end(world) -> None:
     assert float(results[2].webhook["body"]["split"]["stable"]) == 100.0
 
 
-def test_refused_split_is_terminal_at_once(world) -> None:
+def test_refused_split_fails_at_once_and_leaves_the_rollback_branch_to_run(world) -> None:
     stage = planned(world, "kong-canary-kayenta", **TARGETS)["splitInitial"]
     stage["parameterValues"].update(stable="40", baseline="0", canary="60")
     result = run(world, stage)
-    assert result.status == TERMINAL
+    assert result.status == FAILED_CONTINUE
     assert result.webhook["statusCodeValue"] == 422
     assert result.webhook["body"]["error"]["code"]
     assert [c.kind for c in result.calls] == ["create"], "a fatal code is not retried"
@@ -142,7 +143,7 @@ def test_refused_split_is_terminal_at_once(world) -> None:
 
 def test_wrong_token_is_terminal(world) -> None:
     sim = world["sim"]
-    stage = planned(world, "kong-canary-emergency-rollback")["readBefore"]
+    stage = planned(world, "kong-canary-emergency-rollback")["readAfter"]
     hooks = {
         k: {**v, "sensitiveHeaders": {"Authorization": ["Bearer wrong-token-wrong-token"]}}
         for k, v in sim.preconfigured.items()
@@ -161,18 +162,29 @@ def test_ramp_stage_runs_to_success(world) -> None:
     assert result.webhook["monitor"]["body"]["status"].upper() == "SUCCEEDED"
 
 
-def test_failed_ramp_stage_cancels_the_ramp_and_traffic_returns_to_stable(world) -> None:
-    """The stage times out (stageTimeoutMs) while the ramp runs: Orca's on-failure cancel
-    hits the static, upstream-scoped cancel endpoint and the sidecar rolls back."""
+def test_timed_out_ramp_stage_continues_without_calling_cancel(world) -> None:
+    """The template's ramp stage has continuePipeline: a timeout (stageTimeoutMs) ends it
+    FAILED_CONTINUE, and Orca calls no cancel endpoint for that (CompleteStageHandler plans
+    on-failure stages only for halts): the ramp is left to the template's rollback stage."""
     stage = planned(world, "kong-canary-ramp-analysis", **TARGETS)["ramp"]
     stage["parameterValues"].update(duration="600", steps="10")
     stage["stageTimeoutMs"] = 3000
     result = run(world, stage)
+    assert result.status == FAILED_CONTINUE
+    assert [c for c in result.calls if c.kind == "cancel"] == []
+    read = planned(world, "kong-canary-emergency-rollback")["readAfter"]
+    assert run(world, read).webhook["body"]["ramp"] is not None, "the ramp still drives"
+
+
+def test_terminal_ramp_stage_cancels_the_ramp_and_traffic_returns_to_stable(world) -> None:
+    """Without continuePipeline the same timeout is TERMINAL: Orca's on-failure cancel
+    hits the static, upstream-scoped cancel endpoint and the sidecar rolls back."""
+    stage = planned(world, "kong-canary-ramp-analysis", **TARGETS)["ramp"]
+    stage["parameterValues"].update(duration="600", steps="10")
+    stage.update(stageTimeoutMs=3000, continuePipeline=False, failPipeline=True)
+    result = run(world, stage)
     assert result.status == TERMINAL
     cancel = [c for c in result.calls if c.kind == "cancel"]
-    assert len(cancel) == 1
-    if cancel[0].status in (404, 405):
-        pytest.skip("POST /v1/upstreams/{upstream}/ramps/cancel not yet implemented")
-    assert cancel[0].status == 200
+    assert len(cancel) == 1 and cancel[0].status == 200
     read = planned(world, "kong-canary-emergency-rollback")["readAfter"]
     assert float(run(world, read).webhook["body"]["split"]["stable"]) == 100.0

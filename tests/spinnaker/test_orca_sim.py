@@ -15,8 +15,11 @@ import pytest
 
 from sidecar.spinnaker.orca import (
     CANCELED,
+    FAILED_CONTINUE,
+    STOPPED,
     SUCCEEDED,
     TERMINAL,
+    UnknownHost,
     UrlRestrictions,
     WebhookStageSimulator,
     preconfigured_by_type,
@@ -106,7 +109,7 @@ def test_connection_refused_is_terminal(client) -> None:
 def test_url_restrictions_block_before_any_request(client, fake) -> None:
     strict = WebhookStageSimulator(client, restrictions=UrlRestrictions())
     run = strict.run(plain(fake.url + "/x"))
-    assert run.status == TERMINAL and "Host not allowed" in run.webhook["error"]
+    assert run.status == TERMINAL and "Host not allowed" in run.context["exception"]
     assert fake.requests == []
 
 
@@ -128,7 +131,13 @@ def test_preconfigured_stage_needs_the_alias(client, hooks) -> None:
 
 
 def test_set_split_sends_json_with_parameters_and_a_sensitive_token(client, fake, hooks) -> None:
-    fake.on("PUT", "/v1/upstreams/orders/split", Reply(200, {"upstream": "orders"}))
+    served = {"status": "RUNNING", "statusUrl": fake.url + "/v1/upstreams/orders/propagation"}
+    fake.on("PUT", "/v1/upstreams/orders/split", Reply(200, {"upstream": "orders", **served}))
+    fake.on(
+        "GET",
+        "/v1/upstreams/orders/propagation",
+        Reply(200, {"status": "SUCCEEDED", "message": "served"}),
+    )
     values = {p["name"]: p["defaultValue"] for p in hooks["kongCanarySetSplit"]["parameters"]}
     values.update(upstream="orders", stable="95", baseline="2.5", canary="2.5")
     run = sim(client, hooks).run(
@@ -143,6 +152,8 @@ def test_set_split_sends_json_with_parameters_and_a_sensitive_token(client, fake
     body = json.loads(seen.body)
     assert body["split"] == {"stable": "95", "baseline": "2.5", "canary": "2.5"}
     assert body["targets"] == {} and body["context"]["user"] == "jane"
+    assert body["wait"] == "10", "the call itself waits, inside Orca's read timeout"
+    assert [c.kind for c in run.calls] == ["create", "monitor"], "then polls until served"
     assert TOKEN not in json.dumps(run.context), "sensitive headers never enter the context"
 
 
@@ -254,3 +265,142 @@ def test_user_cancel_calls_the_cancel_endpoint(client, fake, hooks) -> None:
     simulator.cancel(run)
     assert [c.kind for c in run.calls][-1] == "cancel"
     assert isinstance(client, httpx.Client)
+
+
+# -- rules checked against Orca's source (cited in sidecar/spinnaker/orca.py) ---------------
+
+
+def _monitored(url: str, **extra) -> dict:
+    return plain(
+        url,
+        waitForCompletion=True,
+        statusUrlResolution="webhookResponse",
+        statusUrlJsonPath="$.statusUrl",
+        statusJsonPath="$.status",
+        successStatuses="SUCCEEDED",
+        canceledStatuses="CANCELED",
+        terminalStatuses="FAILED",
+        cancelEndpoint=url + "/cancel",
+        **extra,
+    )
+
+
+def _faults(**by_kind):
+    """Faults for stage refId "1" by call kind; a list is consumed one call at a time."""
+
+    def fault(ref: str, kind: str):
+        queue = by_kind.get(kind)
+        if ref != "1" or not queue:
+            return None
+        return queue.pop(0) if isinstance(queue, list) else queue
+
+    return fault
+
+
+def test_dns_failure_on_create_is_terminal_at_once(client, fake) -> None:
+    """CreateWebhookTask calls getRestTemplateData (validateURI resolves the host) outside
+    its try: the exception fails the task; it is not WebhookResponseProcessor's retry."""
+    fake.on("POST", "/x", Reply(200, {}))
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps, faults=_faults(create=UnknownHost("no such host"))).run(
+        plain(fake.url + "/x")
+    )
+    assert run.status == TERMINAL and sleeps == [] and fake.requests == []
+    assert "no such host" in run.context["exception"]
+
+
+def test_dns_failure_while_polling_keeps_polling(client, fake) -> None:
+    """MonitorWebhookTask calls getWebhookStatus inside its try; a cause of
+    UnknownHostException returns RUNNING."""
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "SUCCEEDED"}))
+    faults = _faults(monitor=[UnknownHost("no such host"), UnknownHost("no such host")])
+    run = sim(client, faults=faults).run(_monitored(fake.url + "/x"))
+    assert run.status == SUCCEEDED
+    assert [c.kind for c in run.calls] == ["create", "monitor", "monitor", "monitor"]
+    assert len([r for r in fake.requests if r.method == "GET"]) == 1
+
+
+def test_connection_refused_while_polling_is_terminal(client, fake) -> None:
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "SUCCEEDED"}))
+    refused = httpx.ConnectError("[Errno 111] Connection refused")
+    run = sim(client, faults=_faults(monitor=refused)).run(_monitored(fake.url + "/x"))
+    assert run.status == TERMINAL and "exception" in run.webhook["monitor"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "cancels"),
+    [
+        ({}, TERMINAL, 1),
+        ({"failPipeline": False}, STOPPED, 1),
+        ({"continuePipeline": True, "failPipeline": False}, FAILED_CONTINUE, 0),
+    ],
+)
+def test_a_failed_task_maps_through_failure_status_and_only_halts_cancel(
+    client, fake, flags, status, cancels
+) -> None:
+    """RunTaskHandler: TERMINAL -> failureStatus(); CompleteStageHandler plans on-failure
+    stages (the cancel call) only for halts, and FAILED_CONTINUE is no halt."""
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "FAILED"}))
+    fake.on("POST", "/x/cancel", Reply(200, {}))
+    run = sim(client).run(_monitored(fake.url + "/x", **flags))
+    assert run.status == status
+    assert len([c for c in run.calls if c.kind == "cancel"]) == cancels
+
+
+@pytest.mark.parametrize(
+    ("flags", "status"),
+    [({}, CANCELED), ({"continuePipeline": True, "failPipeline": False}, FAILED_CONTINUE)],
+)
+def test_a_canceled_status_calls_cancel_once_then_maps_to_the_failure_status(
+    client, fake, flags, status
+) -> None:
+    """RunTaskHandler: a CANCELED result runs the task's onCancel (cancelWebhook), then
+    failureStatus(default = CANCELED); neither is a failure halt, so no second call."""
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "canceled"}))
+    fake.on("POST", "/x/cancel", Reply(200, {}))
+    run = sim(client).run(_monitored(fake.url + "/x", **flags))
+    assert run.status == status
+    assert len([c for c in run.calls if c.kind == "cancel"]) == 1
+
+
+def test_expressions_are_evaluated_at_stage_start_and_again_at_task_start(client, fake) -> None:
+    """StartStageHandler.plan and StartTaskHandler each store withMergedContext: a value
+    that evaluates to another expression is evaluated by the second pass."""
+    fake.on("POST", "/x", Reply(200, {}))
+    run = sim(client).run(plain(fake.url + "/x", payload="${b}", b="${c}", c="deep"))
+    assert run.status == SUCCEEDED and fake.requests[0].body == "deep"
+
+
+def test_a_null_part_of_the_payload_stays_literal_and_the_rest_is_replaced(client, fake) -> None:
+    fake.on("POST", "/x", Reply(200, {}))
+    sim(client).run(
+        plain(fake.url + "/x", payload="by ${trigger.user} in ${execution.id}"),
+        execution={"id": "01E"},
+        trigger={},
+    )
+    assert fake.requests[0].body == "by ${trigger.user} in 01E"
+
+
+@pytest.mark.parametrize("flags", [{}, {"continuePipeline": True, "failPipeline": False}])
+def test_fail_on_failed_expressions_ends_terminal_after_the_call(client, fake, flags) -> None:
+    """CompleteStageHandler: failed expressions + failOnFailedExpressions -> TERMINAL,
+    overriding continuePipeline; the task already ran, so the call was sent."""
+    fake.on("POST", "/x", Reply(200, {}))
+    hook = plain(fake.url + "/x", payload="${nothing.here}", failOnFailedExpressions=True)
+    run = sim(client).run({**hook, **flags})
+    assert run.status == TERMINAL and fake.requests[0].body == "${nothing.here}"
+    without = sim(client).run({**hook, **flags, "failOnFailedExpressions": False})
+    assert without.status == SUCCEEDED
+
+
+def test_stage_timeout_replaces_the_five_minute_create_timeout(client, fake) -> None:
+    """CreateWebhookTask is an OverridableTimeoutRetryableTask: stageTimeoutMs wins."""
+    fake.on("POST", "/x", Reply(503, {}))
+    sleeps: list[float] = []
+    hook = plain(fake.url + "/x", failFastStatusCodes=[400], stageTimeoutMs=60_000)
+    run = sim(client, sleeps=sleeps).run(hook)
+    assert run.status == TERMINAL and sum(sleeps) == 60.0 and len(fake.requests) == 7

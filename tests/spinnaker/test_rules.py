@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from sidecar.spinnaker.orca import plan_templated_pipeline
-from sidecar.spinnaker.rules import check_config, check_orca_local, check_template, type_matches
+from sidecar.spinnaker.rules import (
+    as_sent,
+    check_config,
+    check_orca_local,
+    check_template,
+    type_matches,
+)
 from tests.spinnaker.conftest import invalid_cases, template_ids
 
 
@@ -85,6 +91,36 @@ def test_variable_types_follow_v2_default_variable_assignment(vtype, value, ok) 
     assert type_matches(vtype, value) is ok
 
 
+def test_spin_and_deck_send_whole_floats_without_the_decimal() -> None:
+    """spin (Go maps, encoding/json) and Deck (JSON.stringify) write 10.0 as 10, which
+    Orca's Jackson reads as an Integer: a `float` variable then refuses it."""
+    assert as_sent({"a": [10.0, 2.5, True, "10.0", -3.0]}) == {"a": [10, 2.5, True, "10.0", -3]}
+    assert isinstance(as_sent(10.0), int) and isinstance(as_sent(1e300), float)
+    assert type_matches("float", as_sent(10.0)) is False
+    assert type_matches("int", as_sent(10.0)) is True
+
+
+@pytest.mark.parametrize("percent", [10, 10.0, 2.5, 3])
+@pytest.mark.parametrize(
+    ("tid", "variable"),
+    [
+        ("kong-canary-kayenta", "canary_percent"),
+        ("kong-canary-kayenta", "ramp_percent"),
+        ("kong-canary-ramp-analysis", "ramp_max_percent"),
+    ],
+)
+def test_percent_variables_take_whole_and_decimal_numbers(
+    tid, variable, percent, committed
+) -> None:
+    template = committed[f"templates/{tid}.json"]
+    config = copy.deepcopy(committed[f"samples/{tid}.json"])
+    config["variables"][variable] = percent
+    assert check_config(config, template) == []
+    planned = plan_templated_pipeline(template, config)
+    values = [v for s in planned["stages"] for v in (s.get("parameterValues") or {}).values()]
+    assert 100 - 2 * percent in values
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [s for v in value.values() for s in _strings(v)]
@@ -123,7 +159,9 @@ def test_invalid_case_fails_for_its_reason(path, committed, webhooks) -> None:
         doc = apply_patch(committed[f"templates/{case['base']}.json"], case["patch"])
         problems = check_template(doc, webhooks)
     elif case["kind"] == "config":
-        template = committed[f"templates/{case['base']}.json"]
+        template = apply_patch(
+            committed[f"templates/{case['base']}.json"], case.get("template_patch", [])
+        )
         doc = apply_patch(committed[f"samples/{case['base']}.json"], case["patch"])
         problems = check_config(doc, template)
     else:
