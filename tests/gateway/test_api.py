@@ -274,3 +274,23 @@ def test_oversized_batch_is_413(client: FlaskClient, monkeypatch) -> None:
     monkeypatch.setattr(kong_log, "MAX_BODY_BYTES", 1000)
     response = client.post("/v1/kong-log", data=b"[" + b" " * 2000 + b"]", headers=auth())
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("version", ["3.9.3"], indirect=True)
+def test_entries_whose_host_would_climb_out_of_the_upstream_path_make_no_kong_call(
+    client: FlaskClient, kong: FakeKong
+) -> None:
+    """``..`` made ``GET /upstreams/../health`` = Kong's ``GET /health``; ``.`` made
+    ``GET /upstreams/./health`` = ``GET /upstreams/health``."""
+    good = load("3.9.3", "http-log-batches")["first_batches"][0]["body"][0]
+    bad = []
+    for host in ("..", ".", "../status", "orders/../..", "-"):
+        e = copy.deepcopy(good)
+        e["service"]["host"] = host
+        bad.append(e)
+    response = client.post("/v1/kong-log", json=bad, headers=auth())
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]["rejected_reasons"] == {"invalid_upstream": 5}
+    assert kong.calls == []
+    assert client.post("/v1/kong-log", json=[*bad, good], headers=auth()).status_code == 200
+    assert kong.calls == ["GET /upstreams/orders/health"]
