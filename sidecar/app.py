@@ -22,7 +22,13 @@ from sidecar.kong.client import KongAdmin
 from sidecar.kong.http import build_http_client
 from sidecar.kong.models import Flavour
 from sidecar.leases import LeaseSweeper
-from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, KONG_DURATION, KONG_REQUESTS
+from sidecar.metrics import (
+    HTTP_DURATION,
+    HTTP_REQUESTS,
+    KONG_DURATION,
+    KONG_REQUESTS,
+    method_label,
+)
 from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
 from sidecar.settings import Settings, load_settings
@@ -73,7 +79,7 @@ def _kong_request_started(req) -> None:  # type: ignore[no-untyped-def]
 
 def _kong_response_received(resp) -> None:  # type: ignore[no-untyped-def]
     started = resp.request.extensions.get("kong_canary_started")
-    method = resp.request.method
+    method = method_label(resp.request.method)
     if started is not None:
         KONG_DURATION.labels(method).observe(time.perf_counter() - started)
     KONG_REQUESTS.labels(method, f"{resp.status_code // 100}xx").inc()
@@ -132,8 +138,9 @@ def _instrument(app: Flask) -> None:
     @app.after_request
     def _count(response):  # type: ignore[no-untyped-def]
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        method = method_label(request.method)  # a client may send any token as a method
+        HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
         started = g.get("started")
         if started is not None:
-            HTTP_DURATION.labels(request.method, endpoint).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(method, endpoint).observe(time.perf_counter() - started)
         return response

@@ -22,6 +22,19 @@ from prometheus_client import (
     multiprocess,
 )
 
+# HTTP methods a label may name (RFC 9110 section 9 plus PATCH); any other token a client
+# sends becomes ``other``, so a flood of invented methods cannot mint series.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    """The method as a label value, from a bounded set."""
+    return method if method in KNOWN_METHODS else OTHER
+
+
 HTTP_REQUESTS = Counter(
     "kong_canary_http_requests_total",
     "Requests served by the sidecar's API",
