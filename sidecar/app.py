@@ -98,6 +98,7 @@ def create_app(
     kong = kong or build_kong(settings)
     app = Flask("sidecar")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # 413 beyond (api/errors.py)
     service = TrafficService(
         kong,
         max_shifted_percent=settings.max_shifted_percent,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.errors import KongError
@@ -23,6 +23,18 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KongError)
     def _kong_error(exc: KongError):  # type: ignore[no-untyped-def]
         api = from_kong_error(exc)
+        return jsonify(api.body()), api.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        """werkzeug refuses a body past ``request.max_content_length`` while reading it (from
+        Content-Length, or counting a chunked body), before any Kong call."""
+        setting = g.get("body_limit_setting", "max_body_bytes")
+        message = (
+            f"the request body is larger than {request.max_content_length} bytes "
+            f"(setting {setting})"
+        )
+        api = ApiError(413, "body_too_large", message, field="body")
         return jsonify(api.body()), api.status
 
     @app.errorhandler(HTTPException)

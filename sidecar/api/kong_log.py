@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from sidecar.api.auth import authenticate, check_upstream_name
 from sidecar.errors import ApiError, from_kong_error
@@ -36,7 +36,6 @@ audit = logging.getLogger("kong_canary.audit")
 
 EXTENSION = "kong_canary_gateway"
 WINDOW = "kong_canary_gateway_window"
-MAX_BODY_BYTES = 32 * 1024 * 1024  # 1,000 entries of ~2 kB each is 2 MB; leave headroom
 _install_lock = threading.Lock()
 
 
@@ -76,11 +75,12 @@ def kong_log():  # type: ignore[no-untyped-def]
             f"token {caller.name!r} may not report on upstream {upstream!r}",
             field="upstream",
         )
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
-    body = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:  # no Content-Length (chunked): never read past the limit
-        raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
+    # Batches are larger than API bodies: their own cap, enforced by werkzeug while reading
+    # (Content-Length or not), answered 413 by sidecar.api.errors.
+    settings = current_app.extensions["kong_canary"].settings
+    request.max_content_length = settings.kong_log_max_body_bytes
+    g.body_limit_setting = "kong_log_max_body_bytes"
+    body = request.get_data(cache=False)
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
     return jsonify(result.as_json())
 

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from sidecar.core.split import Split, SplitError
-from sidecar.errors import ApiError
+from sidecar.errors import ApiError, echo, echo_in
 
 VARIANTS = ("stable", "baseline", "canary")
 
@@ -225,7 +225,7 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
                     [_pointer(error.absolute_path).replace("body", ""), extra[0] if extra else ""],
                 )
             )
-            message = f"unknown field {extra[0]!r}" if extra else error.message
+            message = f"unknown field {echo(extra[0])}" if extra else error.message
         elif error.validator == "required":
             missing = [k for k in error.validator_value if k not in error.instance]
             prefix = _pointer(error.absolute_path)
@@ -234,7 +234,7 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
         elif error.validator == "oneOf":
             message = f"{field} must be {error.schema.get('description', 'valid')}"
         else:
-            message = f"{field}: {error.message}"
+            message = f"{field}: {echo_in(error.message, error.instance)}"
         raise ApiError(422, "invalid_field", message, field=field)
     return body
 
