@@ -10,6 +10,7 @@ upstream knows its split – so a scrape never shows one series per pid.
 from __future__ import annotations
 
 import os
+import threading
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -68,6 +69,36 @@ SPLIT_CHANGES = Counter(
     "Changes of an upstream's split, by operation and result",
     ["upstream", "operation", "result"],
 )
+
+
+class ConfirmedUpstreams:
+    """Upstream names Kong itself returned to this process: the only values the ``upstream``
+    label of the API's metrics takes. A name in a refused request is the caller's text (any
+    spelling, any id, a name Kong never had) and is counted under ``""`` instead (Prometheus
+    reads an empty label as no label), so refusals cannot mint series. Bounded by the number
+    of upstreams in Kong; forgotten wholesale past ``limit`` (the series stay, only a later
+    refusal on such an upstream loses its name)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._names: set[str] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def confirm(self, name: str) -> str:
+        """``name`` came from Kong (a change's result, an entity read): it may be a label."""
+        if name not in self._names:
+            with self._lock:
+                if len(self._names) >= self._limit:
+                    self._names.clear()
+                self._names.add(name)
+        return name
+
+    def label(self, name: str) -> str:
+        return name if name in self._names else UNCONFIRMED
+
+
+UNCONFIRMED = ""
+CONFIRMED_UPSTREAMS = ConfirmedUpstreams()
 
 
 def record_split(upstream: str, percentages: dict[str, float] | None) -> None:

@@ -30,6 +30,7 @@ from sidecar.gateway.ingest import GatewayIngest
 from sidecar.gateway.plugin import UPSTREAM_HEADER
 from sidecar.gateway.window import GatewayWindow, IngestConfig
 from sidecar.kong.errors import KongError
+from sidecar.metrics import CONFIRMED_UPSTREAMS
 
 bp = Blueprint("kong_log", __name__, url_prefix="/v1")
 audit = logging.getLogger("kong_canary.audit")
@@ -47,7 +48,7 @@ def install(app: Flask, gateway: GatewayIngest | None = None) -> GatewayIngest:
             return existing
         if gateway is None:
             kong = app.extensions["kong_canary"].kong
-            gateway = GatewayIngest(VariantResolver(kong.health))
+            gateway = GatewayIngest(VariantResolver(kong.health, upstream=kong.upstream))
         app.extensions[EXTENSION] = gateway
         return gateway
 
@@ -161,9 +162,11 @@ def gateway_metrics_view(upstream: str):  # type: ignore[no-untyped-def]
 def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     try:
-        current_app.extensions["kong_canary"].kong.upstream(upstream)
+        entity = current_app.extensions["kong_canary"].kong.upstream(upstream)
     except KongError as exc:
         raise from_kong_error(exc, upstream=upstream) from exc
+    # Kong's name, not the URL's spelling (an id in any case): it primes series and labels
+    upstream = CONFIRMED_UPSTREAMS.confirm(entity.name)
     plugins = _kong(lambda: window.open(upstream))
     _audit("gateway_metrics_open", caller, upstream, plugins=plugins)
     return _answer(upstream, window, plugins)

@@ -46,6 +46,11 @@ _NUMBER_TYPES = frozenset({int, float})  # ``type(x) in`` refuses bool, a subcla
 class Lookup(Protocol):
     """Where variants come from (``VariantResolver`` in production)."""
 
+    def resolve(self, host: str) -> tuple[str | None, str]:
+        """``(upstream, "")`` for a host that names a managed upstream exactly as Kong stores
+        it, else ``(None, reason)``: what keeps client spellings out of the labels."""
+        ...
+
     def map_for(self, upstream: str) -> Mapping[Address, str] | None:
         """The current ``(ip, port) -> variant`` map; None when Kong has no such upstream."""
         ...
@@ -112,8 +117,6 @@ class Tally:
 
 
 _UNSEEN = object()
-_DENIED = object()
-_INVALID = object()
 
 
 def tally(
@@ -163,7 +166,7 @@ def tally(
             continue
         if amap is _UNSEEN:
             amap = maps[name] = _map(name, lookup, allowed)
-        if amap is None or amap is _DENIED or amap is _INVALID:
+        if type(amap) is str:
             _reject_upstream(out, name, amap)
             continue
         address = (ip, port)
@@ -173,7 +176,8 @@ def tally(
             if variant is None:
                 _count(out.unmapped, (name, reason))
                 continue
-            maps[name] = lookup.map_for(name)  # a miss may have refreshed the map
+            refreshed = lookup.map_for(name)  # a miss may have refreshed the map
+            maps[name] = "unknown_upstream" if refreshed is None else refreshed
         key = (name, variant)
         s = series.get(key)
         if s is None:
@@ -190,22 +194,23 @@ def tally(
 
 
 def _map(name: str, lookup: Lookup, allowed: Callable[[str], bool] | None) -> Any:
+    """The upstream's address map, or why its entries are rejected (a reason string).
+    ``name`` is then the series' label: ``resolve`` admits only the name as Kong stores it."""
     if not is_upstream_name(name):
-        return _INVALID  # never a Kong path: '..' would climb out of /upstreams/{u}/health
+        return "invalid_upstream"  # never a Kong path: '..' climbs out of /upstreams/{u}
     if allowed is not None and not allowed(name):
-        return _DENIED
-    return lookup.map_for(name)
+        return "upstream_not_allowed"
+    resolved, reason = lookup.resolve(name)
+    if resolved is None:
+        return reason
+    amap = lookup.map_for(resolved)
+    return "unknown_upstream" if amap is None else amap
 
 
-def _reject_upstream(out: Tally, name: str, amap: Any) -> None:
-    if amap is _DENIED:
-        _count(out.rejected, "upstream_not_allowed")
-    elif amap is _INVALID:
-        _count(out.rejected, "invalid_upstream")
-    else:
-        _count(out.rejected, "unknown_upstream")
-        if len(out.unknown_upstreams) < 10:
-            out.unknown_upstreams.add(name)
+def _reject_upstream(out: Tally, name: str, reason: str) -> None:
+    _count(out.rejected, reason)
+    if reason == "unknown_upstream" and len(out.unknown_upstreams) < 10:
+        out.unknown_upstreams.add(name)
 
 
 def _count(counter: dict[Any, int], key: Any) -> None:
@@ -228,7 +233,7 @@ def _slow(
     amap = maps.get(name, _UNSEEN)
     if amap is _UNSEEN:
         amap = maps[name] = _map(name, lookup, allowed)
-    if amap is None or amap is _DENIED or amap is _INVALID:
+    if type(amap) is str:
         _reject_upstream(out, name, amap)
         return
     _count(out.unmapped, (name, reason))

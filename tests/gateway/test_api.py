@@ -50,8 +50,9 @@ def make_app(kong: FakeKong, flavour: Flavour, clock, **settings: Any) -> Flask:
     app = create_app(config, kong=kong.admin(flavour), sweep_leases=False)
     if kong_log.bp.name not in app.blueprints:  # the lead registers it in create_app
         app.register_blueprint(kong_log.bp)
+    admin = app.extensions["kong_canary"].kong
     kong_log.install(
-        app, GatewayIngest(VariantResolver(app.extensions["kong_canary"].kong.health, clock=clock))
+        app, GatewayIngest(VariantResolver(admin.health, upstream=admin.upstream, clock=clock))
     )
     return app
 

@@ -28,6 +28,9 @@ class StaticLookup:
         self.maps = maps
         self.misses: list[tuple[str, tuple[str, int]]] = []
 
+    def resolve(self, host: str) -> tuple[str | None, str]:
+        return (host, "") if host in self.maps else (None, "unknown_upstream")
+
     def map_for(self, upstream: str):  # type: ignore[no-untyped-def]
         return self.maps.get(upstream)
 
