@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from sidecar.api.body import too_large
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.errors import KongError
 
@@ -27,14 +28,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
-        """werkzeug refuses a body past ``request.max_content_length`` while reading it (from
-        Content-Length, or counting a chunked body), before any Kong call."""
-        setting = g.get("body_limit_setting", "max_body_bytes")
-        message = (
-            f"the request body is larger than {request.max_content_length} bytes "
-            f"(setting {setting})"
-        )
-        api = ApiError(413, "body_too_large", message, field="body")
+        """A body read past ``MAX_CONTENT_LENGTH`` other than through ``api.body.read_body``
+        (which answers this itself, with the setting's name)."""
+        api = too_large(current_app.config["MAX_CONTENT_LENGTH"], "max_body_bytes")
         return jsonify(api.body()), api.status
 
     @app.errorhandler(HTTPException)

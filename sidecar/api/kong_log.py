@@ -21,9 +21,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 
 from sidecar.api.auth import authenticate, check_upstream_name
+from sidecar.api.body import read_body
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
@@ -76,12 +77,7 @@ def kong_log():  # type: ignore[no-untyped-def]
             f"token {caller.name!r} may not report on upstream {upstream!r}",
             field="upstream",
         )
-    # Batches are larger than API bodies: their own cap, enforced by werkzeug while reading
-    # (Content-Length or not), answered 413 by sidecar.api.errors.
-    settings = current_app.extensions["kong_canary"].settings
-    request.max_content_length = settings.kong_log_max_body_bytes
-    g.body_limit_setting = "kong_log_max_body_bytes"
-    body = request.get_data(cache=False)
+    body = read_body(request, "kong_log_max_body_bytes")  # batches are larger than API bodies
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
     return jsonify(result.as_json())
 

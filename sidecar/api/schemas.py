@@ -17,6 +17,7 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from sidecar.api.body import read_body
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError, echo, echo_in
 
@@ -196,7 +197,7 @@ def _pointer(path: Any) -> str:
 def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = False) -> dict:
     """Parse and validate a JSON object body; 400 when it is not JSON, 422 when it breaks
     the schema, with ``field`` set to the offending path (e.g. ``split.canary``)."""
-    raw = request.get_data(cache=True, as_text=True)
+    raw = read_body(request).decode("utf-8", "replace")  # 413 past max_body_bytes
     if not raw.strip():
         if optional:
             return {}
