@@ -77,7 +77,11 @@ def kong_log():  # type: ignore[no-untyped-def]
             f"token {caller.name!r} may not report on upstream {upstream!r}",
             field="upstream",
         )
-    body = read_body(request, "kong_log_max_body_bytes")  # batches are larger than API bodies
+    try:
+        body = read_body(request, "kong_log_max_body_bytes")  # batches exceed API bodies
+    except ApiError as exc:
+        _gateway().metrics.reject_batch(exc.code)  # Kong drops it after its retries: count it
+        raise
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
     return jsonify(result.as_json())
 

@@ -277,7 +277,9 @@ def test_kong_unreachable_before_any_map_is_503_so_kong_retries(
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_batch_past_its_own_limit_is_413_and_reaches_no_kong(clock, chunked: bool) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_past_its_own_limit_is_413_and_reaches_no_kong(
+    clock, chunked: bool, scrape_delta
+) -> None:  # type: ignore[no-untyped-def]
     """``kong_log_max_body_bytes``, not the API's ``max_body_bytes``: batches are larger."""
     kong = FakeKong({"orders": health_body("3.9.3")})
     limit = 64 * 1024
@@ -289,6 +291,7 @@ def test_a_batch_past_its_own_limit_is_413_and_reaches_no_kong(clock, chunked: b
     with app.test_client() as client:
         assert client.post("/v1/kong-log", data=fits, headers=auth()).status_code == 200
         kong.calls.clear()
+        scrape_delta.start(lambda: client.get("/metrics").get_data(as_text=True))
         if chunked:  # no Content-Length; gunicorn marks a chunked body wsgi.input_terminated
             environ = EnvironBuilder(
                 "/v1/kong-log", method="POST", input_stream=io.BytesIO(too_large), headers=auth()
@@ -306,6 +309,14 @@ def test_a_batch_past_its_own_limit_is_413_and_reaches_no_kong(clock, chunked: b
         "field": "body",
     }
     assert kong.calls == []
+    assert (
+        sample(
+            scrape_delta.delta(),
+            "kong_canary_gateway_rejected_total",
+            reason="batch_body_too_large",
+        )
+        == 1
+    )
 
 
 def test_the_default_batch_limit_fits_the_largest_batch_we_ask_kong_for() -> None:

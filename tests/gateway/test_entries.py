@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.errors import ApiError
-from sidecar.gateway.entries import parse_batch, tally
+from sidecar.gateway.entries import MAX_LATENCY_MS, parse_batch, tally
 from sidecar.gateway.metrics import BOUNDS
 from tests.gateway.conftest import entries_of
 
@@ -255,3 +258,29 @@ def test_a_service_host_that_breaks_the_upstream_name_rule_never_reaches_the_loo
     result = tally([e, entry()], lookup, BOUNDS)
     assert result.rejected == {"invalid_upstream": 1}
     assert lookup.asked == ["orders"]
+
+
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.booleans(),
+    ),
+    st.one_of(st.floats(), st.integers(min_value=-5, max_value=2**40), st.booleans()),
+)
+def test_a_latency_counts_only_as_a_finite_number_of_ms_and_sums_stay_finite(
+    request_ms: object, proxy_ms: object
+) -> None:
+    e = entry()
+    e["latencies"]["request"] = request_ms
+    e["latencies"]["proxy"] = proxy_ms
+    result = run([e, e])
+
+    def ok(value: object) -> bool:
+        return type(value) in (int, float) and 0 <= value <= MAX_LATENCY_MS  # type: ignore[operator]
+
+    expected = ok(request_ms) and ((proxy_ms == -1 and type(proxy_ms) is not bool) or ok(proxy_ms))
+    assert result.accepted == (2 if expected else 0)
+    assert result.rejected == ({} if expected else {"bad_latencies": 2})
+    for series in result.series.values():
+        assert math.isfinite(series.request_sum) and math.isfinite(series.upstream_sum)
