@@ -166,9 +166,16 @@ class VariantResolver:
             return None, UNKNOWN_UPSTREAM
         if self.map_for(host) is None:
             return None, UNKNOWN_UPSTREAM
-        known = self._known.get(host)
-        if known is not None and known.amap is not None and not known.amap.managed:
-            return None, UNMANAGED_UPSTREAM
+        known = self._known[host]
+        if known.amap is not None and not known.amap.managed:
+            # a canary may just have tagged its targets: look again, as for an unknown address
+            now = self._clock()
+            if now - known.tried_at >= self._miss_interval:
+                known = self._refresh(host, now)
+            if known.amap is None:
+                return None, UNKNOWN_UPSTREAM
+            if not known.amap.managed:
+                return None, UNMANAGED_UPSTREAM
         return host, ""
 
     def name_of(self, name_or_id: str) -> str | None:

@@ -223,3 +223,18 @@ def test_name_of_turns_an_id_in_any_case_into_the_name_with_one_call(clock, fake
     assert resolver.name_of("payments") is None
     assert resolver.name_of("00000000-0000-4000-8000-000000000000") is None
     assert kong.calls.count(f"GET /upstreams/{orders_id}") == 1
+
+
+def test_an_upstream_becomes_managed_when_its_targets_get_our_tags(clock, fake_kong) -> None:  # type: ignore[no-untyped-def]
+    """Rate-limited like a miss: the split tags targets just before Kong's first batch."""
+    body = health(health_item("10.0.0.1:80", None, [("10.0.0.1", 80)]))
+    kong = fake_kong({"orders": body})
+    admin = kong.admin(Flavour.KONG_3)
+    resolver = VariantResolver(admin.health, clock=clock, ttl=30, miss_interval=5)
+    assert resolver.resolve("orders") == (None, UNMANAGED_UPSTREAM)
+    body["data"][0]["tags"] = ["variant=stable", "managed-by=kong-canary"]
+    assert resolver.resolve("orders") == (None, UNMANAGED_UPSTREAM)  # not before 5 s
+    assert kong.calls == ["GET /upstreams/orders/health"]
+    clock.now += 5
+    assert resolver.resolve("orders") == ("orders", "")
+    assert len(kong.calls) == 2
