@@ -32,6 +32,7 @@ from sidecar.gateway.plugin import UPSTREAM_HEADER
 from sidecar.gateway.window import GatewayWindow, IngestConfig
 from sidecar.kong.errors import KongError
 from sidecar.metrics import CONFIRMED_UPSTREAMS
+from sidecar.settings import ApiToken
 
 bp = Blueprint("kong_log", __name__, url_prefix="/v1")
 audit = logging.getLogger("kong_canary.audit")
@@ -108,16 +109,10 @@ def install_window(app: Flask) -> GatewayWindow | None:
     return window
 
 
-def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
+def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, ApiToken]:
     caller = authenticate(required_role=role)  # first: without a valid token, only 401
     check_upstream_name(upstream)
-    if not caller.allows(upstream):
-        raise ApiError(
-            403,
-            "upstream_not_allowed",
-            f"token {caller.name!r} may not act on upstream {upstream!r}",
-            field="upstream",
-        )
+    _check_allowed(caller, upstream)
     window: GatewayWindow | None = current_app.extensions.get(WINDOW)
     if window is None:
         raise ApiError(
@@ -126,7 +121,17 @@ def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
             "no gateway ingest configured: set gateway_ingest_token (one of the API tokens) "
             "and gateway_ingest_url or public_url",
         )
-    return window, caller.name
+    return window, caller
+
+
+def _check_allowed(caller: ApiToken, upstream: str) -> None:
+    if not caller.allows(upstream):
+        raise ApiError(
+            403,
+            "upstream_not_allowed",
+            f"token {caller.name!r} may not act on upstream {upstream!r}",
+            field="upstream",
+        )
 
 
 def _kong(call: Callable[[], Any]) -> Any:
@@ -165,10 +170,12 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
         entity = current_app.extensions["kong_canary"].kong.upstream(upstream)
     except KongError as exc:
         raise from_kong_error(exc, upstream=upstream) from exc
-    # Kong's name, not the URL's spelling (an id in any case): it primes series and labels
+    # Kong's name, not the URL's spelling (an id in any case): the window, the series it
+    # primes and the labels are the name's, so the token's patterns must allow the name too
+    _check_allowed(caller, entity.name)
     upstream = CONFIRMED_UPSTREAMS.confirm(entity.name)
     plugins = _kong(lambda: window.open(upstream))
-    _audit("gateway_metrics_open", caller, upstream, plugins=plugins)
+    _audit("gateway_metrics_open", caller.name, upstream, plugins=plugins)
     return _answer(upstream, window, plugins)
 
 
@@ -176,5 +183,5 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
 def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     removed = _kong(lambda: window.close(upstream))
-    _audit("gateway_metrics_close", caller, upstream, removed=removed)
+    _audit("gateway_metrics_close", caller.name, upstream, removed=removed)
     return _answer(upstream, window, [], removed=removed)
