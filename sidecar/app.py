@@ -21,7 +21,7 @@ from sidecar.kayenta.preflight_kong import CoverageWarnings
 from sidecar.kong.build import build_kong
 from sidecar.kong.client import KongAdmin
 from sidecar.leases import LeaseSweeper
-from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS
+from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, method_label
 from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
 from sidecar.served import ServedCheck
@@ -70,6 +70,7 @@ def create_app(
     kong = kong or build_kong(settings)
     app = Flask("sidecar")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # 413 beyond (api/errors.py)
     service = TrafficService(
         kong,
         max_shifted_percent=settings.max_shifted_percent,
@@ -116,8 +117,9 @@ def _instrument(app: Flask) -> None:
     @app.after_request
     def _count(response):  # type: ignore[no-untyped-def]
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        method = method_label(request.method)  # a client may send any token as a method
+        HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
         started = g.get("started")
         if started is not None:
-            HTTP_DURATION.labels(request.method, endpoint).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(method, endpoint).observe(time.perf_counter() - started)
         return response

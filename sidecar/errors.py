@@ -21,9 +21,39 @@ from sidecar.kong.errors import (
     KongValidationError,
 )
 
+# An error names the field and the rule; a value it quotes is the caller's own, so it is
+# cut: a 10 MB ``reason`` must not come back in the 422 (nor fill the audit log).
+MAX_MESSAGE_CHARS = 1000
+MAX_ECHO_CHARS = 100
+
+
+def cut(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` in at most ``limit`` characters, cut in the middle: a message starts with the
+    field and ends with the rule, and an echoed value sits between them."""
+    if len(text) <= limit:
+        return text
+    longest = len(f"…[{len(text)} characters cut]…")
+    keep = max(limit - longest, 2)
+    marker = f"…[{len(text) - keep} characters cut]…"
+    return text[: keep - keep // 2] + marker + text[len(text) - keep // 2 :]
+
+
+def echo(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` for a message, in at most ``limit`` characters."""
+    return cut(repr(value), limit)
+
+
+def echo_in(message: str, value: object) -> str:
+    """``message`` (a validator's, which quotes ``repr(value)``) with that quote cut."""
+    quoted = repr(value)
+    if len(quoted) <= MAX_ECHO_CHARS:
+        return message
+    return message.replace(quoted, echo(value))
+
 
 class ApiError(Exception):
-    """An answer the API gives on purpose; ``field`` names the offending input."""
+    """An answer the API gives on purpose; ``field`` names the offending input. Message and
+    field are cut to a bounded length (``cut``) whatever the caller put into them."""
 
     def __init__(
         self,
@@ -36,11 +66,12 @@ class ApiError(Exception):
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = cut(message)
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
-        self.field = field
+        self.field = None if field is None else cut(field, MAX_ECHO_CHARS * 3)
         self.kong = kong
         self.details = details
         self.headers = headers or {}

@@ -10,6 +10,7 @@ upstream knows its split – so a scrape never shows one series per pid.
 from __future__ import annotations
 
 import os
+import threading
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +22,19 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+# HTTP methods a label may name (RFC 9110 section 9 plus PATCH); any other token a client
+# sends becomes ``other``, so a flood of invented methods cannot mint series.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    """The method as a label value, from a bounded set."""
+    return method if method in KNOWN_METHODS else OTHER
+
 
 HTTP_REQUESTS = Counter(
     "kong_canary_http_requests_total",
@@ -56,6 +70,36 @@ SPLIT_CHANGES = Counter(
     "Changes of an upstream's split, by operation and result",
     ["upstream", "operation", "result"],
 )
+
+
+class ConfirmedUpstreams:
+    """Upstream names Kong itself returned to this process: the only values the ``upstream``
+    label of the API's metrics takes. A name in a refused request is the caller's text (any
+    spelling, any id, a name Kong never had) and is counted under ``""`` instead (Prometheus
+    reads an empty label as no label), so refusals cannot mint series. Bounded by the number
+    of upstreams in Kong; forgotten wholesale past ``limit`` (the series stay, only a later
+    refusal on such an upstream loses its name)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._names: set[str] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def confirm(self, name: str) -> str:
+        """``name`` came from Kong (a change's result, an entity read): it may be a label."""
+        if name not in self._names:
+            with self._lock:
+                if len(self._names) >= self._limit:
+                    self._names.clear()
+                self._names.add(name)
+        return name
+
+    def label(self, name: str) -> str:
+        return name if name in self._names else UNCONFIRMED
+
+
+UNCONFIRMED = ""
+CONFIRMED_UPSTREAMS = ConfirmedUpstreams()
 
 
 def record_split(upstream: str, percentages: dict[str, float] | None) -> None:

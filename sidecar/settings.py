@@ -96,6 +96,12 @@ class Settings:
     gateway_metrics: bool = False  # switch it on/off with the split (else only by endpoint)
     gateway_ingest_url: str | None = None  # base URL Kong's proxies reach us at (public_url)
     gateway_ingest_token: str | None = field(default=None, repr=False)  # one of ``tokens``
+    # Request bodies (413 beyond). JSON routes: the largest body the schemas admit (1,000
+    # targets of 512 characters per variant) is ~1.6 MB. ``/v1/kong-log``: the window asks
+    # Kong for batches of 200 entries (``MAX_BATCH`` 1,000); recorded entries are ~2 kB, one
+    # with large headers tens of kB.
+    max_body_bytes: int = 2 * 1024 * 1024
+    kong_log_max_body_bytes: int = 32 * 1024 * 1024
 
     def ramp_key(self) -> bytes:
         """The HMAC key for ramp ids. Without an explicit secret it derives from the API
@@ -177,6 +183,8 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "gateway_metrics": ("", "gateway_metrics", _bool),
     "gateway_ingest_url": ("", "gateway_ingest_url", _opt_str),
     "gateway_ingest_token": ("", "gateway_ingest_token", _opt_str),
+    "max_body_bytes": ("", "max_body_bytes", _int),
+    "kong_log_max_body_bytes": ("", "kong_log_max_body_bytes", _int),
     "kong_admin_url": ("kong", "admin_url", _opt_str),
     "kong_workspace": ("kong", "workspace", _opt_str),
     "kong_admin_token": ("kong", "admin_token", _opt_str),
@@ -196,6 +204,8 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
 _TOKEN_KEYS = ("tokens", "tokens_file")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 FLAVOURS = ("2.x", "3.x", "konnect")
+MIN_BODY_BYTES = 64 * 1024  # below this a valid split body with a few targets would not fit
+MAX_BODY_BYTES = 1024 * 1024 * 1024  # a body is read into memory whole
 LOCAL_PROFILES = ("2.8", "3.4", "3.9", "konnect", "dbless")
 
 
@@ -258,6 +268,9 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"propagation_nodes: {url!r} must be an absolute http(s) URL")
+    for name in ("max_body_bytes", "kong_log_max_body_bytes"):
+        if not MIN_BODY_BYTES <= getattr(settings, name) <= MAX_BODY_BYTES:
+            problems.append(f"{name}: must be between {MIN_BODY_BYTES} and {MAX_BODY_BYTES} bytes")
     if settings.kong_local_profile not in LOCAL_PROFILES:
         problems.append(f"kong_local_profile: must be one of {', '.join(LOCAL_PROFILES)}")
     _validate_gateway(settings, problems)

@@ -79,6 +79,16 @@ def check_upstream_name(name: str) -> str:
     return name
 
 
+def is_upstream_name(name: str) -> bool:
+    """``check_upstream_name`` as a predicate, so the API and the http-log ingest (where a
+    bad name is one refused entry, not a refused batch) keep exactly one rule."""
+    try:
+        check_upstream_name(name)
+    except ApiError:
+        return False
+    return True
+
+
 def require_token() -> None:
     """``before_request`` of the API blueprints: the token first, so a caller without a
     valid one learns nothing else (401), then the upstream named in the URL, if any."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from sidecar.api.body import too_large
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.errors import KongError
 
@@ -23,6 +24,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KongError)
     def _kong_error(exc: KongError):  # type: ignore[no-untyped-def]
         api = from_kong_error(exc)
+        return jsonify(api.body()), api.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        """A body read past ``MAX_CONTENT_LENGTH`` other than through ``api.body.read_body``
+        (which answers this itself, with the setting's name)."""
+        api = too_large(current_app.config["MAX_CONTENT_LENGTH"], "max_body_bytes")
         return jsonify(api.body()), api.status
 
     @app.errorhandler(HTTPException)

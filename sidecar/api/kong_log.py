@@ -24,19 +24,21 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from sidecar.api.auth import authenticate, check_upstream_name
+from sidecar.api.body import read_body
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
 from sidecar.gateway.plugin import UPSTREAM_HEADER
 from sidecar.gateway.window import GatewayWindow, IngestConfig
 from sidecar.kong.errors import KongError
+from sidecar.metrics import CONFIRMED_UPSTREAMS
+from sidecar.settings import ApiToken
 
 bp = Blueprint("kong_log", __name__, url_prefix="/v1")
 audit = logging.getLogger("kong_canary.audit")
 
 EXTENSION = "kong_canary_gateway"
 WINDOW = "kong_canary_gateway_window"
-MAX_BODY_BYTES = 32 * 1024 * 1024  # 1,000 entries of ~2 kB each is 2 MB; leave headroom
 _install_lock = threading.Lock()
 
 
@@ -48,7 +50,7 @@ def install(app: Flask, gateway: GatewayIngest | None = None) -> GatewayIngest:
             return existing
         if gateway is None:
             kong = app.extensions["kong_canary"].kong
-            gateway = GatewayIngest(VariantResolver(kong.health))
+            gateway = GatewayIngest(VariantResolver(kong.health, upstream=kong.upstream))
         app.extensions[EXTENSION] = gateway
         return gateway
 
@@ -76,11 +78,11 @@ def kong_log():  # type: ignore[no-untyped-def]
             f"token {caller.name!r} may not report on upstream {upstream!r}",
             field="upstream",
         )
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
-    body = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:  # no Content-Length (chunked): never read past the limit
-        raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
+    try:
+        body = read_body(request, "kong_log_max_body_bytes")  # batches exceed API bodies
+    except ApiError as exc:
+        _gateway().metrics.reject_batch(exc.code)  # Kong drops it after its retries: count it
+        raise
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
     return jsonify(result.as_json())
 
@@ -107,16 +109,10 @@ def install_window(app: Flask) -> GatewayWindow | None:
     return window
 
 
-def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
+def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, ApiToken]:
     caller = authenticate(required_role=role)  # first: without a valid token, only 401
     check_upstream_name(upstream)
-    if not caller.allows(upstream):
-        raise ApiError(
-            403,
-            "upstream_not_allowed",
-            f"token {caller.name!r} may not act on upstream {upstream!r}",
-            field="upstream",
-        )
+    _check_allowed(caller, upstream)
     window: GatewayWindow | None = current_app.extensions.get(WINDOW)
     if window is None:
         raise ApiError(
@@ -125,7 +121,17 @@ def _window_call(upstream: str, role: str) -> tuple[GatewayWindow, str]:
             "no gateway ingest configured: set gateway_ingest_token (one of the API tokens) "
             "and gateway_ingest_url or public_url",
         )
-    return window, caller.name
+    return window, caller
+
+
+def _check_allowed(caller: ApiToken, upstream: str) -> None:
+    if not caller.allows(upstream):
+        raise ApiError(
+            403,
+            "upstream_not_allowed",
+            f"token {caller.name!r} may not act on upstream {upstream!r}",
+            field="upstream",
+        )
 
 
 def _kong(call: Callable[[], Any]) -> Any:
@@ -161,11 +167,15 @@ def gateway_metrics_view(upstream: str):  # type: ignore[no-untyped-def]
 def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     try:
-        current_app.extensions["kong_canary"].kong.upstream(upstream)
+        entity = current_app.extensions["kong_canary"].kong.upstream(upstream)
     except KongError as exc:
         raise from_kong_error(exc, upstream=upstream) from exc
+    # Kong's name, not the URL's spelling (an id in any case): the window, the series it
+    # primes and the labels are the name's, so the token's patterns must allow the name too
+    _check_allowed(caller, entity.name)
+    upstream = CONFIRMED_UPSTREAMS.confirm(entity.name)
     plugins = _kong(lambda: window.open(upstream))
-    _audit("gateway_metrics_open", caller, upstream, plugins=plugins)
+    _audit("gateway_metrics_open", caller.name, upstream, plugins=plugins)
     return _answer(upstream, window, plugins)
 
 
@@ -173,5 +183,5 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
 def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     removed = _kong(lambda: window.close(upstream))
-    _audit("gateway_metrics_close", caller, upstream, removed=removed)
+    _audit("gateway_metrics_close", caller.name, upstream, removed=removed)
     return _answer(upstream, window, [], removed=removed)

@@ -377,6 +377,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "the token may not do this, or not on this upstream",
         404: "Kong has no such upstream",
         409: "refused: expect mismatch, unhealthy target, or a target of unknown variant",
+        413: "the body is larger than max_body_bytes (code body_too_large)",
         422: "the body breaks a rule; error.field names the field",
         502: "Kong answered with an error (credentials, read-only node, half-applied change "
         "that was undone)",
@@ -450,7 +451,7 @@ def _change_op(summary: str, body: str, *, required: bool) -> dict[str, Any]:
         "requestBody": _request_body(body, required=required),
         "responses": {
             "200": _json("Change", "the change made (or planned, with dry_run)"),
-            **_errors(400, 401, 403, 404, 409, 422, 502, 503),
+            **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
             "503": _json(
                 "Error",
                 "Kong is unreachable or timed out, or (wait_strict) the applied change did not "
@@ -541,7 +542,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("SetHashingRequest", required=True),
                     "responses": {
                         "200": _json("HashingView", "the upstream after the change"),
-                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
                     },
                 }
             },
@@ -553,7 +554,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("StartRampRequest", required=True),
                     "responses": {
                         "202": _json("Ramp", "started; statusUrl and cancelUrl are absolute"),
-                        **_errors(400, 401, 403, 404, 409, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
                     },
                 }
             },
@@ -566,7 +567,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("RampCanceled", "cancelled and rolled back"),
-                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
                     },
                 }
             },
@@ -601,7 +602,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("Ramp", "cancelled"),
-                        **_errors(400, 401, 403, 404, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
                     },
                 }
             },
@@ -619,7 +620,9 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json("IngestResult", "counted (bad entries are reported)"),
-                        "413": _json("Error", "batch larger than the limit"),
+                        "413": _json(
+                            "Error", "batch larger than kong_log_max_body_bytes (body_too_large)"
+                        ),
                         **_errors(400, 401, 403, 404, 422, 503),
                     },
                 }

@@ -17,8 +17,9 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from sidecar.api.body import read_body
 from sidecar.core.split import VARIANTS, Split, SplitError
-from sidecar.errors import ApiError
+from sidecar.errors import ApiError, echo, echo_in
 
 PERCENT = {
     "description": "percent of traffic, 0..100 with at most two decimals (number or string)",
@@ -204,7 +205,7 @@ def _pointer(path: Any) -> str:
 def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = False) -> dict:
     """Parse and validate a JSON object body; 400 when it is not JSON, 422 when it breaks
     the schema, with ``field`` set to the offending path (e.g. ``split.canary``)."""
-    raw = request.get_data(cache=True, as_text=True)
+    raw = read_body(request).decode("utf-8", "replace")  # 413 past max_body_bytes
     if not raw.strip():
         if optional:
             return {}
@@ -233,7 +234,7 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
                     [_pointer(error.absolute_path).replace("body", ""), extra[0] if extra else ""],
                 )
             )
-            message = f"unknown field {extra[0]!r}" if extra else error.message
+            message = f"unknown field {echo(extra[0])}" if extra else error.message
         elif error.validator == "required":
             missing = [k for k in error.validator_value if k not in error.instance]
             prefix = _pointer(error.absolute_path)
@@ -242,7 +243,7 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
         elif error.validator == "oneOf":
             message = f"{field} must be {error.schema.get('description', 'valid')}"
         else:
-            message = f"{field}: {error.message}"
+            message = f"{field}: {echo_in(error.message, error.instance)}"
         raise ApiError(422, "invalid_field", message, field=field)
     return body
 

@@ -12,7 +12,7 @@ from sidecar.api.auth import require_token
 from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, parse_split, seconds
 from sidecar.api.served import completion, rollback_wait, served_check
 from sidecar.errors import ApiError
-from sidecar.metrics import SPLIT_CHANGES, record_split
+from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
 
 bp = Blueprint("split", __name__, url_prefix="/v1/upstreams")
@@ -103,7 +103,8 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
             result="refused" if exc.status < 500 else "failed", status=exc.status, error=exc.message
         )
         audit.info(json.dumps(entry, sort_keys=True))
-        SPLIT_CHANGES.labels(upstream, operation, entry["result"]).inc()
+        label = CONFIRMED_UPSTREAMS.label(upstream)  # the URL's text is no label
+        SPLIT_CHANGES.labels(label, operation, entry["result"]).inc()
         raise
     entry.update(
         result="dry_run" if result.dry_run else "applied",
@@ -115,9 +116,10 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
     if result.propagation is not None:
         entry["propagation"] = {k: result.propagation[k] for k in ("confirmed", "waited_ms")}
     audit.info(json.dumps(entry, sort_keys=True))
-    SPLIT_CHANGES.labels(upstream, operation, entry["result"]).inc()
+    name = CONFIRMED_UPSTREAMS.confirm(result.upstream)  # Kong's name, whatever the URL said
+    SPLIT_CHANGES.labels(name, operation, entry["result"]).inc()
     if not result.dry_run:
-        record_split(upstream, entry["after"])
+        record_split(name, entry["after"])
     _strict_propagation(body, result)
     return jsonify({**result.as_json(), **completion(result, since)})
 

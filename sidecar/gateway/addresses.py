@@ -10,6 +10,21 @@ a hostname target then stays unmapped, and its entries count as ``unknown_addres
 
 The health endpoint answers for the node we ask, and DNS can differ per node: the map is a
 union over time, refreshed on a TTL and, rate-limited, when an entry names an unknown address.
+
+Which upstream an entry belongs to, and its label, must not be the client's spelling (every
+spelling would be a new set of series). ``resolve`` follows Kong's own rules:
+
+- Kong's balancer finds a service's upstream by exact name: ``get_upstream_by_name`` keys
+  ``ws_id .. ":" .. name`` (``kong/runloop/balancer/upstreams.lua``). A ``service.host`` in
+  another case is not that upstream, and Kong's Admin API agrees (``select_by_name`` is exact).
+- A UUID-shaped host never reaches an upstream: the balancer looks names up only, and the
+  Admin API reads a UUID-shaped key as an id (``is_valid_uuid``, case-insensitive, in
+  ``kong/api/endpoints.lua``), so ``/upstreams/<ID in any case>/health`` would answer for the
+  upstream the id names. Such hosts are unknown, with no Kong call. The ``?upstream=``
+  override names upstreams as the API does (name or id): ``name_of`` turns an id into the name.
+- An upstream is *managed* when one of its targets carries our ``variant=``/``managed-by`` tag;
+  an upstream we never tagged gets no series (``unmanaged_upstream``), so the labels are the
+  names of upstreams a canary ran on, a set operators bound, not clients.
 """
 
 from __future__ import annotations
@@ -24,13 +39,15 @@ from dataclasses import dataclass, field
 from sidecar.core.split import VARIANTS
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.errors import KongError, KongNotFound
-from sidecar.kong.models import UpstreamHealth
-from sidecar.traffic import variant_from_tags
+from sidecar.kong.models import Upstream, UpstreamHealth, is_entity_id
+from sidecar.traffic import MANAGED_TAG, VARIANT_TAG_PREFIX, variant_from_tags
 
 log = logging.getLogger("kong_canary.gateway")
 Address = tuple[str, int]
 UNKNOWN_ADDRESS = "unknown_address"
 AMBIGUOUS_ADDRESS = "ambiguous_address"
+UNKNOWN_UPSTREAM = "unknown_upstream"
+UNMANAGED_UPSTREAM = "unmanaged_upstream"
 MAX_ALIASES = 4096  # remembered spellings of addresses (IPv6 forms); bounded memory
 MAX_UPSTREAMS = 1024  # names come from posted entries: forget unknown ones past this
 
@@ -49,6 +66,11 @@ def canonical_ip(ip: str) -> str:
 class AddressMap:
     variants: Mapping[Address, str]
     ambiguous: frozenset[Address] = field(default_factory=frozenset)
+    managed: bool = True  # a target carries our tags (see the module's docstring)
+
+
+def _is_ours(tags: tuple[str, ...]) -> bool:
+    return any(t == MANAGED_TAG or t.startswith(VARIANT_TAG_PREFIX) for t in tags)
 
 
 def _variant(tags: tuple[str, ...]) -> str:
@@ -86,7 +108,8 @@ def build_address_map(health: UpstreamHealth) -> AddressMap:
                     ambiguous.add(key)
                 seen[key] = variant
     variants = {k: v for k, v in seen.items() if k not in ambiguous}
-    return AddressMap(variants, frozenset(ambiguous))
+    managed = any(_is_ours(target.tags) for target in health.targets)
+    return AddressMap(variants, frozenset(ambiguous), managed)
 
 
 @dataclass
@@ -111,11 +134,14 @@ class VariantResolver:
         self,
         fetch: Callable[[str], UpstreamHealth],
         *,
+        upstream: Callable[[str], Upstream] | None = None,
         clock: Callable[[], float] = time.monotonic,
         ttl: float = 30.0,
         miss_interval: float = 5.0,
     ) -> None:
         self._fetch = fetch
+        self._upstream = upstream
+        self._names_by_id: dict[str, str | None] = {}
         self._clock = clock
         self._ttl = ttl
         self._miss_interval = miss_interval
@@ -132,6 +158,47 @@ class VariantResolver:
         ):
             known = self._refresh(upstream, now)
         return None if known.amap is None else known.amap.variants
+
+    def resolve(self, host: str) -> tuple[str | None, str]:
+        """``(name, "")`` when ``host`` is a managed upstream's name as Kong stores it, else
+        ``(None, reason)``; see the module's docstring."""
+        if is_entity_id(host):
+            return None, UNKNOWN_UPSTREAM
+        if self.map_for(host) is None:
+            return None, UNKNOWN_UPSTREAM
+        known = self._known[host]
+        if known.amap is not None and not known.amap.managed:
+            # a canary may just have tagged its targets: look again, as for an unknown address
+            now = self._clock()
+            if now - known.tried_at >= self._miss_interval:
+                known = self._refresh(host, now)
+            if known.amap is None:
+                return None, UNKNOWN_UPSTREAM
+            if not known.amap.managed:
+                return None, UNMANAGED_UPSTREAM
+        return host, ""
+
+    def name_of(self, name_or_id: str) -> str | None:
+        """The upstream's name for a name or an id in any case (one Kong call per id, then
+        cached); None when Kong has none."""
+        if not is_entity_id(name_or_id):
+            return name_or_id if self.map_for(name_or_id) is not None else None
+        key = name_or_id.lower()
+        if key in self._names_by_id:
+            return self._names_by_id[key]
+        if self._upstream is None:
+            return None
+        try:
+            name: str | None = self._upstream(key).name
+        except KongNotFound:
+            name = None
+        except KongError as exc:
+            raise from_kong_error(exc) from exc
+        with self._lock:
+            if len(self._names_by_id) >= MAX_UPSTREAMS:
+                self._names_by_id.clear()
+            self._names_by_id[key] = name
+        return name
 
     def on_miss(self, upstream: str, address: Address) -> tuple[str | None, str]:
         known = self._known.get(upstream)

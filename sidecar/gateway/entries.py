@@ -12,8 +12,16 @@ balancer_latency}``; 3.x adds ``upstream_status`` and ``*_ns`` fields, 3.9 ``sou
 - ``latencies.proxy`` is ``ctx.KONG_WAITING_TIME or -1``: -1 when no target answered; such
   entries count, with no upstream-latency observation.
 
+- ``latencies.request`` is ``tonumber(var.request_time) * 1000`` (ms, int or float). A latency
+  is refused (``bad_latencies``) unless it is a real number (not a boolean, not NaN/Infinity)
+  between 0 and ``MAX_LATENCY_MS``: one ``1e308`` would turn the histogram's sum into
+  ``+Inf`` for the life of the process.
+- ``service.host`` must pass the upstream-name rule of the API (``check_upstream_name``)
+  before it reaches Kong: ``.`` or ``..`` would make ``/upstreams/{host}/health`` another
+  Admin API path. Such entries count as ``invalid_upstream``, with no Kong call.
+
 The loop reads fields in a ``try`` and leaves anything odd to ``_classify``, so a normal
-entry pays for dict lookups and two bisects only.
+entry pays for dict lookups, two range checks and two bisects only.
 """
 
 from __future__ import annotations
@@ -24,14 +32,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sidecar.api.auth import is_upstream_name
 from sidecar.errors import ApiError
 
 CODE_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 Address = tuple[str, int]
+# The largest timeout Kong accepts (``typedefs.timeout``: 0 .. 2^31-2 ms, kong/db/schema/
+# typedefs.lua); a latency beyond it is not a measurement, and refusing it keeps sums finite.
+MAX_LATENCY_MS = 2**31 - 2
+_NUMBER_TYPES = frozenset({int, float})  # ``type(x) in`` refuses bool, a subclass of int
 
 
 class Lookup(Protocol):
     """Where variants come from (``VariantResolver`` in production)."""
+
+    def resolve(self, host: str) -> tuple[str | None, str]:
+        """``(upstream, "")`` for a host that names a managed upstream exactly as Kong stores
+        it, else ``(None, reason)``: what keeps client spellings out of the labels."""
+        ...
 
     def map_for(self, upstream: str) -> Mapping[Address, str] | None:
         """The current ``(ip, port) -> variant`` map; None when Kong has no such upstream."""
@@ -99,7 +117,6 @@ class Tally:
 
 
 _UNSEEN = object()
-_DENIED = object()
 
 
 def tally(
@@ -126,14 +143,21 @@ def tally(
             last = entry["tries"][-1]
             ip = last["ip"]
             port = last["port"]
-            cls = code_class[entry["response"]["status"] // 100]
+            status = entry["response"]["status"]
+            cls = code_class[status // 100]
             latencies = entry["latencies"]
             request_ms = latencies["request"]
             proxy_ms = latencies["proxy"]
+            if (
+                not _is_latency(request_ms)
+                or not (proxy_ms == -1 or _is_latency(proxy_ms))
+                or type(status) is not int
+                or type(ip) is not str
+                or type(port) is not int
+            ):
+                raise ValueError
             request_bucket = bisect_left(bounds, request_ms)
             proxy_bucket = bisect_left(bounds, proxy_ms) if proxy_ms >= 0 else -1
-            if request_ms < 0 or type(ip) is not str or type(port) is not int:
-                raise ValueError
             if type(name) is not str:
                 raise TypeError
             amap = maps.get(name, _UNSEEN)
@@ -142,7 +166,7 @@ def tally(
             continue
         if amap is _UNSEEN:
             amap = maps[name] = _map(name, lookup, allowed)
-        if amap is None or amap is _DENIED:
+        if type(amap) is str:
             _reject_upstream(out, name, amap)
             continue
         address = (ip, port)
@@ -152,7 +176,8 @@ def tally(
             if variant is None:
                 _count(out.unmapped, (name, reason))
                 continue
-            maps[name] = lookup.map_for(name)  # a miss may have refreshed the map
+            refreshed = lookup.map_for(name)  # a miss may have refreshed the map
+            maps[name] = "unknown_upstream" if refreshed is None else refreshed
         key = (name, variant)
         s = series.get(key)
         if s is None:
@@ -169,18 +194,23 @@ def tally(
 
 
 def _map(name: str, lookup: Lookup, allowed: Callable[[str], bool] | None) -> Any:
+    """The upstream's address map, or why its entries are rejected (a reason string).
+    ``name`` is then the series' label: ``resolve`` admits only the name as Kong stores it."""
+    if not is_upstream_name(name):
+        return "invalid_upstream"  # never a Kong path: '..' climbs out of /upstreams/{u}
     if allowed is not None and not allowed(name):
-        return _DENIED
-    return lookup.map_for(name)
+        return "upstream_not_allowed"
+    resolved, reason = lookup.resolve(name)
+    if resolved is None:
+        return reason
+    amap = lookup.map_for(resolved)
+    return "unknown_upstream" if amap is None else amap
 
 
-def _reject_upstream(out: Tally, name: str, amap: Any) -> None:
-    if amap is _DENIED:
-        _count(out.rejected, "upstream_not_allowed")
-    else:
-        _count(out.rejected, "unknown_upstream")
-        if len(out.unknown_upstreams) < 10:
-            out.unknown_upstreams.add(name)
+def _reject_upstream(out: Tally, name: str, reason: str) -> None:
+    _count(out.rejected, reason)
+    if reason == "unknown_upstream" and len(out.unknown_upstreams) < 10:
+        out.unknown_upstreams.add(name)
 
 
 def _count(counter: dict[Any, int], key: Any) -> None:
@@ -203,14 +233,15 @@ def _slow(
     amap = maps.get(name, _UNSEEN)
     if amap is _UNSEEN:
         amap = maps[name] = _map(name, lookup, allowed)
-    if amap is None or amap is _DENIED:
+    if type(amap) is str:
         _reject_upstream(out, name, amap)
         return
     _count(out.unmapped, (name, reason))
 
 
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float) and value == value  # rejects bool and NaN
+def _is_latency(value: Any) -> bool:
+    """A number of milliseconds Kong could have measured: NaN and Infinity fail the range."""
+    return type(value) in _NUMBER_TYPES and 0 <= value <= MAX_LATENCY_MS
 
 
 def _classify(entry: Any, upstream: str | None) -> tuple[str, str, str | None]:
@@ -231,7 +262,7 @@ def _classify(entry: Any, upstream: str | None) -> tuple[str, str, str | None]:
     if not isinstance(latencies, dict):
         return "rejected", "bad_latencies", name
     request_ms, proxy_ms = latencies.get("request"), latencies.get("proxy")
-    if not (_is_number(request_ms) and request_ms >= 0 and _is_number(proxy_ms)):
+    if not (_is_latency(request_ms) and (proxy_ms == -1 or _is_latency(proxy_ms))):
         return "rejected", "bad_latencies", name
     tries = entry.get("tries")
     if tries is None or tries == [] or tries == {}:

@@ -64,9 +64,12 @@ class GatewayIngest:
         except ApiError as exc:
             self.metrics.reject_batch(exc.code)
             raise
-        if upstream is not None and self.resolver.map_for(upstream) is None:
-            self.metrics.reject_batch("unknown_upstream")
-            raise unknown_upstream(upstream)
+        if upstream is not None:
+            name = self.resolver.name_of(upstream)  # an id, in any case, becomes the name
+            if name is None:
+                self.metrics.reject_batch("unknown_upstream")
+                raise unknown_upstream(upstream)
+            upstream = name
         counted = tally(entries, self.resolver, BOUNDS, upstream=upstream, allowed=allowed)
         for name in {name for name, _ in counted.series}:
             self.metrics.prime(name)

@@ -9,7 +9,12 @@ Names are a contract with the Kayenta configs – keep them:
   ``latencies.proxy``: time waiting for the target, -1 when no target answered, then skipped)
 - ``kong_canary_gateway_unmapped_total{upstream,reason}`` (a known upstream, but no variant)
 - ``kong_canary_gateway_rejected_total{reason}`` (bad input; ``batch_*`` reasons count
-  batches, the others entries)
+  batches, the others entries: ``unknown_upstream``, ``unmanaged_upstream``,
+  ``invalid_upstream`` and ``upstream_not_allowed`` among them, so an entry naming anything
+  but a managed upstream's exact name is counted without a label of its own)
+
+The ``upstream`` label is bounded: ``VariantResolver.resolve`` admits only names Kong stores
+(exactly, as its balancer matches them) whose targets carry our tags.
 
 Multiprocess mode (``sidecar/metrics.py``; prometheus/client_python
 ``docs/content/multiprocess/_index.md``): the metrics are module-level Counters and Histograms

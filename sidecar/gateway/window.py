@@ -27,6 +27,7 @@ from sidecar.core.split import Split
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.plugin import attach_plugins, detach_http_log, managed_plugins
 from sidecar.kong.errors import KongError
+from sidecar.metrics import CONFIRMED_UPSTREAMS
 from sidecar.settings import ApiToken, Settings
 from sidecar.traffic import ChangeEvent
 
@@ -90,10 +91,10 @@ class GatewayWindow:
                 flush_seconds=self.ingest.flush_seconds,
             )
         except (ApiError, KongError):
-            WINDOW_CHANGES.labels(upstream, "open", "failed").inc()
+            WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "open", "failed").inc()
             raise
         self.prime(upstream)  # series at 0 before the first batch, so rate() sees it all
-        WINDOW_CHANGES.labels(upstream, "open", "ok").inc()
+        WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "open", "ok").inc()
         if any(a.action != "keep" for a in attached):
             log.info("gateway metrics on for %s: %s", upstream, [a.as_json() for a in attached])
         return [a.as_json() for a in attached]
@@ -103,9 +104,9 @@ class GatewayWindow:
         try:
             removed = detach_http_log(self.kong, upstream)
         except (ApiError, KongError):
-            WINDOW_CHANGES.labels(upstream, "close", "failed").inc()
+            WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "close", "failed").inc()
             raise
-        WINDOW_CHANGES.labels(upstream, "close", "ok").inc()
+        WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "close", "ok").inc()
         if removed:
             log.info("gateway metrics off for %s: removed %s", upstream, removed)
         return removed
@@ -119,6 +120,7 @@ class GatewayWindow:
     def observe(self, event: ChangeEvent) -> list[str]:
         """The TrafficService observer: warnings for the change's answer, never an error."""
         opening = event.split is not None and event.split != Split.STABLE_ONLY
+        CONFIRMED_UPSTREAMS.confirm(event.upstream)  # the change read it from Kong
         try:
             if opening:
                 self.open(event.upstream)

@@ -14,7 +14,7 @@ import httpx
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.http import build_http_client
 from sidecar.kong.models import Flavour
-from sidecar.metrics import KONG_DURATION, KONG_REQUESTS
+from sidecar.metrics import KONG_DURATION, KONG_REQUESTS, method_label
 from sidecar.settings import Settings
 
 
@@ -35,7 +35,7 @@ def _kong_request_started(req: httpx.Request) -> None:
 
 def _kong_response_received(resp: httpx.Response) -> None:
     started = resp.request.extensions.get("kong_canary_started")
-    method = resp.request.method
+    method = method_label(resp.request.method)
     if started is not None:
         KONG_DURATION.labels(method).observe(time.perf_counter() - started)
     KONG_REQUESTS.labels(method, f"{resp.status_code // 100}xx").inc()

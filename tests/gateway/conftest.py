@@ -4,10 +4,13 @@ a settable clock, and scrapes read back through Prometheus's own text parser."""
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -53,24 +56,48 @@ class Clock:
         return self.now
 
 
+UUID_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def upstream_id(name: str, body: dict[str, Any]) -> str:
+    """The id the recorded health names (``data[].upstream.id``), else a stable one."""
+    for target in body.get("data", []):
+        return str(target["upstream"]["id"])
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+
+
 @dataclass
 class FakeKong:
-    """Kong's Admin API as recorded: ``/upstreams/{u}/health`` answers from ``bodies``,
-    anything else is Kong's 404. ``down`` makes every call a 503."""
+    """Kong's Admin API as recorded: ``/upstreams/{u}`` and ``/upstreams/{u}/health`` answer
+    from ``bodies``, anything else is Kong's 404. ``down`` makes every call a 503.
+
+    ``{u}`` is resolved as Kong does (``kong/api/endpoints.lua``): a UUID-shaped key, in any
+    case (``is_valid_uuid`` matches with the ``i`` flag), is an id; anything else an exact name.
+    """
 
     bodies: dict[str, dict[str, Any]]
     calls: list[str] = field(default_factory=list)
     down: bool = False
+
+    def find(self, key: str) -> str | None:
+        if UUID_KEY.match(key):
+            return next(
+                (n for n, b in self.bodies.items() if upstream_id(n, b) == key.lower()), None
+            )
+        return key if key in self.bodies else None
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(f"{request.method} {request.url.path}")
         if self.down:
             return httpx.Response(503, json={"message": "An unexpected error occurred"})
         parts = request.url.path.strip("/").split("/")
-        if request.method == "GET" and len(parts) == 3 and parts[0] == "upstreams":
-            body = self.bodies.get(parts[1])
-            if body is not None and parts[2] == "health":
-                return httpx.Response(200, json=body)
+        if request.method == "GET" and len(parts) in (2, 3) and parts[0] == "upstreams":
+            name = self.find(unquote(parts[1]))
+            if name is not None and len(parts) == 2:
+                entity = {"id": upstream_id(name, self.bodies[name]), "name": name, "slots": 10000}
+                return httpx.Response(200, json=entity)
+            if name is not None and parts[2] == "health":
+                return httpx.Response(200, json=self.bodies[name])
         return httpx.Response(404, json={"message": "Not found"})
 
     def admin(self, flavour: Flavour = Flavour.KONG_3) -> KongAdmin:

@@ -9,6 +9,8 @@ from sidecar.errors import ApiError
 from sidecar.gateway.addresses import (
     AMBIGUOUS_ADDRESS,
     UNKNOWN_ADDRESS,
+    UNKNOWN_UPSTREAM,
+    UNMANAGED_UPSTREAM,
     VariantResolver,
     build_address_map,
     canonical_ip,
@@ -192,3 +194,47 @@ def test_kong_down_keeps_the_stale_map_or_answers_503(clock, fake_kong) -> None:
     with pytest.raises(ApiError) as caught:
         resolver.map_for("never-seen")
     assert caught.value.status == 503  # Kong's queue retries the batch later
+
+
+def test_resolve_takes_exact_managed_names_only(clock, fake_kong) -> None:  # type: ignore[no-untyped-def]
+    tagged = health_body("3.9.3")
+    untagged = health(health_item("10.0.0.1:80", None, [("10.0.0.1", 80)]))
+    kong = fake_kong({"orders": tagged, "legacy": untagged})
+    admin = kong.admin(Flavour.KONG_3)
+    resolver = VariantResolver(admin.health, upstream=admin.upstream, clock=clock)
+    orders_id = tagged["data"][0]["upstream"]["id"]
+    assert resolver.resolve("orders") == ("orders", "")
+    assert resolver.resolve("Orders") == (None, UNKNOWN_UPSTREAM)  # Kong: exact names
+    assert resolver.resolve("legacy") == (None, UNMANAGED_UPSTREAM)
+    calls = list(kong.calls)
+    # Kong's balancer never routes a service host to an upstream by id: no Kong call at all
+    assert resolver.resolve(orders_id.upper()) == (None, UNKNOWN_UPSTREAM)
+    assert kong.calls == calls
+
+
+def test_name_of_turns_an_id_in_any_case_into_the_name_with_one_call(clock, fake_kong) -> None:  # type: ignore[no-untyped-def]
+    kong = fake_kong({"orders": health_body("3.4.2")})
+    admin = kong.admin(Flavour.KONG_3)
+    resolver = VariantResolver(admin.health, upstream=admin.upstream, clock=clock)
+    orders_id = health_body("3.4.2")["data"][0]["upstream"]["id"]
+    assert resolver.name_of(orders_id.upper()) == "orders"
+    assert resolver.name_of(orders_id) == "orders"
+    assert resolver.name_of("orders") == "orders"
+    assert resolver.name_of("payments") is None
+    assert resolver.name_of("00000000-0000-4000-8000-000000000000") is None
+    assert kong.calls.count(f"GET /upstreams/{orders_id}") == 1
+
+
+def test_an_upstream_becomes_managed_when_its_targets_get_our_tags(clock, fake_kong) -> None:  # type: ignore[no-untyped-def]
+    """Rate-limited like a miss: the split tags targets just before Kong's first batch."""
+    body = health(health_item("10.0.0.1:80", None, [("10.0.0.1", 80)]))
+    kong = fake_kong({"orders": body})
+    admin = kong.admin(Flavour.KONG_3)
+    resolver = VariantResolver(admin.health, clock=clock, ttl=30, miss_interval=5)
+    assert resolver.resolve("orders") == (None, UNMANAGED_UPSTREAM)
+    body["data"][0]["tags"] = ["variant=stable", "managed-by=kong-canary"]
+    assert resolver.resolve("orders") == (None, UNMANAGED_UPSTREAM)  # not before 5 s
+    assert kong.calls == ["GET /upstreams/orders/health"]
+    clock.now += 5
+    assert resolver.resolve("orders") == ("orders", "")
+    assert len(kong.calls) == 2

@@ -4,18 +4,22 @@ with the metrics read back from ``/metrics`` through Prometheus's text parser.""
 from __future__ import annotations
 
 import copy
+import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from sidecar.api import kong_log
 from sidecar.app import create_app
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
 from sidecar.gateway.metrics import LATENCY_BUCKETS_MS
+from sidecar.gateway.plugin import MAX_BATCH
 from sidecar.kong.models import Flavour
 from sidecar.settings import ApiToken, KongSettings, Settings
 from tests.gateway.conftest import (
@@ -37,15 +41,18 @@ def auth(token: ApiToken = WRITE) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.token}"}
 
 
-def make_app(kong: FakeKong, flavour: Flavour, clock) -> Flask:  # type: ignore[no-untyped-def]
-    settings = Settings(
-        tokens=(WRITE, READ, SCOPED), kong=KongSettings(admin_url="http://kong.test:8001")
+def make_app(kong: FakeKong, flavour: Flavour, clock, **settings: Any) -> Flask:  # type: ignore[no-untyped-def]
+    config = Settings(
+        tokens=(WRITE, READ, SCOPED),
+        kong=KongSettings(admin_url="http://kong.test:8001"),
+        **settings,
     )
-    app = create_app(settings, kong=kong.admin(flavour), sweep_leases=False)
+    app = create_app(config, kong=kong.admin(flavour), sweep_leases=False)
     if kong_log.bp.name not in app.blueprints:  # the lead registers it in create_app
         app.register_blueprint(kong_log.bp)
+    admin = app.extensions["kong_canary"].kong
     kong_log.install(
-        app, GatewayIngest(VariantResolver(app.extensions["kong_canary"].kong.health, clock=clock))
+        app, GatewayIngest(VariantResolver(admin.health, upstream=admin.upstream, clock=clock))
     )
     return app
 
@@ -269,8 +276,74 @@ def test_kong_unreachable_before_any_map_is_503_so_kong_retries(
     assert response.get_json()["error"]["code"] == "kong_unavailable"
 
 
-@pytest.mark.parametrize("version", ["3.9.3"], indirect=True)
-def test_oversized_batch_is_413(client: FlaskClient, monkeypatch) -> None:
-    monkeypatch.setattr(kong_log, "MAX_BODY_BYTES", 1000)
-    response = client.post("/v1/kong-log", data=b"[" + b" " * 2000 + b"]", headers=auth())
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_batch_past_its_own_limit_is_413_and_reaches_no_kong(
+    clock, chunked: bool, scrape_delta
+) -> None:  # type: ignore[no-untyped-def]
+    """``kong_log_max_body_bytes``, not the API's ``max_body_bytes``: batches are larger."""
+    kong = FakeKong({"orders": health_body("3.9.3")})
+    limit = 64 * 1024
+    app = make_app(kong, Flavour.KONG_3, clock, kong_log_max_body_bytes=limit)
+    entry = load("3.9.3", "http-log-batches")["first_batches"][0]["body"][0]
+    fits = json.dumps([entry] * (limit // len(json.dumps(entry)) - 1)).encode()
+    too_large = json.dumps([entry] * (limit // len(json.dumps(entry)) + 1)).encode()
+    assert len(fits) < limit < len(too_large)
+    with app.test_client() as client:
+        assert client.post("/v1/kong-log", data=fits, headers=auth()).status_code == 200
+        kong.calls.clear()
+        scrape_delta.start(lambda: client.get("/metrics").get_data(as_text=True))
+        if chunked:  # no Content-Length; gunicorn marks a chunked body wsgi.input_terminated
+            environ = EnvironBuilder(
+                "/v1/kong-log", method="POST", input_stream=io.BytesIO(too_large), headers=auth()
+            ).get_environ()
+            del environ["CONTENT_LENGTH"]
+            environ["wsgi.input_terminated"] = True
+            response = client.open(environ)
+        else:
+            response = client.post("/v1/kong-log", data=too_large, headers=auth())
     assert response.status_code == 413
+    assert response.get_json()["error"] == {
+        "code": "body_too_large",
+        "message": f"the request body is larger than {limit} bytes "
+        "(setting kong_log_max_body_bytes)",
+        "field": "body",
+    }
+    assert kong.calls == []
+    assert (
+        sample(
+            scrape_delta.delta(),
+            "kong_canary_gateway_rejected_total",
+            reason="batch_body_too_large",
+        )
+        == 1
+    )
+
+
+def test_the_default_batch_limit_fits_the_largest_batch_we_ask_kong_for() -> None:
+    """The window asks for up to ``MAX_BATCH`` entries a batch; with entries ten times the
+    recorded ones (large headers), such a batch still fits the default."""
+    defaults = Settings()
+    assert defaults.kong_log_max_body_bytes > defaults.max_body_bytes
+    entry = load("3.9.3", "http-log-batches")["first_batches"][0]["body"][0]
+    largest_batch_we_configure = len(json.dumps([entry] * MAX_BATCH))
+    assert 10 * largest_batch_we_configure < defaults.kong_log_max_body_bytes
+
+
+@pytest.mark.parametrize("version", ["3.9.3"], indirect=True)
+def test_entries_whose_host_would_climb_out_of_the_upstream_path_make_no_kong_call(
+    client: FlaskClient, kong: FakeKong
+) -> None:
+    """``..`` made ``GET /upstreams/../health`` = Kong's ``GET /health``; ``.`` made
+    ``GET /upstreams/./health`` = ``GET /upstreams/health``."""
+    good = load("3.9.3", "http-log-batches")["first_batches"][0]["body"][0]
+    bad = []
+    for host in ("..", ".", "../status", "orders/../..", "-"):
+        e = copy.deepcopy(good)
+        e["service"]["host"] = host
+        bad.append(e)
+    response = client.post("/v1/kong-log", json=bad, headers=auth())
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]["rejected_reasons"] == {"invalid_upstream": 5}
+    assert kong.calls == []
+    assert client.post("/v1/kong-log", json=[*bad, good], headers=auth()).status_code == 200
+    assert kong.calls == ["GET /upstreams/orders/health"]

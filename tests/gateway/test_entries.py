@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.errors import ApiError
-from sidecar.gateway.entries import parse_batch, tally
+from sidecar.gateway.entries import MAX_LATENCY_MS, parse_batch, tally
 from sidecar.gateway.metrics import BOUNDS
 from tests.gateway.conftest import entries_of
 
@@ -28,12 +31,27 @@ class StaticLookup:
         self.maps = maps
         self.misses: list[tuple[str, tuple[str, int]]] = []
 
+    def resolve(self, host: str) -> tuple[str | None, str]:
+        return (host, "") if host in self.maps else (None, "unknown_upstream")
+
     def map_for(self, upstream: str):  # type: ignore[no-untyped-def]
         return self.maps.get(upstream)
 
     def on_miss(self, upstream: str, address: tuple[str, int]) -> tuple[str | None, str]:
         self.misses.append((upstream, address))
         return None, "unknown_address"
+
+
+class AskedLookup(StaticLookup):
+    """Remembers every upstream name it was asked about (each would be a Kong call)."""
+
+    def __init__(self, maps: Mapping[str, Mapping[tuple[str, int], str]]) -> None:
+        super().__init__(maps)
+        self.asked: list[str] = []
+
+    def map_for(self, upstream: str):  # type: ignore[no-untyped-def]
+        self.asked.append(upstream)
+        return super().map_for(upstream)
 
 
 def entry(port: int = 9111, status: int = 200, request: float = 10, proxy: float = 9) -> dict:
@@ -187,3 +205,82 @@ def test_recorded_entries_of_every_version_take_the_fast_path() -> None:
         result = tally(entries, lookup, BOUNDS)
         assert result.accepted == len(entries), version
         assert lookup.misses == []
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("request", "1e309"),  # JSON's way to Infinity: Python parses it to inf
+        ("request", "-1e309"),
+        ("request", "1e308"),  # finite, but two of them sum to +Inf
+        ("request", "true"),
+        ("request", "false"),
+        ("request", "2147483647"),  # past Kong's largest timeout (2^31-2 ms)
+        ("proxy", "1e309"),
+        ("proxy", "1e308"),
+        ("proxy", "true"),
+        ("proxy", "-2"),  # Kong writes -1 for "no target answered", nothing else below 0
+    ],
+)
+def test_non_finite_huge_and_boolean_latencies_are_refused_per_entry(field: str, raw: str) -> None:
+    """Built as raw JSON, as Kong's queue would post it, so parsing is part of the test."""
+    bad = entry()
+    bad["latencies"][field] = "PLACEHOLDER"
+    body = json.dumps([bad, entry(request=12, proxy=10)]).replace('"PLACEHOLDER"', raw)
+    result = run(parse_batch(body.encode()))
+    assert result.rejected == {"bad_latencies": 1}
+    assert result.accepted == 1
+    stable = result.series[("orders", "stable")]
+    assert stable.request_sum == 12 and stable.upstream_sum == 10
+
+
+def test_recorded_latencies_at_the_edges_still_count() -> None:
+    """0, float milliseconds (``request_time * 1000``), -1 proxy and the largest timeout."""
+    edges = [entry(request=0, proxy=0), entry(request=10.5, proxy=-1)]
+    edges.append(entry(request=2**31 - 2, proxy=2**31 - 2))
+    result = run(edges)
+    assert result.accepted == 3 and not result.rejected
+
+
+def test_a_float_status_is_refused_like_a_string_one() -> None:
+    odd = entry()
+    odd["response"]["status"] = 200.0
+    assert run([odd]).rejected == {"bad_status": 1}
+
+
+@pytest.mark.parametrize("host", [".", "..", "../health", "orders/..", "-orders", "a" * 256])
+def test_a_service_host_that_breaks_the_upstream_name_rule_never_reaches_the_lookup(
+    host: str,
+) -> None:
+    e = entry()
+    e["service"]["host"] = host
+    lookup = AskedLookup({"orders": ORDERS})
+    result = tally([e, entry()], lookup, BOUNDS)
+    assert result.rejected == {"invalid_upstream": 1}
+    assert lookup.asked == ["orders"]
+
+
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.booleans(),
+    ),
+    st.one_of(st.floats(), st.integers(min_value=-5, max_value=2**40), st.booleans()),
+)
+def test_a_latency_counts_only_as_a_finite_number_of_ms_and_sums_stay_finite(
+    request_ms: object, proxy_ms: object
+) -> None:
+    e = entry()
+    e["latencies"]["request"] = request_ms
+    e["latencies"]["proxy"] = proxy_ms
+    result = run([e, e])
+
+    def ok(value: object) -> bool:
+        return type(value) in (int, float) and 0 <= value <= MAX_LATENCY_MS  # type: ignore[operator]
+
+    expected = ok(request_ms) and ((proxy_ms == -1 and type(proxy_ms) is not bool) or ok(proxy_ms))
+    assert result.accepted == (2 if expected else 0)
+    assert result.rejected == ({} if expected else {"bad_latencies": 2})
+    for series in result.series.values():
+        assert math.isfinite(series.request_sum) and math.isfinite(series.upstream_sum)

@@ -72,3 +72,14 @@ def test_switching_it_on_needs_a_token_and_a_url() -> None:
     assert problem.startswith("gateway_ingest_url:") and "absolute http(s) URL" in problem
     (problem,) = problems(gateway_metrics="maybe")
     assert problem == "gateway_metrics: expected true or false"
+
+
+def test_body_caps_come_from_the_environment_and_are_bounded() -> None:
+    settings = load_settings(
+        environ=env(max_body_bytes="1048576", kong_log_max_body_bytes="67108864")
+    )
+    assert (settings.max_body_bytes, settings.kong_log_max_body_bytes) == (1048576, 67108864)
+    assert problems(max_body_bytes="1000", kong_log_max_body_bytes="2147483648") == [
+        "max_body_bytes: must be between 65536 and 1073741824 bytes",
+        "kong_log_max_body_bytes: must be between 65536 and 1073741824 bytes",
+    ]

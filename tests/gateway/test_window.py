@@ -328,6 +328,23 @@ def test_the_endpoints_check_token_upstream_and_configuration(env39: Env) -> Non
     assert env.plugin_writes() == []
 
 
+def test_opening_by_id_acts_on_kongs_name_and_checks_the_token_against_it(env39: Env) -> None:
+    """The window, its primed series and its labels are the name's, whatever spelling of the
+    id the URL used; so a token whose patterns allow the id but not the name may not open it."""
+    env = env39
+    by_id = env.kong.get(f"/upstreams/{env.upstream}").json()["id"].upper()
+    path = f"/v1/upstreams/{by_id}/gateway-metrics"
+    ids_only = ApiToken("ids", "ids-only-token-0123456789ab", "write", ("*-*-*-*-*",))
+    refused = env.sidecar(token=ids_only, tokens=(*TOKENS, ids_only)).post(path)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "upstream_not_allowed"
+    assert env.plugin_writes() == []
+    opened = env.sidecar().post(path)
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["upstream"] == env.upstream
+    assert len(env.ours()) == 2  # on the services whose host is the name
+
+
 def test_a_dbless_node_gets_no_writes() -> None:
     with serve_in_thread("dbless", seed={"upstreams": [{"name": "orders"}]}) as server:
         settings = Settings(

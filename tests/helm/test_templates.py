@@ -81,6 +81,16 @@ def test_configmap_should_map_values_to_settings_when_all_features(
     assert config["KONG_CANARY_KONG_CA_BUNDLE"] == "/etc/kong-canary/kong-tls/ca.crt"
 
 
+def test_configmap_should_render_body_caps_as_plain_integers_when_any_scenario(
+    scenario_renders: dict[str, Rendered],
+) -> None:
+    """YAML numbers reach templates as floats: 33554432 must not become 3.3554432e+07."""
+    for name, rendered in scenario_renders.items():
+        config = _config(rendered)
+        assert config["KONG_CANARY_MAX_BODY_BYTES"] == "2097152", name
+        assert config["KONG_CANARY_KONG_LOG_MAX_BODY_BYTES"] == "33554432", name
+
+
 def test_public_url_should_default_to_in_cluster_url_when_unset(
     scenario_renders: dict[str, Rendered],
 ) -> None:
