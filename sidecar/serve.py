@@ -18,6 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from sidecar.logs import GunicornJsonLogger, configure_logging, secrets_of
 from sidecar.settings import ApiToken, Settings, replace_kong
 
 
@@ -64,6 +65,8 @@ class SidecarApplication(BaseApplication):
             "graceful_timeout": 20,
             "keepalive": 5,
             "loglevel": self.settings.log_level,
+            # JSON lines on stdout through the handler ``run`` installed (sidecar.logs).
+            "logger_class": GunicornJsonLogger,
             "accesslog": "-",
             "errorlog": "-",
             "worker_tmp_dir": os.environ.get("KONG_CANARY_WORKER_TMP_DIR") or None,
@@ -121,6 +124,7 @@ def run(settings: Settings) -> None:
             "/v1/upstreams/orders/split"
         )
         print("\n".join(banner), file=sys.stderr, flush=True)
+    configure_logging(settings.log_level, secrets_of(settings))
     master = os.getpid()
     try:
         SidecarApplication(settings).run()

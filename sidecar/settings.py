@@ -406,6 +406,14 @@ def _tokens_from_yaml(items: list[Any]) -> list[ApiToken]:
     return tokens
 
 
+def cli_log_level(environ: Mapping[str, str] | None = None) -> str:
+    """The log level for CLI commands that do not load the full settings (a broken token
+    setting must not stop ``kong-canary spinnaker render``); unknown values mean info."""
+    env = os.environ if environ is None else environ
+    level = env.get(ENV_PREFIX + "LOG_LEVEL", "").strip().lower()
+    return level if level in LOG_LEVELS else "info"
+
+
 def replace_kong(settings: Settings, **changes: Any) -> Settings:
     """A copy with some Kong settings changed (the embedded server fills in admin_url)."""
     return dataclasses.replace(settings, kong=dataclasses.replace(settings.kong, **changes))
