@@ -59,8 +59,10 @@ class SidecarApplication(BaseApplication):
         config = {
             "bind": [self.settings.bind],
             "workers": self.settings.workers,
-            "worker_class": "gthread",
-            "threads": 4,
+            # gthread's loop and threads, but threads only see complete requests, and
+            # /healthz has threads of its own (sidecar/worker.py says why not gevent).
+            "worker_class": "sidecar.worker.StagingWorker",
+            "threads": self.settings.threads,
             "timeout": 60,
             "graceful_timeout": 20,
             "keepalive": 5,
