@@ -78,7 +78,7 @@ class Settings:
     # Per worker: threads for Kong-bound requests, and how many more may wait for one
     # before the answer is 503 + Retry-After (/healthz and /metrics have threads of their own).
     threads: int = 4
-    request_queue: int = 4
+    request_queue: int = 64
     # Seconds a client has to send a request head (from its first byte or the accept), and
     # then its body; also how long a thread waits on a client that does not read its answer.
     header_timeout: float = 10.0

@@ -121,6 +121,8 @@ def test_a_kong_that_never_answers_leaves_healthz_alone_and_saturation_gets_fast
             KONG_CANARY_KONG_ADMIN_URL=kong_url,
             KONG_CANARY_KONG_READ_TIMEOUT="5",
             KONG_CANARY_KONG_READ_RETRIES="0",
+            KONG_CANARY_THREADS="4",
+            KONG_CANARY_REQUEST_QUEUE="4",
         ) as base:
             # From now on every GET to Kong is held for 60 s: Kong accepts and never answers.
             for nth in range(1, 301):  # the nth GET from now, for each of the next 300
