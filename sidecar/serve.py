@@ -63,6 +63,7 @@ class SidecarApplication(BaseApplication):
             # /healthz has threads of its own (sidecar/worker.py says why not gevent).
             "worker_class": "sidecar.worker.StagingWorker",
             "threads": self.settings.threads,
+            "worker_connections": self.settings.connections,
             "timeout": 60,
             "graceful_timeout": 20,
             "keepalive": 5,

@@ -79,6 +79,9 @@ class Settings:
     # before the answer is 503 + Retry-After (/healthz and /metrics have threads of their own).
     threads: int = 4
     request_queue: int = 64
+    # Open client connections per worker; at the limit the oldest one still being read (or
+    # idle between requests) is closed for the new one.
+    connections: int = 1000
     # Seconds a client has to send a request head (from its first byte or the accept), and
     # then its body; also how long a thread waits on a client that does not read its answer.
     header_timeout: float = 10.0
@@ -171,6 +174,7 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "workers": ("", "workers", _int),
     "threads": ("", "threads", _int),
     "request_queue": ("", "request_queue", _int),
+    "connections": ("", "connections", _int),
     "header_timeout": ("", "header_timeout", _float),
     "body_timeout": ("", "body_timeout", _float),
     "public_url": ("", "public_url", _opt_str),
@@ -254,6 +258,8 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("threads: must be between 1 and 64")
     if not 0 <= settings.request_queue <= 1000:
         problems.append("request_queue: must be between 0 and 1000")
+    if not 16 <= settings.connections <= 100000:
+        problems.append("connections: must be between 16 and 100000")
     for name in ("header_timeout", "body_timeout"):
         if not 1 <= getattr(settings, name) <= 600:
             problems.append(f"{name}: must be between 1 and 600 seconds")

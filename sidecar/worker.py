@@ -22,9 +22,11 @@ app) and changes what the loop does before handing a connection over:
   and ``/metrics`` on two threads of their own, everything else on ``threads`` threads
   with ``request_queue`` more allowed to wait; one more is answered 503 at once with the
   project's JSON error and ``Retry-After``, without touching a thread.
-- At ``worker_connections`` the oldest connection still being read (or idle between
-  requests) is closed to admit the new one, so a flood of half-open sockets cannot stop the
-  worker from accepting the kubelet's probe.
+- Every answer the loop gives itself (408, 413, 431, 503) and every eviction is counted in
+  ``kong_canary_http_shed_total`` by reason; the API's own request counter never sees them.
+- At ``connections`` (gunicorn's ``worker_connections``) the oldest connection still being
+  read (or idle between requests) is closed to admit the new one, so a flood of half-open
+  sockets cannot stop the worker from accepting the kubelet's probe.
 - Sockets handed to threads carry a timeout (``body_timeout``), so a client that stops
   reading its response releases the thread; closing connections are drained in the loop,
   not in a blocking linger.
@@ -51,6 +53,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from sidecar.core.framing import Framing, State, frame
 from sidecar.core.lanes import Lane, LaneLimit, lane_for
 from sidecar.errors import ApiError
+from sidecar.metrics import HTTP_SHED
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024  # above any body the API takes; the app's own cap is lower
@@ -232,6 +235,7 @@ class StagingWorker(ThreadWorker):
         self, conn: StagedConn, status: int, code: str, message: str, retry_after: int = 0
     ) -> None:
         """An error in the project's JSON shape, written from the loop, then close."""
+        HTTP_SHED.labels(code).inc()
         headers = {"Retry-After": str(retry_after)} if retry_after else {}
         body = json.dumps(ApiError(status, code, message).body()).encode()
         reason = {408: "Request Timeout", 413: "Content Too Large", 431: "Request Header "
@@ -276,6 +280,7 @@ class StagingWorker(ThreadWorker):
     def _evict_oldest(self) -> bool:
         if not self.staged:
             return False
+        HTTP_SHED.labels("evicted").inc()
         self._drop(next(iter(self.staged)))
         return True
 

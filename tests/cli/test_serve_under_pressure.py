@@ -5,6 +5,7 @@ items 2 and 3). Bounds are the chart's liveness-probe timeout, not tight timings
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -30,9 +31,9 @@ CHANGE = {
 
 
 @contextmanager
-def sidecar(tmp_path: Path, **env: str) -> Iterator[str]:
+def sidecar(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[str]:
     port = free_port()
-    args = ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    args = ["serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     with (tmp_path / "output").open("w") as output, process(args, sidecar_env(**env), output):
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(base + "/readyz").status_code == 200, 30, "readiness")
@@ -91,6 +92,23 @@ def test_half_open_and_slow_clients_do_not_take_request_handling_away(tmp_path: 
             assert b'"code": "request_timeout"' in answer
 
 
+def test_at_the_connection_limit_the_oldest_half_open_socket_makes_room(tmp_path: Path) -> None:
+    """One worker, 50 connections: 200 half-open sockets would have stopped it accepting."""
+    with sidecar(tmp_path, 1, KONG_CANARY_CONNECTIONS="50") as base, ExitStack() as stack:
+        open_sockets(base, 200, b"GET /healthz HTTP/1.1\r\nHost: sidecar\r\n", stack)
+        for _ in range(5):
+            probe(base)
+        r = httpx.put(base + "/v1/upstreams/orders/split", json=CHANGE, headers=AUTH, timeout=10)
+        assert r.status_code == 200, r.text
+        assert shed(base, "evicted") >= 150
+
+
+def shed(base: str, reason: str) -> float:
+    text = httpx.get(base + "/metrics", timeout=PROBE_TIMEOUT).text
+    found = re.search(rf'kong_canary_http_shed_total\{{reason="{reason}"\}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_trickling_client_is_cut_at_the_header_deadline_though_it_keeps_sending(
     tmp_path: Path,
 ) -> None:
@@ -142,11 +160,13 @@ def test_a_kong_that_never_answers_leaves_healthz_alone_and_saturation_gets_fast
                 time.sleep(1.0)  # all 48 sent: the lanes are full
                 probes = [probe(base) for _ in range(10)]
                 overloaded = [c.result() for c in calls if c.done()]
+                counted = shed(base, "overloaded")  # /metrics is served meanwhile too
                 httpx.delete(kong_url + "/_kong_local/faults")
             assert max(probes) < PROBE_TIMEOUT
             refused = [o for o in overloaded if o[0] == 503]
             # 2 workers x (4 threads + 4 waiting) at most are admitted; the rest are refused.
             assert len(refused) >= 48 - 16, overloaded
+            assert counted >= len(refused)
             for _, seconds, headers, content in refused:
                 assert seconds < PROBE_TIMEOUT
                 assert headers["retry-after"] == "1"
