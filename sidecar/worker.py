@@ -217,6 +217,13 @@ class StagingWorker(ThreadWorker):
         conn.buffer = bytearray()
         return super().handle(conn)
 
+    def handle_request(self, req: Any, conn: StagedConn) -> Any:  # type: ignore[override]
+        """The whole body is in already: gunicorn's own ``100 Continue`` would be a second
+        one after the loop's (RFC 9110 section 10.1.1 lets a server omit it once it has
+        the content)."""
+        req._expected_100_continue = False
+        return super().handle_request(req, conn)
+
     def finish_request(self, conn: StagedConn, fs: futures.Future) -> None:  # type: ignore[override]
         self.admitted[conn.lane] -= 1
         try:

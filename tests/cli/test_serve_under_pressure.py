@@ -171,3 +171,36 @@ def test_a_kong_that_never_answers_leaves_healthz_alone_and_saturation_gets_fast
                 assert seconds < PROBE_TIMEOUT
                 assert headers["retry-after"] == "1"
                 assert httpx.Response(503, content=content).json()["error"]["code"] == "overloaded"
+
+
+def test_reading_requests_in_the_loop_keeps_http_1_1_intact(tmp_path: Path) -> None:
+    """Pipelined requests, ``Expect: 100-continue`` (one 100, before the body), chunked
+    bodies, and the loop's own answers to heads and bodies over the limits."""
+    with sidecar(tmp_path, 1) as base, ExitStack() as stack:
+        (pipelined,) = open_sockets(base, 1, b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n" * 3, stack)
+        pipelined.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answers = answer_or_close(pipelined, 10)
+        assert answers.count(b'{"status":"ok"}') == 4
+        body = b'{"split": {"stable": 100, "baseline": 0, "canary": 0}}'
+        head = (
+            b"PUT /v1/upstreams/orders/split HTTP/1.1\r\nHost: s\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
+        )
+        (expecting,) = open_sockets(
+            base, 1, head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body), stack
+        )
+        expecting.settimeout(10)
+        assert expecting.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        expecting.sendall(body)
+        answer = answer_or_close(expecting, 10)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in answer, answer
+        chunks = (
+            b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:9], body[9:])) + b"0\r\n\r\n"
+        )
+        (chunked,) = open_sockets(base, 1, head + b"Transfer-Encoding: chunked\r\n\r\n", stack)
+        chunked.sendall(chunks)
+        assert answer_or_close(chunked, 10).startswith(b"HTTP/1.1 200 ")
+        (big_head,) = open_sockets(base, 1, b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70000, stack)
+        assert answer_or_close(big_head, 10).startswith(b"HTTP/1.1 431 ")
+        (big_body,) = open_sockets(base, 1, head + b"Content-Length: 99999999999\r\n\r\n", stack)
+        assert answer_or_close(big_body, 10).startswith(b"HTTP/1.1 413 ")
