@@ -64,6 +64,7 @@ class SidecarApplication(BaseApplication):
             "worker_class": "sidecar.worker.StagingWorker",
             "threads": self.settings.threads,
             "worker_connections": self.settings.connections,
+            "http_protocols": "h1",  # the worker frames HTTP/1.x only
             "timeout": 60,
             "graceful_timeout": 20,
             "keepalive": 5,

@@ -31,6 +31,10 @@ app) and changes what the loop does before handing a connection over:
   reading its response releases the thread; closing connections are drained in the loop,
   not in a blocking linger.
 
+It extends gunicorn 27's ``gthread.ThreadWorker`` (its loop, ``method_queue``,
+``murder_pending`` hook and ``TConn``), hence the pin to gunicorn 27.x in pyproject.toml;
+the serve tests fail loudly if a new gunicorn moves them.
+
 Plain HTTP/1.x only (``serve`` configures no TLS and no HTTP/2): the sidecar sits behind
 the cluster's Service, and TLS, if any, ends in front of it.
 """
