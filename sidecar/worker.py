@@ -5,11 +5,15 @@ byte arrives, and the thread then blocks reading the rest. Ten sockets that send
 header held every thread of a worker (issue 13 item 2), and twelve requests waiting on a
 Kong that never answers left none for ``/healthz`` (item 3).
 
-Why not an async worker class (gevent, eventlet): monkey-patching would turn the sidecar's
-own threads (the lease sweeper, the Kong I/O pool in ``traffic.py``, the ramp runner) into
-greenlets that a CPU-bound plan or a C call never yields from, swap httpx's sockets for
-green ones under an unpatched ``threading`` imported earlier by prometheus_client, and add a
-compiled dependency; none of it is provable with the tests we can run here. This worker
+Why not an async worker class (gunicorn's ``gevent``/``eventlet``): they hold idle
+connections cheaply, but ``GeventWorker.init_process`` calls ``monkey.patch_all()``, after
+which the sidecar's own threads (the lease sweeper, the ``kong-io`` pool in ``traffic.py``)
+and every request are greenlets on one OS thread. httpx's sync client would keep working
+(its sockets and locks are patched, as are prometheus_client's, imported after the patch),
+but scheduling becomes cooperative: a CPU-bound stretch (a write plan for hundreds of
+targets, issue 13 item 7; a large JSON answer) stops every greenlet, ``/healthz`` included,
+until it ends, where OS threads are switched every 5 ms under the GIL. Kong-bound work would
+still need a bound of its own, and gevent is a compiled dependency we do not have. This worker
 keeps ``gthread``'s model (a selector loop in the main thread, a thread pool for the WSGI
 app) and changes what the loop does before handing a connection over:
 
@@ -19,7 +23,7 @@ app) and changes what the loop does before handing a connection over:
   its first byte (or of the accept), a body within ``body_timeout`` of the head; late ones
   get 408 and are closed. Heads over 64 KiB get 431, bodies over ``MAX_BODY`` 413.
 - The complete request goes to its lane's pool (:mod:`sidecar.core.lanes`): ``/healthz``
-  and ``/metrics`` on two threads of their own, everything else on ``threads`` threads
+  and ``/metrics`` each on threads of their own, everything else on ``threads`` threads
   with ``request_queue`` more allowed to wait; one more is answered 503 at once with the
   project's JSON error and ``Retry-After``, without touching a thread.
 - Every answer the loop gives itself (408, 413, 431, 503) and every eviction is counted in
@@ -61,8 +65,9 @@ from sidecar.metrics import HTTP_SHED
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024  # above any body the API takes; the app's own cap is lower
-LOCAL_THREADS = 2
-LOCAL_QUEUE = 16
+# Probes and scrapes come one at a time (a kubelet, a Prometheus or two): small fixed lanes.
+HEALTH_LIMIT = LaneLimit(threads=2, queue=16)
+METRICS_LIMIT = LaneLimit(threads=1, queue=4)
 CLOSE_LINGER = 2.0  # seconds a closing connection is drained before it is cut
 RECV_SIZE = 65536
 RETRY_AFTER_SECONDS = 1
@@ -105,7 +110,8 @@ class StagingWorker(ThreadWorker):
         self.body_timeout: float = settings.body_timeout
         self.limits = {
             Lane.KONG: LaneLimit(settings.threads, settings.request_queue),
-            Lane.LOCAL: LaneLimit(LOCAL_THREADS, LOCAL_QUEUE),
+            Lane.HEALTH: HEALTH_LIMIT,
+            Lane.METRICS: METRICS_LIMIT,
         }
         self.admitted = dict.fromkeys(Lane, 0)
         self.pools: dict[Lane, futures.ThreadPoolExecutor] = {}
@@ -123,7 +129,9 @@ class StagingWorker(ThreadWorker):
         return self.pools[Lane.KONG]  # gunicorn's own shutdown paths stop this one
 
     def handle_quit(self, sig: Any, frame_: Any) -> None:
-        self.pools[Lane.LOCAL].shutdown(wait=False)
+        for lane, pool in self.pools.items():
+            if lane is not Lane.KONG:
+                pool.shutdown(wait=False)
         super().handle_quit(sig, frame_)
 
     # -- accepting and reading ------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Which thread pool serves a request, and whether it may still wait for one.
 
-Two lanes per worker process. ``local`` serves the paths that never call Kong (liveness and
-the metrics scrape) on threads of their own, so no number of requests stuck on a slow or
-unreachable Kong can delay ``/healthz``. ``kong`` serves everything else (``/readyz``
-included: it asks Kong). Each lane holds at most ``threads`` running plus ``queue`` waiting
-requests; one more is answered 503 at once, which Orca's webhook stage retries.
+Three lanes per worker process. ``health`` serves ``/healthz`` and ``metrics`` the
+Prometheus scrape, each on threads of its own: neither calls Kong, so no number of requests
+stuck on a slow or unreachable Kong can delay the liveness probe or blind the dashboards
+during the outage, and a slow scrape (thousands of series) cannot delay the probe either.
+``kong`` serves everything else (``/readyz`` included: it asks Kong). Each lane holds at
+most ``threads`` running plus ``queue`` waiting requests; one more is answered 503 at once,
+which Orca's webhook stage retries.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from dataclasses import dataclass
 
 
 class Lane(enum.Enum):
-    LOCAL = "local"
+    HEALTH = "health"
+    METRICS = "metrics"
     KONG = "kong"
 
 
-LOCAL_PATHS = frozenset({"/healthz", "/metrics"})
+_OWN_LANES = {"/healthz": Lane.HEALTH, "/metrics": Lane.METRICS}
 
 
 def lane_for(method: str, path: str) -> Lane:
-    return Lane.LOCAL if method in ("GET", "HEAD") and path in LOCAL_PATHS else Lane.KONG
+    if method not in ("GET", "HEAD"):
+        return Lane.KONG
+    return _OWN_LANES.get(path, Lane.KONG)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,10 @@ def test_expect_100_continue_is_reported_while_the_body_is_missing() -> None:
     assert frame(head + b"{}", **LIMITS).state is State.COMPLETE
 
 
-def test_only_liveness_and_metrics_reads_take_the_local_lane() -> None:
-    assert lane_for("GET", "/healthz") is Lane.LOCAL
-    assert lane_for("GET", "/metrics") is Lane.LOCAL
+def test_only_liveness_and_metrics_reads_have_lanes_of_their_own() -> None:
+    assert lane_for("GET", "/healthz") is Lane.HEALTH
+    assert lane_for("HEAD", "/healthz") is Lane.HEALTH
+    assert lane_for("GET", "/metrics") is Lane.METRICS
     for method, path in (("GET", "/readyz"), ("POST", "/healthz"), ("GET", "/healthz/")):
         assert lane_for(method, path) is Lane.KONG
 
