@@ -204,3 +204,27 @@ def test_reading_requests_in_the_loop_keeps_http_1_1_intact(tmp_path: Path) -> N
         assert answer_or_close(big_head, 10).startswith(b"HTTP/1.1 431 ")
         (big_body,) = open_sockets(base, 1, head + b"Content-Length: 99999999999\r\n\r\n", stack)
         assert answer_or_close(big_body, 10).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_client_that_stops_reading_its_answers_gives_the_thread_back(tmp_path: Path) -> None:
+    """Pipelined requests for the OpenAPI document, none of the answers read: the thread
+    writing them blocks once the socket buffers are full, until BODY_TIMEOUT cuts it off.
+    One thread and no queue, so the next Kong-lane request needs that very thread."""
+    settings = {
+        "KONG_CANARY_THREADS": "1",
+        "KONG_CANARY_REQUEST_QUEUE": "0",
+        "KONG_CANARY_BODY_TIMEOUT": "2",
+    }
+    with sidecar(tmp_path, 1, **settings) as base, ExitStack() as stack:
+        host, port = base.removeprefix("http://").split(":")
+        reader = stack.enter_context(socket.socket())
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((host, int(port)))
+        reader.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: s\r\n\r\n" * 400)
+        time.sleep(1)  # the thread is writing into full buffers by now
+
+        def split_is_served() -> bool:
+            r = httpx.get(base + "/v1/upstreams/orders/split", headers=AUTH, timeout=10)
+            return r.status_code == 200
+
+        wait_until(split_is_served, 15, "the thread to come back")
