@@ -100,6 +100,7 @@ class StagedConn(TConn):
         self.closing = False
         self.lane = Lane.KONG
         self.needs = 0  # total bytes of the request once its head gave a Content-Length
+        self.resume: tuple[int, int] | None = None  # where the chunk walk stopped
 
 
 class StagingWorker(ThreadWorker):
@@ -155,6 +156,7 @@ class StagingWorker(ThreadWorker):
         conn.sock.setblocking(False)
         conn.head_seen = conn.continue_sent = False
         conn.needs = 0
+        conn.resume = None
         conn.deadline = time.monotonic() + (self.header_timeout if conn.buffer else idle_timeout)
         self.staged[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
@@ -184,8 +186,9 @@ class StagingWorker(ThreadWorker):
         if len(conn.buffer) > MAX_HEAD + MAX_BODY + RECV_SIZE:  # endless chunk trailers
             self._refuse(conn, 413, "too_large", "body too large")
             return
-        framing = frame(conn.buffer, max_head=MAX_HEAD, max_body=MAX_BODY)
+        framing = frame(conn.buffer, max_head=MAX_HEAD, max_body=MAX_BODY, resume=conn.resume)
         if framing.state is State.INCOMPLETE:
+            conn.resume = framing.resume
             if framing.head_length and not conn.head_seen:
                 conn.head_seen = True
                 conn.deadline = time.monotonic() + self.body_timeout

@@ -33,13 +33,23 @@ class Framing:
     length: int = 0  # the whole request: when COMPLETE, or known early from Content-Length
     expects_continue: bool = False  # ``Expect: 100-continue`` with the body still to come
     status: int = 0  # for TOO_LARGE: 431 (head) or 413 (body)
+    # INCOMPLETE chunked body: (offset of the next chunk-size line, body bytes before it),
+    # for the next call's ``resume``, so a body of many small chunks is walked once.
+    resume: tuple[int, int] | None = None
 
 
 _INCOMPLETE = Framing(State.INCOMPLETE)
 
 
-def frame(data: bytes | bytearray, *, max_head: int, max_body: int) -> Framing:
-    """Where the first request in ``data`` ends, if it has ended."""
+def frame(
+    data: bytes | bytearray,
+    *,
+    max_head: int,
+    max_body: int,
+    resume: tuple[int, int] | None = None,
+) -> Framing:
+    """Where the first request in ``data`` ends, if it has ended. ``resume`` is what an
+    earlier call on a prefix of ``data`` returned as ``resume``."""
     end = data.find(b"\r\n\r\n", 0, max_head + 4)
     if end < 0:
         return Framing(State.TOO_LARGE, status=431) if len(data) > max_head else _INCOMPLETE
@@ -62,7 +72,7 @@ def frame(data: bytes | bytearray, *, max_head: int, max_body: int) -> Framing:
     if codings:
         if lengths or codings[-1] != b"chunked":
             return _with(seen, State.PASS)
-        return _chunked(data, seen, max_body, expects)
+        return _chunked(data, seen, max_body, expects, resume)
     if not lengths:
         return _with(seen, State.COMPLETE, length=head_length)
     values = {v for item in lengths for v in item.split(b",")}
@@ -87,38 +97,46 @@ def _fields(lines: list[bytes]) -> dict[bytes, list[bytes]] | None:
     return fields
 
 
-def _chunked(data: bytes | bytearray, seen: Framing, max_body: int, expects: bool) -> Framing:
+def _chunked(
+    data: bytes | bytearray,
+    seen: Framing,
+    max_body: int,
+    expects: bool,
+    resume: tuple[int, int] | None,
+) -> Framing:
     """Walk ``size CRLF data CRLF`` chunks to the last (size 0) chunk and its trailers."""
-    position, body = seen.head_length, 0
+    start, body = resume or (seen.head_length, 0)
     while True:
-        line_end = data.find(b"\r\n", position, position + MAX_CHUNK_LINE)
+        line_end = data.find(b"\r\n", start, start + MAX_CHUNK_LINE)
         if line_end < 0:
-            if len(data) - position > MAX_CHUNK_LINE:
+            if len(data) - start > MAX_CHUNK_LINE:
                 return _with(seen, State.PASS)
-            return _with(seen, State.INCOMPLETE, expects_continue=expects and body == 0)
-        size_text = data[position:line_end].split(b";", 1)[0].strip()
+            waiting = expects and body == 0
+            return _with(seen, State.INCOMPLETE, expects_continue=waiting, resume=(start, body))
+        size_text = data[start:line_end].split(b";", 1)[0].strip()
         if not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
             return _with(seen, State.PASS)
         size = int(size_text, 16)
-        body += size
-        if body > max_body:
+        if body + size > max_body:
             return _with(seen, State.TOO_LARGE, status=413)
         position = line_end + 2
         if size == 0:
-            return _trailers(data, seen, position)
+            return _trailers(data, seen, position, resume=(start, body))
         if len(data) < position + size + 2:
-            return _with(seen, State.INCOMPLETE)
+            return _with(seen, State.INCOMPLETE, resume=(start, body))
         if data[position + size : position + size + 2] != b"\r\n":
             return _with(seen, State.PASS)
-        position += size + 2
+        start, body = position + size + 2, body + size
 
 
-def _trailers(data: bytes | bytearray, seen: Framing, position: int) -> Framing:
+def _trailers(
+    data: bytes | bytearray, seen: Framing, position: int, resume: tuple[int, int]
+) -> Framing:
     if data[position : position + 2] == b"\r\n":
         return _with(seen, State.COMPLETE, length=position + 2)
     end = data.find(b"\r\n\r\n", position)
     if end < 0:
-        return _with(seen, State.INCOMPLETE)
+        return _with(seen, State.INCOMPLETE, resume=resume)
     return _with(seen, State.COMPLETE, length=end + 4)
 
 

@@ -59,6 +59,39 @@ def test_a_request_is_complete_exactly_at_its_last_byte(
     assert gunicorn_reads(data)[:2] == (path, body)  # and gunicorn needs nothing more
 
 
+@SANE
+@given(requests(), st.lists(st.integers(1, 50), max_size=30))
+def test_resuming_the_chunk_walk_frames_like_one_look(
+    case: tuple[bytes, bytes, str], steps: list[int]
+) -> None:
+    """Fed in pieces, each call resuming where the last stopped: the same answer."""
+    data = case[0]
+    resume, end = None, 0
+    for step in [*steps, len(data)]:
+        end = min(end + step, len(data))
+        framing = frame(data[:end], **LIMITS, resume=resume)
+        if end < len(data):
+            assert framing.state is State.INCOMPLETE
+            resume = framing.resume
+    assert framing == frame(data, **LIMITS)
+
+
+def test_a_body_of_many_small_chunks_is_walked_once() -> None:
+    """100,000 one-byte chunks arriving 6 KB at a time: each look walks only the new ones."""
+    head = b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data = head + b"1\r\na\r\n" * 100_000 + b"0\r\n\r\n"
+    walked = []
+    resume = None
+    for end in range(len(head), len(data), 6000):
+        framing = frame(data[:end], max_head=8192, max_body=200_000, resume=resume)
+        start = resume[0] if resume else len(head)
+        resume = framing.resume
+        assert resume is not None
+        walked.append(resume[0] - start)
+    assert max(walked) <= 6000
+    assert frame(data, max_head=8192, max_body=200_000, resume=resume).length == len(data)
+
+
 def test_a_head_over_the_limit_is_431_even_before_it_ends() -> None:
     assert frame(b"GET / HTTP/1.1\r\nX: " + b"a" * 9000, **LIMITS).status == 431
     assert frame(b"GET / HTTP/1.1\r\nX: " + b"a" * 100, **LIMITS).state is State.INCOMPLETE
