@@ -7,7 +7,8 @@ import importlib
 import click
 
 from sidecar import __version__
-from sidecar.settings import SettingsError, load_settings
+from sidecar.logs import configure_logging
+from sidecar.settings import SettingsError, cli_log_level, load_settings
 
 
 class LazyGroup(click.Group):
@@ -36,6 +37,9 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="kong-canary")
 def main() -> None:
     """Canary traffic splitting for Kong Gateway, for Spinnaker and Kayenta."""
+    # JSON lines on stderr: several commands print their result on stdout. ``serve``
+    # re-installs the handler on stdout with the level and secrets of its settings.
+    configure_logging(cli_log_level(), stream="stderr")
 
 
 @main.command()

@@ -47,6 +47,12 @@ HTTP_DURATION = Histogram(
     ["method", "endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+HTTP_SHED = Counter(
+    "kong_canary_http_shed_total",
+    "Requests the serving loop answered itself (overloaded, request_timeout, too_large) and "
+    "connections it closed for a new one (evicted); none reached the API",
+    ["reason"],
+)
 KONG_REQUESTS = Counter(
     "kong_canary_kong_requests_total",
     "Answers from Kong's Admin API, by method and outcome: the HTTP status class (2xx, 4xx, "

@@ -18,6 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from sidecar.logs import GunicornJsonLogger, configure_logging, secrets_of
 from sidecar.settings import ApiToken, Settings, replace_kong
 
 
@@ -58,12 +59,18 @@ class SidecarApplication(BaseApplication):
         config = {
             "bind": [self.settings.bind],
             "workers": self.settings.workers,
-            "worker_class": "gthread",
-            "threads": 4,
+            # gthread's loop and threads, but threads only see complete requests, and
+            # /healthz has threads of its own (sidecar/worker.py says why not gevent).
+            "worker_class": "sidecar.worker.StagingWorker",
+            "threads": self.settings.threads,
+            "worker_connections": self.settings.connections,
+            "http_protocols": "h1",  # the worker frames HTTP/1.x only
             "timeout": 60,
             "graceful_timeout": 20,
             "keepalive": 5,
             "loglevel": self.settings.log_level,
+            # JSON lines on stdout through the handler ``run`` installed (sidecar.logs).
+            "logger_class": GunicornJsonLogger,
             "accesslog": "-",
             "errorlog": "-",
             "worker_tmp_dir": self.settings.worker_tmp_dir,
@@ -121,6 +128,7 @@ def run(settings: Settings) -> None:
             "/v1/upstreams/orders/split"
         )
         print("\n".join(banner), file=sys.stderr, flush=True)
+    configure_logging(settings.log_level, secrets_of(settings))
     master = os.getpid()
     try:
         SidecarApplication(settings).run()

@@ -75,6 +75,17 @@ class ApiToken:
 class Settings:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
+    # Per worker: threads for Kong-bound requests, and how many more may wait for one
+    # before the answer is 503 + Retry-After (/healthz and /metrics have threads of their own).
+    threads: int = 4
+    request_queue: int = 64
+    # Open client connections per worker; at the limit the oldest one still being read (or
+    # idle between requests) is closed for the new one.
+    connections: int = 1000
+    # Seconds a client has to send a request head (from its first byte or the accept), and
+    # then its body; also how long a thread waits on a client that does not read its answer.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     public_url: str | None = None  # absolute base for links handed to Orca
     log_level: str = "info"
     max_shifted_percent: float = 50.0  # ceiling on canary + baseline
@@ -170,6 +181,11 @@ def _url_list(value: Any) -> tuple[str, ...]:
 _FIELDS: dict[str, tuple[str, str, Any]] = {
     "bind": ("", "bind", _str),
     "workers": ("", "workers", _int),
+    "threads": ("", "threads", _int),
+    "request_queue": ("", "request_queue", _int),
+    "connections": ("", "connections", _int),
+    "header_timeout": ("", "header_timeout", _float),
+    "body_timeout": ("", "body_timeout", _float),
     "public_url": ("", "public_url", _opt_str),
     "log_level": ("", "log_level", _str),
     "max_shifted_percent": ("", "max_shifted_percent", _float),
@@ -252,6 +268,15 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append(f"bind: {settings.bind!r} must be HOST:PORT")
     if settings.workers < 1:
         problems.append("workers: must be at least 1")
+    if not 1 <= settings.threads <= 64:
+        problems.append("threads: must be between 1 and 64")
+    if not 0 <= settings.request_queue <= 1000:
+        problems.append("request_queue: must be between 0 and 1000")
+    if not 16 <= settings.connections <= 100000:
+        problems.append("connections: must be between 16 and 100000")
+    for name in ("header_timeout", "body_timeout"):
+        if not 1 <= getattr(settings, name) <= 600:
+            problems.append(f"{name}: must be between 1 and 600 seconds")
     if settings.log_level not in LOG_LEVELS:
         problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
     if not 0 <= settings.max_shifted_percent <= 100:
@@ -423,6 +448,14 @@ def _tokens_from_yaml(items: list[Any]) -> list[ApiToken]:
             spec += "@" + "|".join(str(p) for p in item["upstreams"])
         tokens += parse_tokens(f"{spec}={item['token']}", source=where)
     return tokens
+
+
+def cli_log_level(environ: Mapping[str, str] | None = None) -> str:
+    """The log level for CLI commands that do not load the full settings (a broken token
+    setting must not stop ``kong-canary spinnaker render``); unknown values mean info."""
+    env = os.environ if environ is None else environ
+    level = env.get(ENV_PREFIX + "LOG_LEVEL", "").strip().lower()
+    return level if level in LOG_LEVELS else "info"
 
 
 def replace_kong(settings: Settings, **changes: Any) -> Settings:

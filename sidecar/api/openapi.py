@@ -381,7 +381,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         422: "the body breaks a rule; error.field names the field",
         502: "Kong answered with an error (credentials, read-only node, half-applied change "
         "that was undone)",
-        503: "Kong is unreachable or timed out (Orca retries)",
+        503: "Kong is unreachable or timed out, or the sidecar is busy with requests waiting "
+        "on Kong (error.code overloaded, Retry-After); Orca retries",
     }
     return {str(s): _json("Error", meaning[s]) for s in statuses}
 

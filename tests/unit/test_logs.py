@@ -1,0 +1,63 @@
+"""The JSON line formatter: one object per record, audit nested, secrets replaced."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar.logs import JsonLineFormatter, secrets_of
+from sidecar.settings import ApiToken, KongSettings, Settings
+
+
+def record(name: str, message: str, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord(name, logging.INFO, __file__, 1, message, None, None)
+    for key, value in extra.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def test_an_audit_message_is_nested_as_an_object_and_extras_are_kept() -> None:
+    formatter = JsonLineFormatter()
+    entry = {"event": "set_split", "token": "spinnaker", "level": "not the line's"}
+    line = json.loads(formatter.format(record("kong_canary.audit", json.dumps(entry), http={})))
+    assert line["audit"] == entry
+    assert line["level"] == "INFO"
+    assert line["http"] == {}
+    assert "message" not in line
+    assert line["ts"].endswith("Z")
+
+
+def test_a_plain_message_stays_a_message() -> None:
+    line = json.loads(JsonLineFormatter().format(record("kong_canary.leases", "{not json")))
+    assert line["message"] == "{not json"
+
+
+def test_every_configured_secret_is_a_secret() -> None:
+    settings = Settings(
+        tokens=(ApiToken("a", "token-a-0123456789"), ApiToken("b", "token-b-0123456789")),
+        ramp_secret="ramp-secret-0123456789",
+        gateway_ingest_token="token-a-0123456789",
+        kong=KongSettings(admin_token="kong-admin-token", konnect_token="konnect-pat"),
+    )
+    assert set(secrets_of(settings)) == {
+        "token-a-0123456789",
+        "token-b-0123456789",
+        "ramp-secret-0123456789",
+        "kong-admin-token",
+        "konnect-pat",
+    }
+
+
+@given(
+    secret=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=16),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+def test_a_secret_never_survives_formatting(secret: str, before: str, after: str) -> None:
+    """Wherever it appears in the message, and in an extra field (as JSON escapes it)."""
+    formatter = JsonLineFormatter([secret])
+    text = formatter.format(record("kong_canary.api", before + secret + after, extra=secret))
+    assert secret not in text
