@@ -19,6 +19,7 @@ from sidecar.api.schemas import (
     VARIANTS,
     WAIT_PATTERN,
 )
+from sidecar.api.status_schema import status_paths, status_schema
 
 bp = Blueprint("openapi", __name__)
 
@@ -321,6 +322,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": ERROR,
     "Health": HEALTH,
     "Ready": READY,
+    "Status": status_schema(SPLIT_VIEW, NULLABLE_PERCENTAGES, RAMP),
 }
 
 
@@ -560,6 +562,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **status_paths(_json, _errors, UPSTREAM_PARAM),
             "/healthz": {
                 "get": {"summary": "Liveness", "responses": {"200": _json("Health", "alive")}}
             },
