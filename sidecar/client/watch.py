@@ -74,7 +74,8 @@ def plain_line(status: dict[str, Any], now: float) -> str:
 @client_command("watch")
 @click.argument("upstream")
 @click.option("--interval", type=click.FloatRange(0.5, 60), default=2.0, show_default=True)
-def watch(ctx: Context, upstream: str, interval: float) -> ExitCode:
+@click.option("--count", type=click.IntRange(0), default=0, help="stop after N polls (0: never)")
+def watch(ctx: Context, upstream: str, interval: float, count: int) -> ExitCode:
     """A live view of UPSTREAM: split bars, ramp progress with ETA, lease countdown,
     per-variant rate, 5xx and P99 (with gateway metrics), last audit events."""
     from rich.live import Live
@@ -87,13 +88,17 @@ def watch(ctx: Context, upstream: str, interval: float) -> ExitCode:
     skew = 0.0  # sidecar clock - ours: countdowns use the sidecar's time
     last_poll = float("-inf")
     problem: str | None = None
+    polls = 0
     live = Live(console=ctx.console, auto_refresh=False) if terminal else None
     try:
         if live is not None:
             live.start()
         while True:
+            if count and polls >= count:
+                return ExitCode.OK
             if time.monotonic() - last_poll >= interval:
                 last_poll = time.monotonic()
+                polls += 1
                 try:
                     status = ctx.client.call("GET", "/v1/status", params={"upstream": upstream})
                     skew = status["generated_at"] - time.time()
