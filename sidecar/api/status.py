@@ -18,6 +18,7 @@ from sidecar.status_board import StatusBoard
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "status"
 EXTENSION = "kong_canary_status"
+ASSETS = ("status.js", "status.css", "favicon.svg")
 RAMP_ENDPOINTS = frozenset({"ramps.start_ramp", "ramps.ramp_status"})
 
 PAGE_HEADERS = {
@@ -65,7 +66,7 @@ def status_page() -> Response:
 
 @page.get("/status/<name>")
 def status_asset(name: str) -> Response:
-    if name not in ("status.js", "status.css"):
+    if name not in ASSETS:
         raise ApiError(404, "not_found", f"no such file: {name}")
     return send_from_directory(STATIC, name, max_age=0)
 

@@ -148,13 +148,13 @@ def status_paths(
         },
         "/status/{name}": {
             "get": {
-                "summary": "The status page's script and stylesheet",
+                "summary": "The status page's script, stylesheet and icon",
                 "parameters": [
                     {
                         "name": "name",
                         "in": "path",
                         "required": True,
-                        "schema": {"enum": ["status.js", "status.css"]},
+                        "schema": {"enum": ["status.js", "status.css", "favicon.svg"]},
                     }
                 ],
                 "responses": {
@@ -163,6 +163,7 @@ def status_paths(
                         "content": {
                             "text/javascript": {"schema": {"type": "string"}},
                             "text/css": {"schema": {"type": "string"}},
+                            "image/svg+xml": {"schema": {"type": "string"}},
                         },
                     },
                     **errors(404),

@@ -58,11 +58,20 @@ function splitBar(split) {
   return bar;
 }
 
+// The charts' time axis: the last hour, or since the first point when the page (or the
+// sidecar) has less, but at least a minute, so a fresh ramp fills the chart.
+function timeWindow(points) {
+  const t1 = now();
+  const first = points.length ? points[0].at : t1;
+  const t0 = Math.max(t1 - HOUR, Math.min(first, t1 - 60));
+  return { t0, span: t1 - t0 };
+}
+
 function splitChart(points) {
-  // stacked step chart of the last hour: stable at the bottom, then baseline, then canary
-  const w = 420, h = 90, t1 = now(), t0 = t1 - HOUR;
-  const box = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "split over the last hour" });
-  const x = (t) => ((Math.max(t, t0) - t0) / HOUR) * w;
+  // stacked step chart: stable at the bottom, then baseline, then canary
+  const w = 420, h = 90, { t0, span } = timeWindow(points);
+  const box = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "split over time" });
+  const x = (t) => ((Math.max(t, t0) - t0) / span) * w;
   const usable = points.filter((p) => p.split);
   if (!usable.length) return box;
   let floor = usable.map(() => 0);
@@ -91,8 +100,8 @@ function sparkline(values, label) {
   const known = values.filter((p) => p.v !== null && p.v !== undefined);
   if (known.length < 2) return box;
   const max = Math.max(...known.map((p) => p.v)) || 1;
-  const t1 = now(), t0 = t1 - HOUR;
-  const pts = known.map((p) => `${(((p.at - t0) / HOUR) * w).toFixed(1)},${(h - 2 - (p.v / max) * (h - 4)).toFixed(1)}`);
+  const { t0, span } = timeWindow(known);
+  const pts = known.map((p) => `${(((p.at - t0) / span) * w).toFixed(1)},${(h - 2 - (p.v / max) * (h - 4)).toFixed(1)}`);
   box.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: "#333", "stroke-width": 1.2 }));
   return box;
 }
@@ -128,7 +137,7 @@ function metricsBlock(u) {
   if (!m.available) return el("p", { class: "muted metrics-off" }, m.message);
   const points = merge(series, u.upstream, m.series, "at", "variants");
   const grid = el("div", { class: "spark" });
-  grid.append(el("b", {}, "variant"), el("b", {}, "5xx ratio (1 h)"), el("b", {}, "now"), el("b", {}, "P99 ms (1 h)"), el("b", {}, "now"));
+  grid.append(el("b", {}, "variant"), el("b", {}, "5xx ratio"), el("b", {}, "now"), el("b", {}, "P99 ms"), el("b", {}, "now"));
   for (const v of VARIANTS) {
     const cur = m.now[v] || {};
     const err = points.map(([at, s]) => ({ at, v: s[v] ? s[v].error_ratio : null }));
@@ -152,7 +161,8 @@ function upstreamCard(u) {
   card.append(splitBar(u.split));
   card.append(el("p", { class: "legend" }, ...VARIANTS.map((v) => el("span", {}, el("i", { class: v }), `${v} ${u.split ? u.split[v] : 0}%`)),
     el("span", { class: "lease" }, lease ? `lease returns it to stable in ${lease}` : "no lease (stable only)")));
-  const chart = el("div", {}, el("div", { class: "muted" }, "split, last hour"), splitChart(points));
+  const since = new Date(timeWindow(points).t0 * 1000).toLocaleTimeString();
+  const chart = el("div", {}, el("div", { class: "muted" }, `split since ${since} (up to 1 h)`), splitChart(points));
   card.append(el("div", { class: "row" }, chart, el("div", { class: "grow" }, rampBlock(u))));
   card.append(metricsBlock(u));
   const targets = el("table", { class: "targets" }, el("thead", {}, el("tr", {}, el("th", {}, "target"), el("th", {}, "variant"), el("th", {}, "weight"), el("th", {}, "health"))));

@@ -1,0 +1,146 @@
+"""The status page in a real browser (Debian's headless Chromium through selenium), against
+the real sidecar and local Kong during a running ramp: it asks for a token, keeps it in
+session storage only, and shows the split and the ramp's progress moving. A screenshot is
+written under the test's temporary directory."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.client.conftest import READ_TOKEN, WRITE_TOKEN
+
+selenium = pytest.importorskip(
+    "selenium", reason="selenium not installed: pip install -e '.[test]'"
+)
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Chromium or chromedriver not installed (apt-get install chromium chromium-driver; "
+    "./scripts/test installs them when run as root)",
+)
+TARGETS = {"canary": ["10.0.0.3:80"], "baseline": ["10.0.0.2:80"]}
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1200,1400", "--lang=en-GB"):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _drive(url: str, ramp_id: str, stop: threading.Event) -> None:
+    """Orca's polls move the ramp on; the page only reads."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {WRITE_TOKEN}"}) as c:
+        while not stop.wait(0.3):
+            c.get(f"/v1/ramps/{ramp_id}")
+
+
+CARD_STATE = """
+const card = document.querySelector(`article[data-upstream="${arguments[0]}"]`);
+if (!card) return null;
+const bar = card.querySelector(".progress");
+return [card.querySelector(".legend").textContent,
+        bar ? Number(bar.getAttribute("aria-valuenow")) : -1,
+        card.innerText,
+        card.querySelectorAll("svg path.canary").length];
+"""
+
+
+def _card_state(driver, upstream: str) -> tuple[str, int] | None:
+    """Read in one script: the page redraws every second (countdowns), so element
+    references go stale between WebDriver calls."""
+    state = driver.execute_script(CARD_STATE, upstream)
+    return None if state is None else (state[0], state[1])
+
+
+def test_the_page_shows_a_running_ramp_moving(live, upstream, browser, tmp_path):
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {WRITE_TOKEN}"}) as c:
+        r = c.post(
+            f"/v1/upstreams/{upstream}/ramps",
+            json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 12,
+                  "steps": 4, "targets": TARGETS},
+        )  # fmt: skip
+        assert r.status_code == 202, r.text
+        ramp_id = r.json()["id"]
+    stop = threading.Event()
+    threading.Thread(target=_drive, args=(live.url, ramp_id, stop), daemon=True).start()
+    try:
+        browser.get(f"{live.url}/?upstream={upstream}")
+        wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+        # no token yet: the page says how to get one, and shows no data
+        login = wait.until(lambda d: d.find_element(By.ID, "login").is_displayed() and
+                           d.find_element(By.ID, "login"))  # fmt: skip
+        assert "read token" in login.text.lower() and "./scripts/serve" in login.text
+        assert not browser.find_elements(By.CSS_SELECTOR, "article[data-upstream]")
+        browser.find_element(By.ID, "token").send_keys(READ_TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+
+        first = wait.until(lambda d: _card_state(d, upstream))
+        seen = {first}
+        screenshot = None
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            state = _card_state(browser, upstream)
+            seen.add(state)
+            if screenshot is None and 0 < state[1] < 100:
+                screenshot = tmp_path / "status-page.png"
+                browser.save_screenshot(str(screenshot))
+            if state[1] == 100 and "canary 10%" in state[0]:
+                break
+            time.sleep(0.25)
+        progresses = sorted({p for _, p in seen})
+        legends = {legend for legend, _ in seen}
+        assert progresses[0] < 50 and progresses[-1] == 100, seen
+        assert len(progresses) >= 3, seen  # the bar moved through the steps
+        assert any("canary 0%" in legend for legend in legends), legends
+        assert any("canary 10%" in legend for legend in legends), legends
+        assert len(legends) >= 3, legends  # the split moved on the page
+        assert screenshot is not None and screenshot.stat().st_size > 10_000
+
+        _, _, card_text, chart_areas = browser.execute_script(CARD_STATE, upstream)
+        assert chart_areas == 1  # the hour's chart has a canary area
+        assert "lease returns it to stable in" in card_text
+        assert "no gateway metrics" in card_text
+        events = browser.execute_script("return document.getElementById('events').innerText")
+        assert "ramp_started" in events
+
+        storage = browser.execute_script(
+            "return [sessionStorage.getItem('kong-canary-token'), localStorage.length, "
+            "document.cookie]"
+        )
+        assert storage == [READ_TOKEN, 0, ""]  # the token lives in this tab's session only
+        problems = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not problems, problems  # no CSP violation, no script error
+    finally:
+        stop.set()
+
+
+def test_a_refused_token_is_forgotten_and_explained(live, upstream, browser):
+    browser.get(f"{live.url}/?upstream={upstream}")
+    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    wait.until(lambda d: d.find_element(By.ID, "login").is_displayed())
+    browser.find_element(By.ID, "token").send_keys("not-a-valid-token-at-all")
+    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    error = wait.until(lambda d: d.find_element(By.ID, "login-error").text)
+    assert "refused the token" in error and "not valid" in error
+    assert browser.execute_script("return sessionStorage.length") == 0
