@@ -170,7 +170,7 @@ class StatusBoard:
         now = self.clock()
         names = [upstream] if upstream else [u.name for u in self.traffic.managed_upstreams()]
         names = [n for n in names if allows(n)]
-        gateway = self._gateway(now)
+        gateway = self._gateway(now, names)
         entries, problems = [], []
         for name in names:
             try:
@@ -243,11 +243,15 @@ class StatusBoard:
             "steps": len(schedule.steps),
         }
 
-    def _gateway(self, now: float) -> dict[str, Any]:
+    def _gateway(self, now: float, upstreams: list[str]) -> dict[str, Any]:
+        """Stats of each upstream from this read and the earlier ones kept. An upstream
+        with no series yet is remembered as all zero, so its first requests count."""
         from sidecar.gateway.metrics import BOUNDS
 
         out: dict[str, Any] = {}
-        for upstream, reading in self.read_gateway().items():
+        counters = self.read_gateway()
+        for upstream in upstreams:
+            reading = counters.get(upstream) or GatewayReading(now, {})
             with self._lock:
                 points = self._readings.points(upstream)
                 _trim(points, now)
@@ -256,6 +260,8 @@ class StatusBoard:
                 readings = [*points]
                 if readings[-1] is not reading:
                     readings.append(reading)
+            if not reading.variants:
+                continue
             series = [
                 {"at": b.at, "variants": _stats_json(variant_stats(a, b, BOUNDS))}
                 for a, b in itertools.pairwise(readings)

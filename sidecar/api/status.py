@@ -8,17 +8,19 @@ without inline scripts or styles and forbids framing.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from sidecar.api.auth import authenticate, check_upstream_name
+from sidecar.api.status_schema import STATIC_FILES
 from sidecar.errors import ApiError
 from sidecar.status_board import StatusBoard
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "status"
 EXTENSION = "kong_canary_status"
-ASSETS = ("status.js", "status.css", "favicon.svg")
+ASSETS = {name: mimetype for name, mimetype, _ in STATIC_FILES}
 RAMP_ENDPOINTS = frozenset({"ramps.start_ramp", "ramps.ramp_status"})
 
 PAGE_HEADERS = {
@@ -59,16 +61,26 @@ def install(app: Flask) -> None:
         return response
 
 
+@functools.cache
+def _asset(name: str) -> bytes:
+    """Read once per process: a few kB, and no open file handed to the WSGI server."""
+    return (STATIC / name).read_bytes()
+
+
+def _serve_asset(name: str, mimetype: str) -> Response:
+    return Response(_asset(name), mimetype=mimetype, headers={"Cache-Control": "no-store"})
+
+
 @page.get("/")
 def status_page() -> Response:
-    return send_from_directory(STATIC, "index.html", max_age=0)
+    return _serve_asset("index.html", "text/html")
 
 
 @page.get("/status/<name>")
 def status_asset(name: str) -> Response:
     if name not in ASSETS:
         raise ApiError(404, "not_found", f"no such file: {name}")
-    return send_from_directory(STATIC, name, max_age=0)
+    return _serve_asset(name, ASSETS[name])
 
 
 @page.after_request

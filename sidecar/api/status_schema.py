@@ -8,6 +8,11 @@ from typing import Any
 
 from sidecar.status_board import EVENTS_KEPT, HISTORY_POINTS, HISTORY_SECONDS
 
+STATIC_FILES = (
+    ("status.js", "text/javascript", "script"),
+    ("status.css", "text/css", "stylesheet"),
+    ("favicon.svg", "image/svg+xml", "icon"),
+)
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 VARIANT_STATS = {
     "type": "object",
@@ -20,6 +25,20 @@ VARIANT_STATS = {
     "additionalProperties": False,
 }
 PER_VARIANT = {"type": "object", "additionalProperties": VARIANT_STATS}
+
+
+def _points(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A bounded time series: ``[{"at": epoch seconds, name: value}]``, oldest first."""
+    return {
+        "type": "array",
+        "maxItems": HISTORY_POINTS,
+        "items": {
+            "type": "object",
+            "required": ["at", name],
+            "properties": {"at": {"type": "number"}, name: value},
+            "additionalProperties": False,
+        },
+    }
 
 
 def status_schema(
@@ -54,16 +73,7 @@ def status_schema(
         "properties": {
             **split_view["properties"],
             "ramp": ramp_entry,
-            "history": {
-                "type": "array",
-                "maxItems": HISTORY_POINTS,
-                "items": {
-                    "type": "object",
-                    "required": ["at", "split"],
-                    "properties": {"at": {"type": "number"}, "split": nullable_percentages},
-                    "additionalProperties": False,
-                },
-            },
+            "history": _points("split", nullable_percentages),
             "metrics": {
                 "type": "object",
                 "required": ["available", "message", "now", "series"],
@@ -71,16 +81,7 @@ def status_schema(
                     "available": {"type": "boolean"},
                     "message": {"type": "string"},
                     "now": PER_VARIANT,
-                    "series": {
-                        "type": "array",
-                        "maxItems": HISTORY_POINTS,
-                        "items": {
-                            "type": "object",
-                            "required": ["at", "variants"],
-                            "properties": {"at": {"type": "number"}, "variants": PER_VARIANT},
-                            "additionalProperties": False,
-                        },
-                    },
+                    "series": _points("variants", PER_VARIANT),
                 },
                 "additionalProperties": False,
             },
@@ -146,29 +147,19 @@ def status_paths(
                 "responses": {"200": {"description": "HTML", "content": html}},
             }
         },
-        "/status/{name}": {
-            "get": {
-                "summary": "The status page's script, stylesheet and icon",
-                "parameters": [
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"enum": ["status.js", "status.css", "favicon.svg"]},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the file",
-                        "content": {
-                            "text/javascript": {"schema": {"type": "string"}},
-                            "text/css": {"schema": {"type": "string"}},
-                            "image/svg+xml": {"schema": {"type": "string"}},
-                        },
+        **{
+            f"/status/{name}": {
+                "get": {
+                    "summary": f"The status page's {what}",
+                    "responses": {
+                        "200": {
+                            "description": what,
+                            "content": {mimetype: {"schema": {"type": "string"}}},
+                        }
                     },
-                    **errors(404),
-                },
+                }
             }
+            for name, mimetype, what in STATIC_FILES
         },
         "/v1/status": {
             "get": {

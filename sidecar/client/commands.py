@@ -188,9 +188,16 @@ def set_split(
         body["wait"] = parse_duration(wait)
     if force:
         body["force"] = True
+    return _change(ctx, "PUT", f"/v1/upstreams/{upstream}/split", body, dry_run=dry_run)
+
+
+def _change(
+    ctx: Context, method: str, path: str, body: dict[str, Any], *, dry_run: bool
+) -> ExitCode:
+    """Send a change, show its Kong writes and split."""
     if dry_run:
         body["dry_run"] = True
-    answer = ctx.client.call("PUT", f"/v1/upstreams/{upstream}/split", json=body)
+    answer = ctx.client.call(method, path, json=body)
     ctx.emit(answer, lambda: views.change_view(answer))
     return ExitCode.OK
 
@@ -206,11 +213,7 @@ def rollback(
 ) -> ExitCode:
     """Stable takes all traffic now; ends any ramp and lease. Never refused for health."""
     body = {**_context(reason), **({"remove": True} if remove else {})}
-    if dry_run:
-        body["dry_run"] = True
-    answer = ctx.client.call("POST", f"/v1/upstreams/{upstream}/rollback", json=body)
-    ctx.emit(answer, lambda: views.change_view(answer))
-    return ExitCode.OK
+    return _change(ctx, "POST", f"/v1/upstreams/{upstream}/rollback", body, dry_run=dry_run)
 
 
 @client_command("promote")
@@ -223,11 +226,7 @@ def promote(
 ) -> ExitCode:
     """After the new version is on stable: stable 100 %, canary and baseline removed."""
     body = {**_context(reason), **({"force": True} if force else {})}
-    if dry_run:
-        body["dry_run"] = True
-    answer = ctx.client.call("POST", f"/v1/upstreams/{upstream}/promote", json=body)
-    ctx.emit(answer, lambda: views.change_view(answer))
-    return ExitCode.OK
+    return _change(ctx, "POST", f"/v1/upstreams/{upstream}/promote", body, dry_run=dry_run)
 
 
 # ---- rollback-all ---------------------------------------------------------------------------

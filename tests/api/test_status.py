@@ -27,6 +27,17 @@ def _set(sidecar, upstream, split=SPLIT):
     assert r.status_code == 200, r.text
 
 
+def _start_ramp(client, upstream) -> str:
+    """80/10/10 over 60 s in 3 steps; the ramp's id."""
+    r = client.post(
+        f"/v1/upstreams/{upstream}/ramps",
+        json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 60, "steps": 3,
+              "targets": TARGETS},
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
 def _entry(body, upstream):
     return next(u for u in body["upstreams"] if u["upstream"] == upstream)
 
@@ -76,13 +87,7 @@ def test_history_forgets_what_is_older_than_an_hour(sidecar, upstream):
 
 def test_a_ramp_started_here_shows_progress_next_step_and_end(sidecar, upstream):
     client = sidecar.client()
-    r = client.post(
-        f"/v1/upstreams/{upstream}/ramps",
-        json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 60, "steps": 3,
-              "targets": TARGETS},
-    )  # fmt: skip
-    assert r.status_code == 202, r.text
-    ramp_id = r.json()["id"]
+    ramp_id = _start_ramp(client, upstream)
     sidecar.clock.advance(20)
     assert client.get(f"/v1/ramps/{ramp_id}").json()["progress"] == 33  # Orca's poll drives
     ramp = _entry(client.get(f"/v1/status?upstream={upstream}").json(), upstream)["ramp"]
@@ -95,25 +100,17 @@ def test_a_ramp_started_here_shows_progress_next_step_and_end(sidecar, upstream)
 
 def test_the_status_read_does_not_drive_a_ramp(sidecar, upstream):
     client = sidecar.client()
-    r = client.post(
-        f"/v1/upstreams/{upstream}/ramps",
-        json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 60, "steps": 3,
-              "targets": TARGETS},
-    )  # fmt: skip
+    ramp_id = _start_ramp(client, upstream)
     sidecar.clock.advance(30)
     ramp = _entry(client.get(f"/v1/status?upstream={upstream}").json(), upstream)["ramp"]
-    assert ramp["id"] == r.json()["id"]
+    assert ramp["id"] == ramp_id
     assert ramp["split"]["canary"] == 0.0  # due, but only a ramp poll moves Kong
     assert sidecar.kong_weights(upstream)["10.0.0.1:80"] > 0
 
 
 def test_a_ramp_unknown_to_this_process_is_named_not_guessed(sidecar, upstream):
     client = sidecar.client()
-    client.post(
-        f"/v1/upstreams/{upstream}/ramps",
-        json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 60, "steps": 3,
-              "targets": TARGETS},
-    )  # fmt: skip
+    _start_ramp(client, upstream)
     board = sidecar.app.extensions[EXTENSION]
     board._ramps.clear()  # as if another worker had started it
     ramp = _entry(client.get(f"/v1/status?upstream={upstream}").json(), upstream)["ramp"]

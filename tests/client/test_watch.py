@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from rich.console import Console
 
-from sidecar.client.watch import watch_screen
+from sidecar.client.watch import plain_line, watch_screen
 from tests.client.conftest import READ_TOKEN, WRITE_TOKEN
 
 TARGETS = {"canary": ["10.0.0.3:80"], "baseline": ["10.0.0.2:80"]}
@@ -92,6 +92,10 @@ def _drive(live, ramp_id: str, stop: threading.Event) -> None:
             c.get(f"/v1/ramps/{ramp_id}")
 
 
+def _screen_text(captured: bytes) -> str:
+    return ANSI.sub("", captured.decode("utf-8", "replace"))
+
+
 def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(live, upstream):
     ramp_id = _start_ramp(live, upstream, duration=4, steps=4)
     stop = threading.Event()
@@ -109,7 +113,8 @@ def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(liv
     captured = b""
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and b"SUCCEEDED" not in captured:
+        done = re.compile(r"canary\s+[█▏▎▍▌▋▊▉ ]*\s10 %.*SUCCEEDED", re.S)
+        while time.monotonic() < deadline and not done.search(_screen_text(captured)):
             ready, _, _ = select.select([main_fd], [], [], 0.5)
             if ready:
                 captured += os.read(main_fd, 65536)
@@ -128,7 +133,7 @@ def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(liv
         if child.poll() is None:
             child.kill()
         os.close(main_fd)
-    text = ANSI.sub("", captured.decode("utf-8", "replace"))
+    text = _screen_text(captured)
     assert "\x1b[" in captured.decode("utf-8", "replace")  # a live terminal view, not lines
     assert f"kong-canary watch {upstream}" in text and "Ctrl-C quits" in text
     shown = {float(v) for v in re.findall(r"canary\s+[█▏▎▍▌▋▊▉ ]*\s(\d+(?:\.\d+)?) %", text)}
@@ -137,3 +142,40 @@ def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(liv
     assert re.search(r"next step in \ds\s+ETA \ds", text)
     assert "SUCCEEDED" in text
     assert "Traceback" not in text
+
+
+def _kong_log(live, upstream: str, target: str, statuses: list[int], latency_ms: float) -> None:
+    """Kong's http-log batch (the fields every recorded version has), as Kong posts it."""
+    ip, port = target.rsplit(":", 1)
+    entries = [
+        {"service": {"host": upstream}, "response": {"status": status},
+         "latencies": {"request": latency_ms, "proxy": latency_ms - 1},
+         "tries": [{"ip": ip, "port": int(port)}]}
+        for status in statuses
+    ]  # fmt: skip
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {WRITE_TOKEN}"}) as c:
+        r = c.post("/v1/kong-log", json=entries)
+        assert r.status_code == 200, r.text
+
+
+def test_watch_shows_per_variant_rate_5xx_and_p99_from_the_gateway_metrics(live, upstream):
+    assert live.run("set", upstream, "90/5/5", "--canary", "10.0.0.3:80", "--baseline",
+                    "10.0.0.2:80").exit_code == 0  # fmt: skip
+    assert live.run("watch", upstream, "--count", "1").exit_code == 0  # first reading
+    _kong_log(live, upstream, "10.0.0.3:80", [200] * 90 + [503] * 10, 95.0)
+    _kong_log(live, upstream, "10.0.0.2:80", [200] * 100, 18.0)
+    time.sleep(1.0)
+    status = _status(live, upstream)
+    metrics = status["upstreams"][0]["metrics"]
+    assert metrics["available"] is True
+    canary, baseline = metrics["now"]["canary"], metrics["now"]["baseline"]
+    assert canary["error_ratio"] == 0.1 and baseline["error_ratio"] == 0.0
+    assert 80 < canary["p99_ms"] <= 100 and 15 < baseline["p99_ms"] <= 20
+    assert 0 < canary["rps"] < 100.0  # 100 requests over the time between two readings
+    console = Console(record=True, width=100, force_terminal=False, color_system=None)
+    console.print(watch_screen(status, upstream, status["generated_at"], "page", None))
+    screen = console.export_text()
+    assert re.search(r"canary\s+\d+\.\d\s+10\.00%\s+\d+(\.\d)?", screen), screen
+    assert re.search(r"baseline\s+\d+\.\d\s+0\.00%\s+1\d(\.\d)?", screen), screen
+    line = plain_line(status, status["generated_at"])
+    assert re.search(r"canary 5xx 10\.00% p99 \d+(\.\d)?ms$", line), line
