@@ -66,10 +66,9 @@ class AuditTail(logging.Handler):
         self.events.append(event)
         for ref in list(self.listeners):
             listener = ref()
-            if listener is None:
-                self.listeners.remove(ref)
-            else:
+            if listener is not None:
                 listener(event)
+        self.listeners[:] = [ref for ref in self.listeners if ref() is not None]
 
 
 def _event_summary(entry: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +180,7 @@ class StatusBoard:
                 problems.append({"upstream": name, **exc.body()})
         events = [
             e
-            for e in self.tail.events
+            for e in list(self.tail.events)  # one C-level copy: other threads append
             if (upstream is None or e.get("upstream") == upstream) and allows(e.get("upstream", ""))
         ]
         return {

@@ -3,17 +3,20 @@
 It polls ``GET /v1/status?upstream=`` (read-only: watching never moves a ramp) and redraws
 every second, so countdowns tick between polls. On a terminal it is a rich ``Live`` view;
 when stdout is not a terminal (a pipe, a log) it prints one plain line per poll. Ctrl-C
-quits cleanly (exit 0). A sidecar that stops answering is shown and retried; a refused
+quits cleanly (exit 0). ``-o json`` prints one JSON object (the upstream's status) per
+poll, ``-o yaml`` one document. A sidecar that stops answering is shown and retried; a refused
 token or an unknown upstream ends the watch with its exit code.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+import yaml
 from rich.console import Group, RenderableType
 from rich.text import Text
 
@@ -82,7 +85,7 @@ def watch(ctx: Context, upstream: str, interval: float, count: int) -> ExitCode:
 
     page = page_url(ctx.client.url, upstream)
     terminal = ctx.console.is_terminal and ctx.output == "text"
-    if not terminal:
+    if ctx.output == "text" and not terminal:
         click.echo(f"kong-canary watch {upstream} (status page: {page})")
     status: dict[str, Any] | None = None
     skew = 0.0  # sidecar clock - ours: countdowns use the sidecar's time
@@ -107,10 +110,14 @@ def watch(ctx: Context, upstream: str, interval: float, count: int) -> ExitCode:
                     if exc.code is not ExitCode.UNREACHABLE:
                         raise
                     problem = f"{exc}; retrying"
-                if not terminal:
-                    click.echo(
-                        plain_line(status, time.time() + skew) if problem is None else problem
-                    )
+                if problem is not None and not terminal:
+                    click.echo(problem, err=ctx.output == "json")
+                elif ctx.output == "json":  # one JSON object per poll, for scripts
+                    click.echo(json.dumps(status["upstreams"][0], separators=(",", ":")))
+                elif ctx.output == "yaml":  # one YAML document per poll
+                    click.echo("---\n" + yaml.safe_dump(status["upstreams"][0], sort_keys=False))
+                elif not terminal:
+                    click.echo(plain_line(status, time.time() + skew))
             if live is not None:
                 screen = watch_screen(status, upstream, time.time() + skew, page, problem)
                 live.update(screen, refresh=True)

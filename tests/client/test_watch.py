@@ -3,6 +3,7 @@ width, and the real command in a pseudo-terminal), and plain lines when piped.""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import yaml
 from rich.console import Console
 
 from sidecar.client.watch import plain_line, watch_screen
@@ -179,3 +181,15 @@ def test_watch_shows_per_variant_rate_5xx_and_p99_from_the_gateway_metrics(live,
     assert re.search(r"baseline\s+\d+\.\d\s+0\.00%\s+1\d(\.\d)?", screen), screen
     line = plain_line(status, status["generated_at"])
     assert re.search(r"canary 5xx 10\.00% p99 \d+(\.\d)?ms$", line), line
+
+
+def test_watch_for_scripts_prints_one_json_object_per_poll(live, upstream):
+    _start_ramp(live, upstream, duration=3600, steps=4)
+    result = live.run("watch", upstream, "--interval", "0.5", "--count", "2", "-o", "json")
+    assert result.exit_code == 0, result.output
+    polls = [json.loads(line) for line in result.output.splitlines()]
+    assert len(polls) == 2
+    assert all(p["upstream"] == upstream and p["ramp"]["status"] == "RUNNING" for p in polls)
+    as_yaml = live.run("watch", upstream, "--count", "1", "-o", "yaml")
+    (document,) = [d for d in yaml.safe_load_all(as_yaml.output) if d]
+    assert document["ramp"]["target"] == {"stable": 80.0, "baseline": 10.0, "canary": 10.0}
