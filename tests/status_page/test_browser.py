@@ -144,3 +144,33 @@ def test_a_refused_token_is_forgotten_and_explained(live, upstream, browser):
     error = wait.until(lambda d: d.find_element(By.ID, "login-error").text)
     assert "refused the token" in error and "not valid" in error
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_the_page_draws_per_variant_5xx_and_p99_from_gateway_metrics(
+    live, upstream, browser, tmp_path
+):
+    from tests.client.test_watch import _kong_log
+
+    assert live.run("set", upstream, "90/5/5", "--canary", "10.0.0.3:80", "--baseline",
+                    "10.0.0.2:80").exit_code == 0  # fmt: skip
+    browser.get(f"{live.url}/?upstream={upstream}")
+    browser.execute_script("sessionStorage.setItem('kong-canary-token', arguments[0])", READ_TOKEN)
+    browser.refresh()
+    wait = WebDriverWait(browser, 40, poll_frequency=0.3)
+    wait.until(lambda d: _card_state(d, upstream))
+    for _ in range(4):  # Kong's batches keep coming while the page polls
+        _kong_log(live, upstream, "10.0.0.3:80", [200] * 45 + [502] * 5, 120.0)
+        _kong_log(live, upstream, "10.0.0.2:80", [200] * 50, 20.0)
+        time.sleep(2.2)
+    text = wait.until(
+        lambda d: (t := d.execute_script(CARD_STATE, upstream)[2]) and "10.00%" in t and t
+    )
+    assert "no gateway metrics" not in text
+    assert "rates over the last" in text
+    lines = browser.execute_script(
+        f'return document.querySelectorAll(\'article[data-upstream="{upstream}"] .spark '
+        "polyline').length"
+    )
+    assert lines >= 4  # 5xx and P99 sparklines of canary and baseline
+    browser.save_screenshot(str(tmp_path / "status-page-metrics.png"))
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

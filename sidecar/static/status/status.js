@@ -59,11 +59,11 @@ function splitBar(split) {
 }
 
 // The charts' time axis: the last hour, or since the first point when the page (or the
-// sidecar) has less, but at least a minute, so a fresh ramp fills the chart.
-function timeWindow(points) {
+// sidecar) has less, but at least `minimum` seconds, so a fresh ramp fills the chart.
+function timeWindow(points, minimum = 60) {
   const t1 = now();
   const first = points.length ? points[0].at : t1;
-  const t0 = Math.max(t1 - HOUR, Math.min(first, t1 - 60));
+  const t0 = Math.max(t1 - HOUR, Math.min(first, t1 - minimum));
   return { t0, span: t1 - t0 };
 }
 
@@ -100,7 +100,7 @@ function sparkline(values, label) {
   const known = values.filter((p) => p.v !== null && p.v !== undefined);
   if (known.length < 2) return box;
   const max = Math.max(...known.map((p) => p.v)) || 1;
-  const { t0, span } = timeWindow(known);
+  const { t0, span } = timeWindow(known, 10);
   const pts = known.map((p) => `${(((p.at - t0) / span) * w).toFixed(1)},${(h - 2 - (p.v / max) * (h - 4)).toFixed(1)}`);
   box.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: "#333", "stroke-width": 1.2 }));
   return box;
