@@ -337,7 +337,13 @@ def follow_ramp(ctx: Context, ramp: dict[str, Any], interval: float) -> dict[str
             if ramp["status"] in TERMINAL_RAMP_STATES:
                 return ramp
             time.sleep(interval)
-            ramp = ctx.client.call("GET", status_path)
+            try:
+                ramp = ctx.client.call("GET", status_path)
+            except ClientError as exc:
+                if exc.code is not ExitCode.UNREACHABLE:
+                    raise
+                # a restarting sidecar: the ramp lives in Kong and its id, keep following
+                click.echo(f"kong-canary ramp: {exc}; retrying", err=True)
     except KeyboardInterrupt:
         click.echo(
             f"\nstopped following. The ramp waits at its current step until something polls "

@@ -3,6 +3,7 @@ caller prints them on a Console, which decides colours and width)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import Any
 
@@ -23,6 +24,7 @@ from sidecar.client.format import (
 COLOURS = {"stable": "blue", "baseline": "white", "canary": "dark_orange"}
 BAR_WIDTH = 40
 BAD_HEALTH = {"UNHEALTHY", "DNS_ERROR"}
+OPTIONAL_FIELDS = ("cohorts", "guard")
 
 
 def split_bars(split: dict[str, float] | None, width: int = BAR_WIDTH) -> RenderableType:
@@ -113,6 +115,9 @@ def upstream_panel(entry: dict[str, Any], now: float, *, detail: bool = True) ->
         parts.append(targets_table(entry["targets"]))
     if "metrics" in entry:
         parts.append(metrics_table(entry["metrics"]))
+    for extra in OPTIONAL_FIELDS:  # shown when the sidecar reports them
+        if entry.get(extra) is not None:
+            parts.append(Text(f"{extra:<9} {json.dumps(entry[extra], sort_keys=True)}"))
     for warning in entry.get("warnings", []):
         parts.append(Text(f"! {warning}", style="yellow"))
     title = f"[bold]{entry['upstream']}[/] ({entry['algorithm']})"

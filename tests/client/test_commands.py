@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import httpx
 import yaml
 
 from sidecar.client.format import ExitCode
@@ -188,3 +189,44 @@ def test_an_error_with_o_json_also_prints_the_api_error(live):
     assert result.exit_code == ExitCode.FAILED
     body = json.loads(result.output[result.output.index("{") :])
     assert body["error"]["code"] == "unknown_upstream"
+
+
+class _DropsFirstPolls(httpx.BaseTransport):
+    """The network between the CLI and the real sidecar loses the first ramp polls (a
+    sidecar restarting); everything else goes through."""
+
+    def __init__(self, drops: int) -> None:
+        self.real = httpx.HTTPTransport()
+        self.drops = drops
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and "/v1/ramps/" in request.url.path and self.drops:
+            self.drops -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return self.real.handle_request(request)
+
+
+def test_following_a_ramp_survives_a_sidecar_that_stops_answering_for_a_while(
+    live, upstream, capsys
+):
+    from rich.console import Console
+
+    from sidecar.client.commands import Context, follow_ramp
+    from sidecar.client.connection import SidecarClient
+
+    client = SidecarClient(live.url, WRITE_TOKEN)
+    started = client.call(
+        "POST",
+        f"/v1/upstreams/{upstream}/ramps",
+        json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 1, "steps": 1,
+              "targets": {"canary": [CANARY], "baseline": [BASELINE]}},
+    )  # fmt: skip
+    client.http = httpx.Client(base_url=live.url, headers=client.http.headers,
+                               transport=_DropsFirstPolls(2))  # fmt: skip
+    try:
+        final = follow_ramp(Context(client, "text", Console()), started, 0.2)
+    finally:
+        client.close()
+    assert final["status"] == "SUCCEEDED"
+    err = capsys.readouterr().err
+    assert err.count("cannot reach the sidecar") == 2 and "retrying" in err
