@@ -2,8 +2,10 @@
 
 The status page and ``kong-canary watch`` show what Kayenta will judge, as a person can read
 it: the sidecar's own ``kong_canary_gateway_*`` series (see ``sidecar.gateway.metrics``),
-differenced between two readings the way Prometheus' ``rate()`` and ``histogram_quantile()``
-would. Pure functions: readings in, numbers out.
+differenced between two readings: the increase over the time between them (``rate()``
+without its extrapolation to the window's edges; a counter that went down was reset, as in
+promql/functions.go), and ``histogram_quantile()`` over the buckets' increase. Pure
+functions: readings in, numbers out.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ class GatewayReading:
 def histogram_quantile(
     q: float, bounds: Sequence[float], cumulative: Sequence[float]
 ) -> float | None:
-    """Prometheus' ``histogram_quantile``: linear interpolation inside the bucket the rank
-    falls in (promql/quantile.go, ``bucketQuantile``); the first bucket starts at 0, a rank
-    in the ``+Inf`` bucket answers the highest finite bound. None without observations."""
+    """Prometheus' ``histogram_quantile`` (promql/quantile.go, ``bucketQuantile``): rank =
+    q x count, the first bucket whose cumulative count reaches it, linear interpolation
+    inside it; the first bucket starts at 0 (our bounds are positive), a rank in the ``+Inf``
+    bucket answers the highest finite bound. None (Prometheus: NaN) without observations."""
     if not cumulative or cumulative[-1] <= 0:
         return None
     total = cumulative[-1]
