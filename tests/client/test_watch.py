@@ -99,10 +99,6 @@ def _screen_text(captured: bytes) -> str:
 
 
 def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(live, upstream):
-    ramp_id = _start_ramp(live, upstream, duration=4, steps=4)
-    stop = threading.Event()
-    driver = threading.Thread(target=_drive, args=(live, ramp_id, stop), daemon=True)
-    driver.start()
     main_fd, child_fd = pty.openpty()
     env = {**os.environ, "KONG_CANARY_URL": live.url, "KONG_CANARY_TOKEN": READ_TOKEN,
            "COLUMNS": "100", "LINES": "40", "TERM": "xterm-256color"}  # fmt: skip
@@ -113,13 +109,22 @@ def test_the_live_view_in_a_terminal_moves_with_the_ramp_and_quits_on_ctrl_c(liv
     )  # fmt: skip
     os.close(child_fd)
     captured = b""
-    try:
-        deadline = time.monotonic() + 60
-        done = re.compile(r"canary\s+[█▏▎▍▌▋▊▉ ]*\s10 %.*SUCCEEDED", re.S)
-        while time.monotonic() < deadline and not done.search(_screen_text(captured)):
-            ready, _, _ = select.select([main_fd], [], [], 0.5)
-            if ready:
+    stop = threading.Event()
+
+    def read_until(pattern: re.Pattern[str], seconds: float) -> None:
+        nonlocal captured
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not pattern.search(_screen_text(captured)):
+            if select.select([main_fd], [], [], 0.5)[0]:
                 captured += os.read(main_fd, 65536)
+
+    try:
+        # the ramp starts once the view is up (however slowly the process starts), so the
+        # screen sees every step whatever the machine's load
+        read_until(re.compile(r"canary\s+0 %"), 60)
+        ramp_id = _start_ramp(live, upstream, duration=4, steps=4)
+        threading.Thread(target=_drive, args=(live, ramp_id, stop), daemon=True).start()
+        read_until(re.compile(r"canary\s+[█▏▎▍▌▋▊▉ ]*\s10 %.*SUCCEEDED", re.S), 60)
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=20) == 0
         while select.select([main_fd], [], [], 0.2)[0]:

@@ -74,16 +74,7 @@ def _card_state(driver, upstream: str) -> tuple[str, int] | None:
 
 
 def test_the_page_shows_a_running_ramp_moving(live, upstream, browser, tmp_path):
-    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {WRITE_TOKEN}"}) as c:
-        r = c.post(
-            f"/v1/upstreams/{upstream}/ramps",
-            json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 12,
-                  "steps": 4, "targets": TARGETS},
-        )  # fmt: skip
-        assert r.status_code == 202, r.text
-        ramp_id = r.json()["id"]
     stop = threading.Event()
-    threading.Thread(target=_drive, args=(live.url, ramp_id, stop), daemon=True).start()
     try:
         browser.get(f"{live.url}/?upstream={upstream}")
         wait = WebDriverWait(browser, 30, poll_frequency=0.2)
@@ -94,6 +85,17 @@ def test_the_page_shows_a_running_ramp_moving(live, upstream, browser, tmp_path)
         assert not browser.find_elements(By.CSS_SELECTOR, "article[data-upstream]")
         browser.find_element(By.ID, "token").send_keys(READ_TOKEN)
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        wait.until(lambda d: _card_state(d, upstream))  # the page is up: start the ramp now
+        with httpx.Client(base_url=live.url,
+                          headers={"Authorization": f"Bearer {WRITE_TOKEN}"}) as c:  # fmt: skip
+            r = c.post(
+                f"/v1/upstreams/{upstream}/ramps",
+                json={"split": {"stable": 80, "baseline": 10, "canary": 10}, "duration": 12,
+                      "steps": 4, "targets": TARGETS},
+            )  # fmt: skip
+            assert r.status_code == 202, r.text
+            ramp_id = r.json()["id"]
+        threading.Thread(target=_drive, args=(live.url, ramp_id, stop), daemon=True).start()
 
         first = wait.until(lambda d: _card_state(d, upstream))
         seen = {first}
@@ -108,7 +110,7 @@ def test_the_page_shows_a_running_ramp_moving(live, upstream, browser, tmp_path)
             if state[1] == 100 and "canary 10%" in state[0]:
                 break
             time.sleep(0.25)
-        progresses = sorted({p for _, p in seen})
+        progresses = sorted({p for _, p in seen if p >= 0})  # -1: before the ramp
         legends = {legend for legend, _ in seen}
         assert progresses[0] < 50 and progresses[-1] == 100, seen
         assert len(progresses) >= 3, seen  # the bar moved through the steps
