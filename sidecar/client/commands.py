@@ -132,6 +132,9 @@ baseline_option = click.option(
     "--baseline", multiple=True, metavar="HOST:PORT", help="baseline target (repeat for several)"
 )
 reason_option = click.option("--reason", help="why, for the audit log")
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="show the Kong writes without applying them"
+)
 
 
 # ---- get ------------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ def get(ctx: Context, upstream: str | None) -> ExitCode:
 @click.option("--expect", help="only if the split is now this (compare-and-set), e.g. 95/2.5/2.5")
 @click.option("--wait", help="wait until Kong's nodes serve it (e.g. 10s)")
 @click.option("--force", is_flag=True, help="shift traffic even onto unhealthy targets")
-@click.option("--dry-run", is_flag=True, help="show the Kong writes without applying them")
+@dry_run_option
 @reason_option
 @baseline_option
 @canary_option
@@ -206,7 +209,7 @@ def _change(
 @client_command("rollback")
 @click.argument("upstream")
 @click.option("--remove", is_flag=True, help="delete the canary and baseline targets")
-@click.option("--dry-run", is_flag=True, help="show the Kong writes without applying them")
+@dry_run_option
 @reason_option
 def rollback(
     ctx: Context, upstream: str, remove: bool, dry_run: bool, reason: str | None
@@ -219,7 +222,7 @@ def rollback(
 @client_command("promote")
 @click.argument("upstream")
 @click.option("--force", is_flag=True, help="even if stable's targets are unhealthy")
-@click.option("--dry-run", is_flag=True, help="show the Kong writes without applying them")
+@dry_run_option
 @reason_option
 def promote(
     ctx: Context, upstream: str, force: bool, dry_run: bool, reason: str | None
