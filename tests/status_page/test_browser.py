@@ -5,22 +5,20 @@ written under the test's temporary directory."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from selenium import webdriver  # a test extra: missing is an error, not a skip
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.client.conftest import READ_TOKEN, WRITE_TOKEN
-
-selenium = pytest.importorskip(
-    "selenium", reason="selenium not installed: pip install -e '.[test]'"
-)
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -176,3 +174,32 @@ def test_the_page_draws_per_variant_5xx_and_p99_from_gateway_metrics(
     assert lines >= 4  # 5xx and P99 sparklines of canary and baseline
     browser.save_screenshot(str(tmp_path / "status-page-metrics.png"))
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_another_site_cannot_frame_the_page(live, browser, tmp_path):
+    """Another origin (a page on another port of this host) puts the page in an iframe: the
+    browser must refuse to render it there."""
+    (tmp_path / "framing.html").write_text(
+        f'<iframe id="f" src="{live.url}/" width="600" height="400"></iframe>'
+    )
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    other_site = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other_site.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{other_site.server_port}/framing.html")
+        WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+        browser.switch_to.frame("f")
+        try:
+            inside = browser.execute_script(
+                "return [document.URL, !!document.getElementById('login')]"
+            )
+        finally:
+            browser.switch_to.default_content()
+    finally:
+        other_site.shutdown()
+        other_site.server_close()
+    url, has_page = inside
+    assert not has_page, "the status page rendered inside another site's frame"
+    assert url.startswith("chrome-error://"), inside
