@@ -21,6 +21,15 @@ class LazyGroup(click.Group):
         "kayenta": "sidecar.kayenta.cli:kayenta_commands",
         "preflight": "sidecar.kayenta.preflight_cli:preflight",
         "spinnaker": "sidecar.spinnaker.cli:spinnaker_commands",
+        # the on-call engineer's client of the sidecar's API (sidecar.client)
+        "get": "sidecar.client.commands:get",
+        "set": "sidecar.client.commands:set_split",
+        "ramp": "sidecar.client.commands:ramp",
+        "rollback": "sidecar.client.commands:rollback",
+        "promote": "sidecar.client.commands:promote",
+        "rollback-all": "sidecar.client.commands:rollback_all",
+        "cancel": "sidecar.client.commands:cancel",
+        "watch": "sidecar.client.watch:watch",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -20,6 +20,7 @@ from sidecar.api.schemas import (
     WAIT_PATTERN,
 )
 from sidecar.api.served import EPOCH_PARAM_PATTERN, SPLIT_PARAM_PATTERN
+from sidecar.api.status_schema import status_paths, status_schema
 
 bp = Blueprint("openapi", __name__)
 
@@ -360,6 +361,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": ERROR,
     "Health": HEALTH,
     "Ready": READY,
+    "Status": status_schema(SPLIT_VIEW, NULLABLE_PERCENTAGES, RAMP),
 }
 
 
@@ -584,7 +586,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-                        "/v1/ramps/{ramp_id}": {
+            "/v1/ramps/{ramp_id}": {
                 "get": {
                     "summary": "A ramp's status; moves the upstream on when a step is due",
                     "parameters": [RAMP_PARAM, RAMP_WAIT_PARAM],
@@ -639,6 +641,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **status_paths(_json, _errors, UPSTREAM_PARAM),
             "/healthz": {
                 "get": {"summary": "Liveness", "responses": {"200": _json("Health", "alive")}}
             },

@@ -33,7 +33,11 @@ READ = ApiToken("viewer", "viewer-token-0123456789abc", "read")
 ORDERS_ONLY = ApiToken("orders-only", "orders-only-token-012345678", "write", ("orders*",))
 ADMIN = ApiToken("oncall", "oncall-token-0123456789abcd", "admin")
 TOKENS = (WRITE, READ, ORDERS_ONLY, ADMIN)
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# "/" and "/status/*": the status page and its static files (they hold no data)
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/"}
+    | {f"/status/{name}" for name in ("status.js", "status.css", "favicon.svg")}
+)
 NOW = 1_800_000_000.0
 
 
