@@ -88,9 +88,17 @@ class UnknownHost(HostNotAllowed):
     """``validateURI`` wrapping an ``UnknownHostException`` (the host does not resolve)."""
 
 
+@dataclass(frozen=True)
+class AfterSending:
+    """A fault that lets the call reach the server, then loses its answer (``error``)."""
+
+    error: Exception
+
+
 # A fault a test injects in place of a call: the answer Orca would have seen, or the
-# exception its client would have raised (httpx.ConnectError = refused, UnknownHost = DNS).
-Fault = httpx.Response | Exception
+# exception its client would have raised (httpx.ConnectError = refused, UnknownHost = DNS),
+# or AfterSending (the call landed, Orca saw an error).
+Fault = httpx.Response | Exception | AfterSending
 Faults = Callable[[str, str], Fault | None]  # (stage refId, call kind) -> fault or None
 
 
@@ -381,12 +389,14 @@ class WebhookStageSimulator:
         if isinstance(fault, Exception):
             call.error = str(fault)
             raise fault
-        response = (
-            fault
-            if fault is not None
-            else self.client.request(call.method, url, headers=headers, content=body)
-        )
+        if isinstance(fault, httpx.Response):
+            response = fault
+        else:
+            response = self.client.request(call.method, url, headers=headers, content=body)
         call.status = response.status_code
+        if isinstance(fault, AfterSending):
+            call.error = str(fault.error)
+            raise fault.error
         return response, call
 
     def _create(self, run: StageRun) -> Generator[float, None, str]:

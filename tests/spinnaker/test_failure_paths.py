@@ -1,0 +1,227 @@
+"""Every failure path of every template, played by the Orca pipeline simulator against the
+real sidecar and the local Kong: each stage of each template fails in turn, in each way Orca
+tells apart for its kind of stage, and the pipeline must end with all traffic on stable and
+the canary's Deployments deleted.
+
+The scenarios are read from the committed templates, so a new stage is covered without
+editing this file. A stage that only runs on a failure path (the rollback branch, *Cancel
+ramp*) is failed together with the first Kayenta analysis, the failure that leads there.
+Two endings are stated rather than hidden: when the rollback stage itself fails, the
+template keeps the pods (traffic may still reach them) and the sidecar's lease returns the
+upstream to stable; when a delete of the rollback branch fails, that Deployment stays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from sidecar.leases import sweep
+from sidecar.spinnaker.generate import DEFAULT_DIR
+from sidecar.spinnaker.orca import (
+    SKIPPED,
+    SUCCEEDED,
+    TERMINAL,
+    AfterSending,
+    UnknownHost,
+    UrlRestrictions,
+    WebhookStageSimulator,
+    plan_templated_pipeline,
+    preconfigured_by_type,
+)
+from sidecar.spinnaker.pipeline import Cluster, PipelineSimulator, SimulatedClock
+from tests.spinnaker.conftest import TOKEN, rendered_for, serve_sidecar, template_ids
+
+UPSTREAM = "orders"
+CANARY_OBJECTS = {("deployment", "orders-canary"), ("deployment", "orders-baseline")}
+# Short but realistic: the ramp and the analyses still take minutes of simulated time.
+VARIABLES = {
+    "canary_target": "10.0.0.2:80",
+    "baseline_target": "10.0.0.3:80",
+    "ramp_seconds": 120,
+    "ramp_steps": 4,
+    "analysis_minutes": 5,
+}
+
+
+def _error(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": "injected"}})
+
+
+# The ways Orca tells a webhook call's failure apart (orca.py cites each rule).
+CREATE_FAULTS = {
+    "fail-fast-409": lambda: _error(409, "expect_mismatch"),
+    "5xx-until-timeout": lambda: _error(503, "kong_unavailable"),
+    "connection-refused": lambda: httpx.ConnectError("[Errno 111] Connection refused"),
+    "unknown-host": lambda: UnknownHost("kong-canary.spinnaker: Name or service not known"),
+    "answer-lost-after-landing": lambda: AfterSending(httpx.ReadTimeout("Read timed out")),
+}
+MONITOR_FAULTS = {
+    "status-FAILED": lambda: httpx.Response(200, json={"status": "FAILED", "message": "x"}),
+    "status-CANCELED": lambda: httpx.Response(200, json={"status": "CANCELED", "message": "x"}),
+    "never-finishes": lambda: httpx.Response(200, json={"status": "RUNNING", "message": "x"}),
+    "connection-refused": lambda: httpx.ConnectError("[Errno 111] Connection refused"),
+}
+NATIVE_FAULT = "task-fails"
+
+
+def _committed_webhooks() -> dict[str, dict[str, Any]]:
+    doc = yaml.safe_load((DEFAULT_DIR / "orca-local.yml").read_text())
+    return {w["type"]: w for w in doc["webhook"]["preconfigured"]}
+
+
+def _planned(files: dict[str, Any], tid: str) -> dict[str, Any]:
+    template, config = files[f"templates/{tid}.json"], files[f"samples/{tid}.json"]
+    declared = {v["name"] for v in template["variables"]}
+    extra = {k: v for k, v in VARIABLES.items() if k in declared}
+    return plan_templated_pipeline(
+        template, {**config, "variables": {**config["variables"], **extra}}
+    )
+
+
+def scenarios() -> Iterator[Any]:
+    by_type = _committed_webhooks()
+    for tid in template_ids():
+        files = {
+            rel: json.loads((DEFAULT_DIR / rel).read_text())
+            for rel in (f"templates/{tid}.json", f"samples/{tid}.json")
+        }
+        for stage in _planned(files, tid)["stages"]:
+            hook = by_type.get(stage["type"])
+            if hook is None:
+                modes = [NATIVE_FAULT]
+            else:
+                modes = [f"create:{m}" for m in CREATE_FAULTS]
+                if hook.get("waitForCompletion"):
+                    modes += [f"monitor:{m}" for m in MONITOR_FAULTS]
+            for mode in modes:
+                yield pytest.param(tid, stage["refId"], mode, id=f"{tid}-{stage['refId']}-{mode}")
+
+
+class Plan:
+    """Which stage fails, and how."""
+
+    def __init__(self, ref: str, mode: str, also: tuple[str, ...] = ()) -> None:
+        self.ref, self.mode, self.also = ref, mode, also
+
+    def __call__(self, ref: str, kind: str) -> Any:
+        if ref in self.also and kind == "task":
+            return True
+        if ref != self.ref:
+            return None
+        if self.mode == NATIVE_FAULT:
+            return True if kind == "task" else None
+        where, name = self.mode.split(":", 1)
+        if where != kind:
+            return None
+        return (CREATE_FAULTS if kind == "create" else MONITOR_FAULTS)[name]()
+
+
+@pytest.fixture
+def world(source) -> Iterator[dict[str, Any]]:
+    clock = SimulatedClock()
+    with serve_sidecar(clock) as (url, app), httpx.Client(timeout=10.0) as client:
+        files = rendered_for(source, url)
+        orca_local = files["orca-local.yml"]
+        hooks = preconfigured_by_type(orca_local, {"KONG_CANARY_SPINNAKER_TOKEN": TOKEN})
+        restrictions = UrlRestrictions.from_config(orca_local["user-configured-url-restrictions"])
+        yield {
+            "url": url,
+            "app": app,
+            "clock": clock,
+            "client": client,
+            "files": files,
+            "webhooks": WebhookStageSimulator(
+                client, preconfigured=hooks, restrictions=restrictions
+            ),
+        }
+
+
+def _api(world: dict[str, Any], method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return world["client"].request(method, world["url"] + path, headers=headers, **kwargs)
+
+
+def _split(world: dict[str, Any]) -> dict[str, Any]:
+    response = _api(world, "GET", f"/v1/upstreams/{UPSTREAM}/split")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _run(world: dict[str, Any], tid: str, plan: Plan):
+    if tid == "kong-canary-emergency-rollback":  # something to roll back
+        canary = {
+            "split": {"stable": 90, "baseline": 5, "canary": 5},
+            "targets": {
+                "canary": [VARIABLES["canary_target"]],
+                "baseline": [VARIABLES["baseline_target"]],
+            },
+        }
+        assert _api(world, "PUT", f"/v1/upstreams/{UPSTREAM}/split", json=canary).status_code == 200
+    cluster = Cluster()
+    simulator = PipelineSimulator(
+        world["webhooks"],
+        cluster,
+        world["clock"],
+        faults=plan,
+        execution={"id": "01FAIL", "name": tid, "application": "orders"},
+    )
+    return simulator.run(_planned(world["files"], tid)), cluster
+
+
+def _stage_type(world: dict[str, Any], tid: str, ref: str) -> str:
+    return next(s["type"] for s in _planned(world["files"], tid)["stages"] if s["refId"] == ref)
+
+
+@pytest.mark.parametrize(("tid", "ref", "mode"), list(scenarios()))
+def test_every_failure_ends_on_stable_with_the_canary_cleaned_up(world, tid, ref, mode) -> None:
+    stages = _planned(world["files"], tid)["stages"]
+    first_analysis = next((s["refId"] for s in stages if s["type"] == "kayentaCanary"), None)
+    result, cluster = _run(world, tid, Plan(ref, mode))
+    if result.stages[ref] == SKIPPED and first_analysis:  # only reached on a failure path
+        world_reset(world)
+        result, cluster = _run(world, tid, Plan(ref, mode, also=(first_analysis,)))
+    assert result.stages[ref] not in (SKIPPED, "NOT_STARTED"), "the failure was exercised"
+    assert result.stages[ref] != SUCCEEDED, result.stages
+
+    deploys = any(s["type"] == "deployManifest" for s in stages)
+    if deploys:
+        assert result.status == TERMINAL, result.stages
+    failed_type = _stage_type(world, tid, ref)
+    leftover = cluster.objects & CANARY_OBJECTS
+    if failed_type == "kongCanaryRollback":
+        # Nothing else returns traffic: the pods stay (they may still serve), the lease
+        # the sidecar put on every non-stable split brings the upstream back to stable.
+        service = world["app"].extensions["kong_canary"].service
+        world["clock"].now += 2 * 86_400
+        sweep(service, world["clock"]())
+        assert leftover == (CANARY_OBJECTS if deploys else set())
+    elif ref.endswith("AfterRollback") and failed_type == "deleteManifest":
+        kept = {s["manifestName"] for s in stages if s["refId"] == ref}
+        assert {f"{k} {n}" for k, n in leftover} == kept
+    else:
+        assert leftover == set(), (result.stages, cluster.objects)
+    view = _split(world)
+    assert float(view["split"]["stable"]) == 100.0, (result.stages, view["split"])
+    assert all(
+        t["weight"] == 0 for t in view["targets"] if t.get("variant") in ("canary", "baseline")
+    ), view["targets"]
+
+
+def world_reset(world: dict[str, Any]) -> None:
+    """Back to the seed (stable only) between the two runs of one scenario."""
+    _api(world, "POST", f"/v1/upstreams/{UPSTREAM}/rollback", json={"remove": True})
+    world["clock"].now += 3600
+
+
+@pytest.mark.parametrize("tid", template_ids())
+def test_the_success_path_runs_every_stage_it_should(world, tid) -> None:
+    result, cluster = _run(world, tid, Plan("", ""))
+    assert result.status == SUCCEEDED, result.stages
+    assert cluster.objects & CANARY_OBJECTS == set()
+    assert float(_split(world)["split"]["stable"]) == 100.0
