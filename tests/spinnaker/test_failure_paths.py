@@ -225,3 +225,17 @@ def test_the_success_path_runs_every_stage_it_should(world, tid) -> None:
     assert result.status == SUCCEEDED, result.stages
     assert cluster.objects & CANARY_OBJECTS == set()
     assert float(_split(world)["split"]["stable"]) == 100.0
+
+
+def test_a_user_cancel_mid_ramp_returns_traffic_to_stable(world) -> None:
+    """Cancelling the execution runs the ramp task's onCancel: the static cancel endpoint,
+    scoped to this execution, rolls the canary back. (Orca runs no later stage after a
+    cancel, so the Deployments stay: delete them by hand or re-run the pipeline.)"""
+    cluster = Cluster()
+    simulator = PipelineSimulator(world["webhooks"], cluster, world["clock"])
+    planned = _planned(world["files"], "kong-canary-ramp-analysis")
+    result = simulator.run(planned, cancel_at=120)
+    assert result.status == "CANCELED" and result.stages["ramp"] == "CANCELED"
+    cancels = [c for c in result.runs["ramp"].calls if c.kind == "cancel"]
+    assert [c.status for c in cancels] == [200]
+    assert float(_split(world)["split"]["stable"]) == 100.0
