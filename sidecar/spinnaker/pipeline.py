@@ -26,7 +26,7 @@ spinnaker/spinnaker monorepo:
 
 Native stages are models of their effect only: ``deployManifest`` applies its manifests to
 a ``Cluster`` (also when it then fails: a rollout that never becomes stable still left its
-objects), static ``deleteManifest`` deletes ``manifestName`` (a missing object is fine:
+objects), ``deleteManifest`` deletes by name or by label (a missing object is fine:
 clouddriver ``KubectlJobExecutor.delete`` passes ``--ignore-not-found``), ``kayentaCanary``
 runs its ``lifetimeDuration`` and passes unless failed, ``wait`` waits ``waitTime``.
 """
@@ -75,17 +75,50 @@ class SimulatedClock:
 
 @dataclass
 class Cluster:
-    """The Kubernetes objects the pipeline's manifests stages made: (kind, name)."""
+    """The Kubernetes objects the pipeline's manifest stages made: (kind, name) -> labels."""
 
-    objects: set[tuple[str, str]] = field(default_factory=set)
+    labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def objects(self) -> set[tuple[str, str]]:
+        return set(self.labels)
 
     def apply(self, manifests: list[Mapping[str, Any]]) -> None:
         for manifest in manifests:
-            self.objects.add((manifest["kind"].lower(), manifest["metadata"]["name"]))
+            key = (manifest["kind"].lower(), manifest["metadata"]["name"])
+            self.labels[key] = dict(manifest["metadata"].get("labels") or {})
 
-    def delete(self, manifest_name: str) -> None:
-        kind, name = manifest_name.split(" ", 1)
-        self.objects.discard((kind.lower(), name))
+    def delete(self, stage: Mapping[str, Any]) -> None:
+        """``deleteManifest``: ``mode: static`` names one object ("kind name"); ``mode:
+        label`` deletes every object of ``kinds`` matching all ``labelSelectors.selectors``
+        (clouddriver ``KubernetesDeleteManifestDescription``, ``KubernetesSelector``:
+        ANY, EQUALS, NOT_EQUALS, CONTAINS, NOT_CONTAINS, EXISTS, NOT_EXISTS)."""
+        if stage.get("mode") == "label":
+            kinds = {k.lower() for k in stage.get("kinds") or []}
+            selectors = (stage.get("labelSelectors") or {}).get("selectors") or []
+            for key in [k for k in self.labels if k[0] in kinds]:
+                if all(_selects(s, self.labels[key]) for s in selectors):
+                    del self.labels[key]
+            return
+        kind, name = stage["manifestName"].split(" ", 1)
+        self.labels.pop((kind.lower(), name), None)
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    kind, key = selector.get("kind"), selector.get("key")
+    values = [str(v) for v in selector.get("values") or []]
+    tests = {
+        "ANY": lambda: True,
+        "EQUALS": lambda: labels.get(key) == (values[0] if values else None),
+        "NOT_EQUALS": lambda: labels.get(key) != (values[0] if values else None),
+        "CONTAINS": lambda: labels.get(key) in values,
+        "NOT_CONTAINS": lambda: labels.get(key) not in values,
+        "EXISTS": lambda: key in labels,
+        "NOT_EXISTS": lambda: key not in labels,
+    }
+    if kind not in tests:
+        raise ValueError(f"unknown label selector kind {kind!r}")
+    return tests[kind]()
 
 
 @dataclass
@@ -264,7 +297,7 @@ class PipelineSimulator:
         elif kind == "deleteManifest":
             yield DELETE_S
             if not failed:
-                self.cluster.delete(stage["manifestName"])
+                self.cluster.delete(stage)
         elif kind == "kayentaCanary":
             yield lifetime_s(stage)
         elif kind == "wait":

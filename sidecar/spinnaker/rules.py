@@ -322,6 +322,13 @@ def _stage_problems(
             and not stage.get("manifestName")
         ):
             problems.append(f"{where}: static deleteManifest needs manifestName ('kind name')")
+        if stype == "deleteManifest" and stage.get("mode") == "label":
+            selectors = (stage.get("labelSelectors") or {}).get("selectors")
+            if not stage.get("kinds") or not selectors:
+                problems.append(
+                    f"{where}: label deleteManifest needs kinds and labelSelectors.selectors "
+                    "(without selectors it deletes every object of those kinds)"
+                )
     else:
         problems.append(f"{where}: unknown stage type {stype!r}")
     return problems

@@ -1,7 +1,7 @@
 """Every failure path of every template, played by the Orca pipeline simulator against the
 real sidecar and the local Kong: each stage of each template fails in turn, in each way Orca
 tells apart for its kind of stage, and the pipeline must end with all traffic on stable and
-the canary's Deployments deleted.
+the canary's and baseline's Deployments and Services deleted.
 
 The scenarios are read from the committed templates, so a new stage is covered without
 editing this file. A stage that only runs on a failure path (the rollback branch, *Cancel
@@ -38,7 +38,11 @@ from sidecar.spinnaker.pipeline import Cluster, PipelineSimulator, SimulatedCloc
 from tests.spinnaker.conftest import TOKEN, rendered_for, serve_sidecar, template_ids
 
 UPSTREAM = "orders"
-CANARY_OBJECTS = {("deployment", "orders-canary"), ("deployment", "orders-baseline")}
+CANARY_OBJECTS = {
+    (kind, f"orders-{variant}")
+    for kind in ("deployment", "service")
+    for variant in ("canary", "baseline")
+}
 # Short but realistic: the ramp and the analyses still take minutes of simulated time.
 VARIABLES = {
     "canary_target": "10.0.0.2:80",
@@ -202,8 +206,8 @@ def test_every_failure_ends_on_stable_with_the_canary_cleaned_up(world, tid, ref
         sweep(service, world["clock"]())
         assert leftover == (CANARY_OBJECTS if deploys else set())
     elif ref.endswith("AfterRollback") and failed_type == "deleteManifest":
-        kept = {s["manifestName"] for s in stages if s["refId"] == ref}
-        assert {f"{k} {n}" for k, n in leftover} == kept
+        variant = "canary" if "Canary" in ref else "baseline"
+        assert leftover == {(k, n) for k, n in CANARY_OBJECTS if n.endswith(variant)}
     else:
         assert leftover == set(), (result.stages, cluster.objects)
     view = _split(world)
