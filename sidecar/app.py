@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, split
+from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, served, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.core.lease import LeasePolicy
 from sidecar.kayenta.preflight_kong import CoverageWarnings
@@ -25,6 +25,7 @@ from sidecar.leases import LeaseSweeper
 from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, KONG_DURATION, KONG_REQUESTS
 from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
+from sidecar.served import ServedCheck
 from sidecar.settings import Settings, load_settings
 from sidecar.traffic import TrafficService
 
@@ -106,7 +107,12 @@ def create_app(
         settings=settings,
         kong=kong,
         service=service,
-        ramps=RampService(service, secret=settings.ramp_key(), clock=clock),
+        ramps=RampService(
+            service,
+            secret=settings.ramp_key(),
+            clock=clock,
+            served=ServedCheck(service, clock),
+        ),
     )
     if sweep_leases:
         runtime.sweeper = LeaseSweeper(service, settings.lease_check_interval, clock).start()
@@ -116,6 +122,7 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(split.bp)
     app.register_blueprint(ramps.bp)
+    app.register_blueprint(served.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)

@@ -32,6 +32,7 @@ result says ``confirmed: false``; the pipeline treats it as a warning, or asks f
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections import Counter
@@ -246,9 +247,10 @@ def result(
     *,
     verdict: str,
     now: float,
-    timeout: float,
+    timeout: float | None,
 ) -> dict[str, Any]:
-    """The ``propagation`` object of a change's response."""
+    """The ``propagation`` object of a change's response (``timeout`` None: one look, as a
+    status poll makes, rather than a wait that ran out)."""
     nodes = []
     for check in observation.checks:
         entry: dict[str, Any] = {
@@ -279,10 +281,13 @@ def result(
             what = f"{len(late)} of {count} {noun}(s) not there yet ({listed})"
         else:  # hybrid: the push interval had not passed
             what = "the control plane may still push the final configuration"
-        message = (
-            f"not confirmed within {timeout:g} s: {what}. The change is in Kong and will "
-            "still propagate"
-        )
+        if timeout is None:
+            message = f"not served yet: {what}"
+        else:
+            message = (
+                f"not confirmed within {timeout:g} s: {what}. The change is in Kong and will "
+                "still propagate"
+            )
     if observation.ignored:
         message += f"; ignored {noun}(s) not seen for over {STALE_AFTER:g} s: " + ", ".join(
             observation.ignored
@@ -377,6 +382,34 @@ class Propagation:
                 next_delay(attempt, now=now, deadline=deadline, not_before=gate, ready=ready)
             )
             attempt += 1
+
+    def check(
+        self,
+        upstream: str,
+        weights: Mapping[str, int],
+        *,
+        since: float | None = None,
+        before: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One look, no waiting: what a status URL that Orca polls answers each time (a
+        monitored stage may wait far longer than Orca's webhook read timeout allows one call
+        to). ``since``: wall-clock time of the write; a hybrid cluster is confirmed no sooner
+        than one push interval after it (without it, agreeing new hashes suffice)."""
+        started = self.clock()
+        try:
+            method = self.method()
+        except KongError:
+            method = HEALTH
+        observation = self._observe(method, upstream, weights, before)
+        tracker = Tracker(started)
+        tracker.update(observation.checks, self.clock())
+        not_before = None
+        if method == HYBRID and since is not None and observation.checks:
+            not_before = since + self._push_window()
+        verdict = decide(
+            observation.checks, now=self.wall_clock(), deadline=math.inf, not_before=not_before
+        )
+        return result(method, observation, tracker, verdict=verdict, now=self.clock(), timeout=None)
 
     def close(self) -> None:
         with self._lock:

@@ -26,7 +26,8 @@ from sidecar.core.ramp import RampSchedule, RampStep, unequal_steps
 from sidecar.core.ramp_token import RampTokenError, decode, encode, short_id
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
-from sidecar.traffic import TrafficService, percentages
+from sidecar.served import ServedCheck
+from sidecar.traffic import TrafficService, UpstreamState, percentages
 
 RUNNING, SUCCEEDED, FAILED, CANCELED = "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"
 
@@ -119,10 +120,13 @@ class RampService:
         *,
         secret: bytes,
         clock: Callable[[], float] = time.time,
+        served: ServedCheck | None = None,
     ) -> None:
         self.traffic = traffic
         self.secret = secret
         self.clock = clock
+        # None: ramps move on by the clock alone (nothing looks at Kong's other nodes)
+        self.served = served
 
     def start(
         self,
@@ -225,6 +229,9 @@ class RampService:
                 schedule.origin,
             )
         propagation = None
+        gated = self._gate(schedule, decision, state, now)
+        if gated is not None:
+            decision, propagation = gated
         if decision.apply is not None and drive:
             try:
                 result = self.traffic.set_split(
@@ -244,6 +251,14 @@ class RampService:
                 return self.status(token, wait, drive=False)
             current = result.split
             propagation = result.propagation
+            if decision.status == SUCCEEDED:  # the last step: complete once it is served
+                decision, propagation = self._unless_served(
+                    schedule,
+                    dataclasses.replace(decision, apply=None),
+                    result.state,
+                    propagation,
+                    now,
+                )
         return RampView(
             id=token,
             upstream=schedule.upstream,
@@ -256,13 +271,48 @@ class RampService:
             propagation=propagation,
         )
 
-    def cancel(self, token: str) -> RampView:
+    def _gate(
+        self, schedule: RampSchedule, decision: Decision, state: UpstreamState, now: float
+    ) -> tuple[Decision, dict[str, Any] | None] | None:
+        """A ramp moves on, completes or reports its cancel only once Kong's nodes serve
+        where it is: the next step waits for the current one to be traffic everywhere
+        checkable (Kayenta judges what nodes route, not what the database holds)."""
+        if self.served is None or (
+            decision.apply is None and decision.status not in (SUCCEEDED, CANCELED)
+        ):
+            return None
+        return self._unless_served(schedule, decision, state, None, now)
+
+    def _unless_served(
+        self,
+        schedule: RampSchedule,
+        decision: Decision,
+        state: UpstreamState | None,
+        propagation: dict[str, Any] | None,
+        now: float,
+    ) -> tuple[Decision, dict[str, Any] | None]:
+        if self.served is None or (propagation is not None and propagation["confirmed"]):
+            return decision, propagation
+        index = schedule.step_index(now)
+        since = schedule.start_at + schedule.steps[index].offset if index >= 0 else None
+        state, look = self.served.look(schedule.upstream, state=state, since=since)
+        if look is None or look["confirmed"]:
+            return decision, look
+        if decision.status == CANCELED:
+            what = "cancelled and rolled back; waiting until Kong's nodes stop canary traffic"
+        elif decision.apply is not None:
+            what = f"at {state.split()}; the next step waits until Kong's nodes serve it"
+        else:
+            what = f"at its target {state.split()}; waiting until Kong's nodes serve it"
+        return Decision(RUNNING, None, f"{what}: {look['message']}"), look
+
+    def cancel(self, token: str, wait: float | None = None) -> RampView:
         """Stop the ramp and roll the canary back – unless another change has taken the
-        upstream over, which is then not ours to undo."""
+        upstream over, which is then not ours to undo. ``wait``: as a rollback's."""
         schedule = self._decode(token)
         fingerprint = short_id(token)
         result = self.traffic.rollback(
-            schedule.upstream, cancel_ramp=fingerprint, only_if_ramp=fingerprint
+            schedule.upstream, cancel_ramp=fingerprint, only_if_ramp=fingerprint, wait=wait
         )
         state = self.traffic.read(schedule.upstream)
         marks = read_marks(state.upstream.tags)
@@ -286,9 +336,12 @@ class RampService:
             target=schedule.target(),
             message=message,
             next_step_at=None,
+            propagation=result.propagation if result is not None else None,
         )
 
-    def cancel_on_upstream(self, upstream: str, execution_id: str | None) -> dict[str, Any]:
+    def cancel_on_upstream(
+        self, upstream: str, execution_id: str | None, wait: float | None = None
+    ) -> dict[str, Any]:
         """Orca's cancel hook cannot know the ramp id (it is evaluated before the ramp
         starts), so it names the upstream and its execution; only a ramp started by that
         execution is cancelled."""
@@ -304,7 +357,9 @@ class RampService:
                 f"{execution_id!r}; leaving it alone",
                 field="context.execution_id",
             )
-        result = self.traffic.rollback(upstream, cancel_ramp=marks.ramp, only_if_ramp=marks.ramp)
+        result = self.traffic.rollback(
+            upstream, cancel_ramp=marks.ramp, only_if_ramp=marks.ramp, wait=wait
+        )
         if result is None:  # another change took the upstream over since we looked
             raise ApiError(
                 404, "no_ramp", f"the ramp on {upstream!r} ended before it could be cancelled"
@@ -314,6 +369,7 @@ class RampService:
             "status": CANCELED,
             "split": percentages(result.split),
             "message": "cancelled: the canary was rolled back, stable has all traffic",
+            "propagation": result.propagation,
         }
 
     def upstream_of(self, token: str) -> str:

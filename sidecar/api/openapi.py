@@ -19,6 +19,7 @@ from sidecar.api.schemas import (
     VARIANTS,
     WAIT_PATTERN,
 )
+from sidecar.api.served import EPOCH_PARAM_PATTERN, SPLIT_PARAM_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
@@ -135,6 +136,7 @@ PROPAGATION = {
 CHANGE = {
     "type": "object",
     "required": [
+        "status",
         "upstream",
         "previous",
         "split",
@@ -157,6 +159,34 @@ CHANGE = {
         "warnings": {"type": "array", "items": {"type": "string"}},
         "propagation": {"oneOf": [PROPAGATION, {"type": "null"}]},
         "duration_ms": {"type": "number", "minimum": 0},
+        "status": {
+            "enum": ["SUCCEEDED", "RUNNING"],
+            "description": "SUCCEEDED: a dry run, or the call waited and every checkable Kong "
+            "node already serves the change; RUNNING: poll statusUrl until it says SUCCEEDED",
+        },
+        "statusUrl": {
+            "type": "string",
+            "format": "uri",
+            "description": "GET …/propagation for this change (Orca: waitForCompletion)",
+        },
+    },
+    "additionalProperties": False,
+}
+SERVED = {
+    "type": "object",
+    "description": "Whether every checkable Kong node serves the expected split (one look).",
+    "required": ["upstream", "status", "message", "expected", "split", "propagation"],
+    "properties": {
+        "upstream": {"type": "string"},
+        "status": {
+            "enum": ["RUNNING", "SUCCEEDED", "FAILED"],
+            "description": "SUCCEEDED: served everywhere checkable; FAILED: another change "
+            "replaced the split, or it was not served by until; RUNNING: not yet",
+        },
+        "message": {"type": "string"},
+        "expected": PERCENTAGES,
+        "split": NULLABLE_PERCENTAGES,
+        "propagation": {"oneOf": [PROPAGATION, {"type": "null"}]},
     },
     "additionalProperties": False,
 }
@@ -206,7 +236,9 @@ RAMP = {
         "cancelUrl": {"type": "string", "format": "uri"},
         "propagation": {
             **PROPAGATION,
-            "description": "present when this call applied a step and waited (wait)",
+            "description": "present when this call applied a step and waited (wait), or "
+            "looked whether Kong's nodes serve the ramp's split before moving on, completing or "
+            "reporting a cancel (it does none of them before they do)",
         },
     },
     "additionalProperties": False,
@@ -219,6 +251,12 @@ RAMP_CANCELED = {
         "status": {"const": "CANCELED"},
         "split": NULLABLE_PERCENTAGES,
         "message": {"type": "string"},
+        "propagation": {"oneOf": [PROPAGATION, {"type": "null"}]},
+        "statusUrl": {
+            "type": "string",
+            "format": "uri",
+            "description": "GET …/propagation: SUCCEEDED once canary traffic has stopped",
+        },
     },
     "additionalProperties": False,
 }
@@ -316,6 +354,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Ramp": RAMP,
     "RollbackAll": ROLLBACK_ALL,
     "RampCanceled": RAMP_CANCELED,
+    "Served": SERVED,
     "IngestResult": INGEST,
     "GatewayMetrics": GATEWAY_WINDOW,
     "Error": ERROR,
@@ -372,6 +411,30 @@ RAMP_WAIT_PARAM = {
     "description": "seconds (0..300) a poll that applies a step waits for Kong's nodes; "
     "statusUrl carries it when the ramp was started with wait",
 }
+
+
+SERVED_PARAMS = [
+    {
+        "name": "split",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "pattern": SPLIT_PARAM_PATTERN},
+        "description": "the split expected: stable,baseline,canary percentages",
+    },
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "pattern": EPOCH_PARAM_PATTERN},
+            "description": about,
+        }
+        for name, about in (
+            ("since", "epoch seconds just before the change"),
+            ("until", "epoch seconds after which a change not yet served is FAILED"),
+        )
+    ),
+]
 
 
 def _request_body(schema: str, *, required: bool) -> dict[str, Any]:
@@ -504,6 +567,18 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json("RampCanceled", "cancelled and rolled back"),
                         **_errors(400, 401, 403, 404, 422, 502, 503),
+                    },
+                }
+            },
+            "/v1/upstreams/{upstream}/propagation": {
+                "get": {
+                    "summary": "Is a change served by every checkable Kong node (statusUrl of "
+                    "set split, rollback, promote and cancel; never writes)",
+                    "parameters": [UPSTREAM_PARAM, *SERVED_PARAMS],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json("Served", "status RUNNING, SUCCEEDED or FAILED"),
+                        **_errors(401, 403, 404, 422, 502, 503),
                     },
                 }
             },

@@ -23,6 +23,7 @@ from sidecar.api.schemas import (
     seconds,
     wait_param,
 )
+from sidecar.api.served import public_base, rollback_wait, served_check, status_url
 from sidecar.core.ramp import linear_steps, schedule_steps
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
@@ -42,8 +43,7 @@ def _ramps() -> RampService:
 def _urls(view: RampView, wait: float | None = None) -> dict[str, str]:
     """``wait`` rides on the status URL: the ramp id is the signed schedule, and each poll
     that applies a step needs it."""
-    base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
-    base = base.rstrip("/")
+    base = public_base()
     query = f"?wait={wait:g}" if wait is not None else ""
     return {
         "statusUrl": f"{base}/v1/ramps/{view.id}{query}",
@@ -137,7 +137,7 @@ def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
 def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     body = parse_body(request, CANCEL, optional=True)
-    view = _ramps().cancel(ramp_id)
+    view = _ramps().cancel(ramp_id, wait=rollback_wait(body))
     _audit("ramp_canceled", view, body)
     return jsonify(view.as_json(_urls(view)))
 
@@ -147,7 +147,11 @@ def cancel_upstream_ramp(upstream: str):  # type: ignore[no-untyped-def]
     """For Orca's cancelEndpoint: cancel the ramp this execution started on the upstream."""
     body = parse_body(request, CANCEL, optional=True)
     execution_id = (body.get("context") or {}).get("execution_id")
-    result = _ramps().cancel_on_upstream(upstream, execution_id)
+    since = served_check().clock()
+    # A cancel is a rollback: its answer waits for the nodes, and statusUrl lets a monitored
+    # stage wait longer, until canary traffic has stopped everywhere checkable.
+    result = _ramps().cancel_on_upstream(upstream, execution_id, wait=rollback_wait(body))
+    result["statusUrl"] = status_url(upstream, Split.STABLE_ONLY, since)
     audit.info(
         json.dumps(
             {

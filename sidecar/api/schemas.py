@@ -145,13 +145,15 @@ START_RAMP = {
     "additionalProperties": False,
 }
 # Waiting for propagation (sidecar.propagation). Orca's webhook client gives up reading after
-# 20 s by default (webhook.readTimeoutMs) and does not retry a timed-out PUT/POST, so a create
-# call should wait less than that and let wait_strict's 503 make Orca retry.
+# webhook.readTimeoutMs when set, else ok-http-client.readTimeoutMs (120 s)
+# (WebhookConfiguration.webhookRequestFactory), and does not retry a timed-out PUT/POST, so a
+# create call should wait less than that and let the answer's statusUrl wait longer.
 WAIT_PATTERN = r"^\s*(300(\.0+)?|([12]\d\d|\d{1,2})(\.\d+)?)\s*$"
 WAIT = {
     "description": "seconds (0..300, number or numeric string) to wait until Kong's nodes "
     "serve the new weights; the response's propagation says whether they did and how long "
-    "it took. Keep it below Orca's webhook read timeout (20 s by default).",
+    "it took. Keep it below Orca's webhook read timeout (webhook.readTimeoutMs, often 20 s) "
+    "and poll statusUrl for longer.",
     "oneOf": [
         {"type": "number", "minimum": 0, "maximum": 300},
         {"type": "string", "pattern": WAIT_PATTERN},
@@ -166,6 +168,10 @@ WAIT_STRICT = {
 for _body in (SET_SPLIT, ROLLBACK, PROMOTE):
     _body["properties"]["wait"] = WAIT
     _body["properties"]["wait_strict"] = WAIT_STRICT
+ROLLBACK["properties"]["wait"] = {
+    **WAIT,
+    "description": f"{WAIT['description']} Default 10: a rollback's answer means traffic stopped.",
+}
 START_RAMP["properties"]["wait"] = {
     **WAIT,
     "description": "seconds each step waits, when the call or status poll that applies it "
@@ -175,7 +181,11 @@ START_RAMP["properties"]["wait"] = {
 
 CANCEL = {
     "type": "object",
-    "properties": {"reason": REASON, "context": CONTEXT},
+    "properties": {
+        "reason": REASON,
+        "context": CONTEXT,
+        "wait": {**WAIT, "description": f"{WAIT['description']} Default 10 (it rolls back)."},
+    },
     "additionalProperties": False,
 }
 

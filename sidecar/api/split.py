@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
 from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, parse_split, seconds
+from sidecar.api.served import completion, rollback_wait, served_check
 from sidecar.errors import ApiError
 from sidecar.metrics import SPLIT_CHANGES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
@@ -61,7 +62,8 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
             upstream,
             remove=flag(body, "remove"),
             dry_run=flag(body, "dry_run"),
-            wait=seconds(body, "wait"),
+            # "rolled back" means traffic has stopped: wait for the nodes unless told not to
+            wait=rollback_wait(body),
         ),
         upstream,
     )
@@ -93,6 +95,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
     }
     if body.get("reason"):
         entry["reason"] = body["reason"]
+    since = served_check().clock()
     try:
         result: ChangeResult = change()
     except ApiError as exc:
@@ -116,7 +119,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
     if not result.dry_run:
         record_split(upstream, entry["after"])
     _strict_propagation(body, result)
-    return jsonify(result.as_json())
+    return jsonify({**result.as_json(), **completion(result, since)})
 
 
 def _strict_propagation(body: dict[str, Any], result: ChangeResult) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import socket
 import threading
 import time
@@ -185,6 +186,27 @@ class LocalKong:
                 raise KeyError(f"no target {target!r} in upstream {upstream!r}")
             ws.overrides[(found["id"], None)] = health
             ws.ready.add(rec["id"])
+
+    def wheels(self, upstream: str, workspace: str = "default") -> list[dict[str, int]]:
+        """Where each node (this one first) sends traffic: its round-robin wheel, target ->
+        points. Kong's round-robin balancer gives each address weight/gcd points on a wheel
+        that requests walk in turn (``kong/runloop/balancer/round_robin.lua``
+        ``afterHostUpdate``), so one full turn is one request per point, and a target
+        without points gets none. Lagging nodes use the balancer they hold now."""
+        with self.store.lock:
+            ws, rec = self._ws_upstream(upstream, workspace)
+            balancers = [{t["target"]: t["weight"] for t in self.store.targets_of(ws, rec)}]
+            balancers += [
+                {target: weight for target, weight in node.admin.lag.balancer(rec["id"]).values()}
+                for node in self.node_apps
+                if node.admin.lag is not None
+            ]
+        wheels = []
+        for weights in balancers:
+            weighted = {t: w for t, w in weights.items() if w > 0}
+            divisor = math.gcd(*weighted.values()) if weighted else 1
+            wheels.append({t: w // divisor for t, w in weighted.items()})
+        return wheels
 
     def reset(self) -> None:
         """Back to the start state: seed reloaded, calls and faults cleared."""

@@ -129,11 +129,13 @@ def webhook_entry(
             "canceledStatuses",
             "terminalStatuses",
         ):
-            entry[key] = wait[key]
-        entry["signalCancellation"] = True
-        entry["cancelEndpoint"] = join_url(base_url, wait["cancelPath"])
-        entry["cancelMethod"] = wait.get("cancelMethod", "POST")
-        entry["cancelPayload"] = render_payload(wait["cancelPayload"], stage_type)
+            if key in wait:
+                entry[key] = wait[key]
+        if "cancelPath" in wait:  # a stage with nothing to undo has no cancel call
+            entry["signalCancellation"] = True
+            entry["cancelEndpoint"] = join_url(base_url, wait["cancelPath"])
+            entry["cancelMethod"] = wait.get("cancelMethod", "POST")
+            entry["cancelPayload"] = render_payload(wait["cancelPayload"], stage_type)
     entry["parameters"] = [
         {
             "name": p["name"],

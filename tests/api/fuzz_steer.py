@@ -64,6 +64,11 @@ def steer(data: st.DataObject, case: Case, ramp_ids: list[str]) -> None:
         params["upstream"] = data.draw(st.sampled_from((*UPSTREAMS, KEEP))) or params["upstream"]
     if "id" in params:
         params["id"] = data.draw(st.sampled_from((*ramp_ids, KEEP))) or params["id"]
+    query = case.query if isinstance(case.query, dict) else {}
+    if "split" in query:  # a status URL's split, as the sidecar writes it (shares sum to 100)
+        query["split"] = (
+            data.draw(st.sampled_from(("100,0,0", "95,2.5,2.5", KEEP))) or query["split"]
+        )
     body = case.body
     if case.operation.path == "/v1/kong-log":
         case.body = data.draw(st.one_of(_log_batch(), st.just(KEEP))) or body

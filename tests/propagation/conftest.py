@@ -6,18 +6,24 @@ waiter sleeps by advancing it, so a 2 s propagation takes milliseconds of real t
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+from werkzeug.serving import make_server
 
+from sidecar.api.openapi import document
+from sidecar.app import close_app, create_app
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.http import build_http_client
 from sidecar.kong_local.server import RunningServer, serve_in_thread
 from sidecar.propagation import Propagation
-from sidecar.settings import KongSettings
+from sidecar.settings import ApiToken, KongSettings, Settings
 
 KONNECT_TOKEN = "kpat_test_token"
 SEED = {
@@ -133,3 +139,65 @@ def start_cluster(clock: FakeClock) -> Iterator[StartCluster]:
     for cluster in clusters:
         cluster.close()
         cluster.server.stop()
+
+
+# ---- the sidecar in front of a two-node cluster whose second node is LAG s behind ----
+
+TOKEN = ApiToken("spinnaker", "spinnaker-token-0123456789", "write")
+LAG = 2.0
+CANARY = {"split": {"stable": 90, "canary": 10}, "targets": {"canary": ["10.0.0.3:80"]}}
+
+
+def _check(response: httpx.Response, doc: dict) -> None:
+    path = response.request.url.path
+    ops = next(
+        o for p, o in doc["paths"].items() if re.fullmatch(re.sub(r"\{[^}]+\}", r"[^/]+", p), path)
+    )
+    declared = ops[response.request.method.lower()]["responses"][str(response.status_code)]
+    schema = declared["content"]["application/json"]["schema"]
+    jsonschema.validate(response.json(), {**schema, "components": doc["components"]})
+
+
+@dataclass
+class Api:
+    http: httpx.Client
+    kong: httpx.Client
+    clock: FakeClock
+
+    def weights(self) -> dict[str, int]:
+        data = self.kong.get("/upstreams/orders/targets").json()["data"]
+        return {t["target"]: t["weight"] for t in data}
+
+
+@pytest.fixture
+def api(start_cluster: StartCluster, clock: FakeClock) -> Iterator[Api]:
+    cluster = start_cluster("3.9", nodes=2, lag=LAG)
+    settings = Settings(
+        tokens=(TOKEN,),
+        kong=cluster.settings,
+        propagation_nodes=tuple(cluster.server.node_urls),
+    )
+    app = create_app(settings, sweep_leases=False, clock=clock)
+    runtime = app.extensions["kong_canary"]
+    assert isinstance(runtime.service.propagation, Propagation)  # wired by create_app
+    assert runtime.service.propagation.nodes == settings.propagation_nodes
+    runtime.service.propagation = cluster.waiter()  # the same, on the fake clock
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    doc = document()
+    http = httpx.Client(
+        base_url=f"http://127.0.0.1:{server.server_port}",
+        headers={"Authorization": f"Bearer {TOKEN.token}"},
+        timeout=30,
+        event_hooks={"response": [lambda r: (r.read(), _check(r, doc))]},
+    )
+    try:
+        yield Api(http, cluster.raw(), clock)
+    finally:
+        http.close()
+        server.shutdown()
+        server.server_close()
+        close_app(app)

@@ -210,3 +210,34 @@ def test_the_upstream_is_not_locked_while_waiting(start_cluster: StartCluster) -
     done = service.set_split("orders", CANARY, targets=TARGETS, wait=1)
     assert outcome == {"blocked": False} and done.propagation == {"confirmed": True}
     assert service.read("orders").split() == Split.STABLE_ONLY  # the rollback went through
+
+
+def test_a_check_looks_once_and_never_sleeps(start_cluster: StartCluster, clock: FakeClock) -> None:
+    """What a polled status URL answers: the state of every node now, no waiting."""
+    cluster = start_cluster("3.9", nodes=2, lag=2.0)
+    service = _service(cluster)
+    service.set_split("orders", CANARY, targets=TARGETS)
+    weights = {t.target: t.weight for t in service.read("orders").targets}
+    waiter = cluster.waiter()
+    behind = waiter.check("orders", weights)
+    assert behind["confirmed"] is False and clock.sleeps == []
+    assert behind["nodes"][0]["confirmed"] is True and behind["nodes"][1]["confirmed"] is False
+    assert behind["message"].startswith("not served yet: 1 of 2 node(s)")
+    clock.advance(2.0)
+    assert waiter.check("orders", weights)["confirmed"] is True
+
+
+def test_a_hybrid_check_confirms_no_sooner_than_one_push_interval_after_since(
+    start_cluster: StartCluster, clock: FakeClock
+) -> None:
+    cluster = start_cluster("hybrid", nodes=2, lag=0.2)
+    service = _service(cluster)
+    written = clock()
+    service.set_split("orders", CANARY, targets=TARGETS)
+    clock.advance(1)
+    waiter = cluster.waiter()
+    early = waiter.check("orders", {}, since=written)
+    assert early["method"] == HYBRID and early["confirmed"] is False
+    assert all(n["confirmed"] for n in early["nodes"])  # agreed, but the CP may push again
+    clock.advance(5)
+    assert waiter.check("orders", {}, since=written)["confirmed"] is True

@@ -155,3 +155,27 @@ def test_ramp_stage_waits_polls_and_cancels_statically(webhooks) -> None:
         r"http://[^$]+/v1/upstreams/\$\{parameterValues\['upstream'\]\}/ramps/cancel",
         ramp["cancelEndpoint"],
     )
+
+
+TRAFFIC_MOVING = ("kongCanarySetSplit", "kongCanaryRollback", "kongCanaryPromote")
+
+
+@pytest.mark.parametrize("kind", [*TRAFFIC_MOVING, "kongCanaryCancelRamp"])
+def test_traffic_moving_stages_complete_only_once_kong_serves_the_change(webhooks, kind) -> None:
+    """The call waits a little (well inside Orca's webhook read timeout), then the stage
+    polls the answer's statusUrl until every checkable Kong node serves the change."""
+    hook = webhooks[kind]
+    assert hook["waitForCompletion"] is True
+    assert (hook["statusUrlResolution"], hook["statusUrlJsonPath"]) == (
+        "webhookResponse",
+        "$.statusUrl",
+    )
+    assert (hook["statusJsonPath"], hook["progressJsonPath"]) == ("$.status", "$.message")
+    assert (hook["successStatuses"], hook["terminalStatuses"]) == ("SUCCEEDED", "FAILED")
+    assert "cancelEndpoint" not in hook, "nothing to undo: the change is the way out"
+    wait = next(p for p in hook["parameters"] if p["name"] == "wait")
+    assert 0 < float(wait["defaultValue"]) <= 15
+    assert (
+        json.loads(hook["payload"].replace("${parameterValues['targets']}", "{}"))["wait"]
+        == "${parameterValues['wait']}"
+    )

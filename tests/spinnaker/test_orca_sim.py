@@ -131,7 +131,13 @@ def test_preconfigured_stage_needs_the_alias(client, hooks) -> None:
 
 
 def test_set_split_sends_json_with_parameters_and_a_sensitive_token(client, fake, hooks) -> None:
-    fake.on("PUT", "/v1/upstreams/orders/split", Reply(200, {"upstream": "orders"}))
+    served = {"status": "RUNNING", "statusUrl": fake.url + "/v1/upstreams/orders/propagation"}
+    fake.on("PUT", "/v1/upstreams/orders/split", Reply(200, {"upstream": "orders", **served}))
+    fake.on(
+        "GET",
+        "/v1/upstreams/orders/propagation",
+        Reply(200, {"status": "SUCCEEDED", "message": "served"}),
+    )
     values = {p["name"]: p["defaultValue"] for p in hooks["kongCanarySetSplit"]["parameters"]}
     values.update(upstream="orders", stable="95", baseline="2.5", canary="2.5")
     run = sim(client, hooks).run(
@@ -146,6 +152,8 @@ def test_set_split_sends_json_with_parameters_and_a_sensitive_token(client, fake
     body = json.loads(seen.body)
     assert body["split"] == {"stable": "95", "baseline": "2.5", "canary": "2.5"}
     assert body["targets"] == {} and body["context"]["user"] == "jane"
+    assert body["wait"] == "10", "the call itself waits, inside Orca's read timeout"
+    assert [c.kind for c in run.calls] == ["create", "monitor"], "then polls until served"
     assert TOKEN not in json.dumps(run.context), "sensitive headers never enter the context"
 
 

@@ -1,0 +1,123 @@
+"""Status URLs for traffic-moving calls: Orca's monitored stages poll them until Kong's nodes
+serve the change (``sidecar.core.served``).
+
+Every set split, rollback, promote and cancel answers ``status`` (SUCCEEDED when it waited and
+every checkable node already serves it, else RUNNING) and an absolute ``statusUrl``. The URL
+names the split expected and the time window, so any replica can answer it with no state:
+``GET /v1/upstreams/{u}/propagation?split=95,2.5,2.5&since=…&until=…``. Orca's webhook stage
+polls it (``waitForCompletion``, ``statusUrlResolution: webhookResponse``) every second for a
+minute and then every 15 s (``MonitorWebhookTask``), so a propagation longer than one call
+may last (Orca's read timeout) still holds the stage until traffic has moved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, jsonify, request
+
+from sidecar.api.auth import require_token
+from sidecar.api.schemas import seconds
+from sidecar.core.served import RUNNING, SUCCEEDED
+from sidecar.core.split import VARIANTS, Split, SplitError
+from sidecar.errors import ApiError
+from sidecar.served import ServedCheck
+from sidecar.traffic import ChangeResult, percentages
+
+bp = Blueprint("served", __name__, url_prefix="/v1/upstreams")
+bp.before_request(require_token)
+
+# How long a status URL keeps answering RUNNING before FAILED: beyond any propagation of a
+# healthy cluster (5 s polls, pushes), short of Orca's 1 h monitor timeout, so a node that
+# never catches up fails the stage with its name and what it shows.
+STATUS_WINDOW_S = 600
+# A rollback's answer means "traffic has stopped" unless the caller says otherwise: it waits
+# this long by default, inside the read timeout Orca's webhook client may be configured with.
+ROLLBACK_WAIT_S = 10.0
+_SHARE = r"\d{1,3}(\.\d{1,2})?"
+SPLIT_PARAM_PATTERN = rf"^{_SHARE},{_SHARE},{_SHARE}$"
+EPOCH_PARAM_PATTERN = r"^\d{1,12}$"
+_SPLIT_PARAM = re.compile(SPLIT_PARAM_PATTERN)
+_EPOCH_PARAM = re.compile(EPOCH_PARAM_PATTERN)
+
+
+def rollback_wait(body: dict[str, Any]) -> float | None:
+    """``wait`` of a call that rolls back: ROLLBACK_WAIT_S unless the body says otherwise."""
+    return ROLLBACK_WAIT_S if body.get("wait") is None else seconds(body, "wait")
+
+
+def served_check() -> ServedCheck:
+    return current_app.extensions["kong_canary"].ramps.served
+
+
+def public_base() -> str:
+    """Absolute base for URLs handed to Orca: PUBLIC_URL, else the URL this call came in on."""
+    base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
+    return base.rstrip("/")
+
+
+def status_url(upstream: str, split: Split, since: float) -> str:
+    shares = ",".join(_plain(f"{split.percent(v):f}") for v in VARIANTS)
+    start = int(since)
+    return (
+        f"{public_base()}/v1/upstreams/{quote(upstream, safe='')}/propagation"
+        f"?split={shares}&since={start}&until={start + STATUS_WINDOW_S}"
+    )
+
+
+def _plain(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+def completion(result: ChangeResult, since: float) -> dict[str, Any]:
+    """``status`` and ``statusUrl`` for a change's answer (``since``: just before it)."""
+    confirmed = bool(result.propagation and result.propagation.get("confirmed"))
+    out: dict[str, Any] = {"status": SUCCEEDED if result.dry_run or confirmed else RUNNING}
+    expected = result.previous if result.dry_run else result.split
+    if expected is not None:
+        out["statusUrl"] = status_url(result.upstream, expected, since)
+    return out
+
+
+def _query_split(raw: str | None) -> Split:
+    if raw is None or not _SPLIT_PARAM.fullmatch(raw):
+        raise ApiError(
+            422,
+            "invalid_field",
+            "split must be stable,baseline,canary percentages (e.g. 95,2.5,2.5)",
+            field="split",
+        )
+    try:
+        return Split.from_percentages(dict(zip(VARIANTS, raw.split(","), strict=True)))
+    except SplitError as exc:
+        raise ApiError(422, "invalid_field", str(exc), field="split") from None
+
+
+def _query_epoch(name: str) -> int:
+    raw = request.args.get(name)
+    if raw is None or not _EPOCH_PARAM.fullmatch(raw):
+        raise ApiError(422, "invalid_field", f"{name} must be whole epoch seconds", field=name)
+    return int(raw)
+
+
+@bp.get("/<upstream>/propagation")
+def propagation_status(upstream: str):  # type: ignore[no-untyped-def]
+    """One look: SUCCEEDED when every checkable node serves ``split``, FAILED when another
+    change replaced it or ``until`` passed, else RUNNING. Never writes."""
+    expected = _query_split(request.args.get("split"))
+    since, until = _query_epoch("since"), _query_epoch("until")
+    verdict, state, propagation = served_check().status(
+        upstream, expected, since=since, until=until
+    )
+    return jsonify(
+        {
+            "upstream": state.upstream.name,
+            "status": verdict.status,
+            "message": verdict.message,
+            "expected": percentages(expected),
+            "split": percentages(state.split()),
+            "propagation": propagation,
+        }
+    )
