@@ -243,3 +243,36 @@ def test_a_user_cancel_mid_ramp_returns_traffic_to_stable(world) -> None:
     cancels = [c for c in result.runs["ramp"].calls if c.kind == "cancel"]
     assert [c.status for c in cancels] == [200]
     assert float(_split(world)["split"]["stable"]) == 100.0
+
+
+@pytest.mark.parametrize("timeout", ["template", "none"])
+def test_a_ramp_longer_than_an_hour_needs_the_stage_timeout(world, timeout) -> None:
+    """MonitorWebhookTask gives up after 1 h unless stageTimeoutMs overrides it; the ramp
+    template sets the ramp's duration plus an hour."""
+    files = world["files"]
+    template, config = (
+        files["templates/kong-canary-ramp-analysis.json"],
+        files["samples/kong-canary-ramp-analysis.json"],
+    )
+    variables = {**config["variables"], **VARIABLES, "ramp_seconds": 5400, "ramp_steps": 3}
+    planned = plan_templated_pipeline(template, {**config, "variables": variables})
+    stage = next(s for s in planned["stages"] if s["refId"] == "ramp")
+    assert stage["stageTimeoutMs"] == (5400 + 3600) * 1000
+    if timeout == "none":
+        del stage["stageTimeoutMs"]
+
+    def advance(seconds: float) -> None:
+        world["clock"].now += seconds
+
+    simulator = WebhookStageSimulator(
+        world["client"],
+        preconfigured=world["webhooks"].preconfigured,
+        restrictions=world["webhooks"].restrictions,
+        sleep=advance,
+    )
+    result = simulator.run(stage, execution={"id": "01LONG", "name": "n", "application": "a"})
+    if timeout == "none":
+        assert result.status == "FAILED_CONTINUE" and 3600 - 15 <= result.elapsed_s <= 3600
+    else:
+        assert result.status == SUCCEEDED, result.webhook.get("monitor")
+        assert result.elapsed_s >= 5400
