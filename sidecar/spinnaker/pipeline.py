@@ -127,6 +127,7 @@ class ExecutionResult:
     stages: dict[str, str]  # refId -> status
     runs: dict[str, StageRun]  # webhook stages that ran
     elapsed_s: float
+    ended_at: dict[str, float] = field(default_factory=dict)  # refId -> seconds from start
 
 
 def condition_holds(expression: str, status_of: Callable[[str], str]) -> bool:
@@ -195,6 +196,7 @@ class PipelineSimulator:
         by_name = {s["name"]: ref for ref, s in stages.items()}
         status = dict.fromkeys(stages, NOT_STARTED)
         runs: dict[str, StageRun] = {}
+        ended_at: dict[str, float] = {}
         steps: dict[str, Iterator[float]] = {}
         queue: list[tuple[float, int, str]] = []
         order = itertools.count()
@@ -210,6 +212,7 @@ class PipelineSimulator:
             enabled = stage.get("stageEnabled")
             if enabled and not condition_holds(enabled["expression"], status_of):
                 status[ref] = SKIPPED
+                ended_at[ref] = self.clock.now - started
                 finished(ref)
                 return
             status[ref] = RUNNING
@@ -253,6 +256,7 @@ class PipelineSimulator:
                 backoff = next(steps[ref])
             except StopIteration as stop:
                 status[ref] = runs[ref].status if ref in runs else stop.value
+                ended_at[ref] = self.clock.now - started
                 finished(ref)
                 final = self._final_status(stages, status, done=False)
                 continue
@@ -265,7 +269,7 @@ class PipelineSimulator:
             if state == RUNNING:  # CancelStage: RunTaskHandler sees a complete execution
                 steps[ref].close()
                 status[ref] = CANCELED
-        return ExecutionResult(final or TERMINAL, status, runs, self.clock.now - started)
+        return ExecutionResult(final or TERMINAL, status, runs, self.clock.now - started, ended_at)
 
     @staticmethod
     def _final_status(

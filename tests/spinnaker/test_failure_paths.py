@@ -5,15 +5,17 @@ the canary's and baseline's Deployments and Services deleted.
 
 The scenarios are read from the committed templates, so a new stage is covered without
 editing this file. A stage that only runs on a failure path (the rollback branch, *Cancel
-ramp*) is failed together with the first Kayenta analysis, the failure that leads there.
-Two endings are stated rather than hidden: when the rollback stage itself fails, the
-template keeps the pods (traffic may still reach them) and the sidecar's lease returns the
-upstream to stable; when a delete of the rollback branch fails, that Deployment stays.
+ramp*) is failed together with a failure that leads there, read from its ``stageEnabled``.
+Two endings are stated rather than hidden: when the rollback stage the deletes wait for
+fails, the template keeps the pods (traffic may still reach them) and the sidecar's lease
+returns the upstream to stable; when a delete of the rollback branch fails, that variant's
+Deployment and Service stay.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +74,7 @@ MONITOR_FAULTS = {
     "connection-refused": lambda: httpx.ConnectError("[Errno 111] Connection refused"),
 }
 NATIVE_FAULT = "task-fails"
+NATIVE_TYPES = {"deployManifest", "deleteManifest", "kayentaCanary", "checkPreconditions", "wait"}
 
 
 def _committed_webhooks() -> dict[str, dict[str, Any]]:
@@ -108,22 +111,43 @@ def scenarios() -> Iterator[Any]:
 
 
 class Plan:
-    """Which stage fails, and how."""
+    """Which stage fails, and how; ``also`` fails more stages (refId -> mode)."""
 
-    def __init__(self, ref: str, mode: str, also: tuple[str, ...] = ()) -> None:
-        self.ref, self.mode, self.also = ref, mode, also
+    def __init__(self, ref: str, mode: str, also: dict[str, str] | None = None) -> None:
+        self.ref, self.mode, self.also = ref, mode, dict(also or {})
 
     def __call__(self, ref: str, kind: str) -> Any:
-        if ref in self.also and kind == "task":
-            return True
-        if ref != self.ref:
+        mode = self.mode if ref == self.ref else self.also.get(ref)
+        if mode is None:
             return None
-        if self.mode == NATIVE_FAULT:
+        if mode == NATIVE_FAULT:
             return True if kind == "task" else None
-        where, name = self.mode.split(":", 1)
+        where, name = mode.split(":", 1)
         if where != kind:
             return None
         return (CREATE_FAULTS if kind == "create" else MONITOR_FAULTS)[name]()
+
+
+_TESTS_STATUS = re.compile(r"#stage\('([^']*)'\)\['status'\]\.toString\(\) == '(\w+)'")
+
+
+def trigger(stages: list[dict[str, Any]], ref: str) -> dict[str, str]:
+    """The failure that makes a stage of a failure path run: the first stage whose
+    FAILED_CONTINUE its ``stageEnabled`` tests, or, for a stage that needs another to have
+    SUCCEEDED (a delete after the rollback), what makes that one run."""
+    by_name = {s["name"]: s for s in stages}
+    stage = next(s for s in stages if s["refId"] == ref)
+    tests = _TESTS_STATUS.findall((stage.get("stageEnabled") or {}).get("expression", ""))
+    for name, status in tests:
+        if status == "FAILED_CONTINUE":
+            other = by_name[name]
+            mode = NATIVE_FAULT if other["type"] in NATIVE_TYPES else "create:fail-fast-409"
+            return {other["refId"]: mode}
+    for name, _status in tests:
+        found = trigger(stages, by_name[name]["refId"])
+        if found:
+            return found
+    return {}
 
 
 @pytest.fixture
@@ -178,6 +202,10 @@ def _run(world: dict[str, Any], tid: str, plan: Plan):
     return simulator.run(_planned(world["files"], tid)), cluster
 
 
+def _name(stages: list[dict[str, Any]], ref: str) -> str:
+    return next(s["name"] for s in stages if s["refId"] == ref)
+
+
 def _stage_type(world: dict[str, Any], tid: str, ref: str) -> str:
     return next(s["type"] for s in _planned(world["files"], tid)["stages"] if s["refId"] == ref)
 
@@ -185,11 +213,10 @@ def _stage_type(world: dict[str, Any], tid: str, ref: str) -> str:
 @pytest.mark.parametrize(("tid", "ref", "mode"), list(scenarios()))
 def test_every_failure_ends_on_stable_with_the_canary_cleaned_up(world, tid, ref, mode) -> None:
     stages = _planned(world["files"], tid)["stages"]
-    first_analysis = next((s["refId"] for s in stages if s["type"] == "kayentaCanary"), None)
     result, cluster = _run(world, tid, Plan(ref, mode))
-    if result.stages[ref] == SKIPPED and first_analysis:  # only reached on a failure path
+    if result.stages[ref] == SKIPPED:  # only reached on a failure path: cause that first
         world_reset(world)
-        result, cluster = _run(world, tid, Plan(ref, mode, also=(first_analysis,)))
+        result, cluster = _run(world, tid, Plan(ref, mode, also=trigger(stages, ref)))
     assert result.stages[ref] not in (SKIPPED, "NOT_STARTED"), "the failure was exercised"
     assert result.stages[ref] != SUCCEEDED, result.stages
 
@@ -198,7 +225,12 @@ def test_every_failure_ends_on_stable_with_the_canary_cleaned_up(world, tid, ref
         assert result.status == TERMINAL, result.stages
     failed_type = _stage_type(world, tid, ref)
     leftover = cluster.objects & CANARY_OBJECTS
-    if failed_type == "kongCanaryRollback":
+    guards_deletes = any(
+        f"#stage('{_name(stages, ref)}')" in (s.get("stageEnabled") or {}).get("expression", "")
+        for s in stages
+        if s["type"] == "deleteManifest"
+    )
+    if failed_type == "kongCanaryRollback" and (guards_deletes or not deploys):
         # Nothing else returns traffic: the pods stay (they may still serve), the lease
         # the sidecar put on every non-stable split brings the upstream back to stable.
         service = world["app"].extensions["kong_canary"].service
@@ -276,3 +308,14 @@ def test_a_ramp_longer_than_an_hour_needs_the_stage_timeout(world, timeout) -> N
     else:
         assert result.status == SUCCEEDED, result.webhook.get("monitor")
         assert result.elapsed_s >= 5400
+
+
+def test_a_failed_ramp_is_rolled_back_before_the_analysis_beside_it_ends(world) -> None:
+    """FAILED_CONTINUE calls no cancel endpoint, so the template rolls a failed ramp back
+    itself, at once, instead of leaving its traffic split until the analysis ends."""
+    refused = Plan("ramp", "monitor:connection-refused")
+    result, _ = _run(world, "kong-canary-ramp-analysis", refused)
+    assert result.stages["ramp"] == "FAILED_CONTINUE"
+    assert result.stages["rollbackFailedRamp"] == SUCCEEDED
+    assert result.ended_at["rollbackFailedRamp"] < result.ended_at["analysis"] / 2
+    assert result.status == TERMINAL
