@@ -412,14 +412,14 @@ class WebhookStageSimulator:
             except HostNotAllowed as exc:  # validateURI is outside CreateWebhookTask's try
                 ctx["exception"] = f"IllegalArgumentException: {exc}"
                 return TERMINAL
-            except httpx.ConnectError as exc:  # refused, reset
-                webhook["error"] = f"An exception occurred ... {exc}"
-                return TERMINAL
             except httpx.TimeoutException as exc:
                 if method != "GET":
                     webhook["error"] = f"Socket timeout on {method}: {exc}"
                     return TERMINAL
                 status = RUNNING
+            except httpx.TransportError as exc:  # refused, reset, closed without an answer
+                webhook["error"] = f"An exception occurred ... {exc}"
+                return TERMINAL
             else:
                 status = self._create_status(response, ctx, webhook)
                 if status != RUNNING:
@@ -499,7 +499,7 @@ class WebhookStageSimulator:
             return TERMINAL
         except httpx.TimeoutException:
             return RUNNING
-        except httpx.ConnectError as exc:  # refused (a sidecar pod restarting): TERMINAL
+        except httpx.TransportError as exc:  # refused (a sidecar pod restarting), reset
             monitor["error"] = f"an exception occurred in webhook monitor: {exc}"
             return TERMINAL
         code = response.status_code

@@ -416,3 +416,17 @@ def test_a_ramp_start_answered_5xx_is_not_retried(client, fake, hooks, code) -> 
     run = sim(client, hooks, sleeps=sleeps).run(_ramp_stage(hooks))
     assert run.status == TERMINAL and sleeps == []
     assert [r.path for r in fake.requests].count("/v1/upstreams/orders/ramps") == 1
+
+
+@pytest.mark.parametrize("kind", ["create", "monitor"])
+def test_a_connection_closed_without_an_answer_is_terminal(client, fake, kind) -> None:
+    """Neither an UnknownHostException nor a SocketTimeoutException: TERMINAL, both in
+    WebhookResponseProcessor.processClientException and in MonitorWebhookTask."""
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "SUCCEEDED"}))
+    closed = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps, faults=_faults(**{kind: closed})).run(
+        _monitored(fake.url + "/x")
+    )
+    assert run.status == TERMINAL and sleeps == []
