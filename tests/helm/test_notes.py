@@ -90,6 +90,21 @@ def test_webhook_stage_should_send_json_with_its_parameters(
     assert stage["failFastStatusCodes"] == [400, 401, 403, 404, 409, 422]
 
 
+def test_webhook_stage_should_finish_only_when_kong_serves_the_split(
+    scenario_renders: dict[str, Rendered],
+) -> None:
+    """As the rendered stages (issue 12 §2): wait inside Orca's read timeout, then poll."""
+    (stage,) = orca_snippet(scenario_renders["defaults"].notes)["webhook"]["preconfigured"]
+    assert '"wait": 10' in stage["payload"]
+    assert stage["waitForCompletion"] is True
+    assert (stage["statusUrlResolution"], stage["statusUrlJsonPath"]) == (
+        "webhookResponse",
+        "$.statusUrl",
+    )
+    assert (stage["statusJsonPath"], stage["progressJsonPath"]) == ("$.status", "$.message")
+    assert (stage["successStatuses"], stage["terminalStatuses"]) == ("SUCCEEDED", "FAILED")
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
