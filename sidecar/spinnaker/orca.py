@@ -88,9 +88,17 @@ class UnknownHost(HostNotAllowed):
     """``validateURI`` wrapping an ``UnknownHostException`` (the host does not resolve)."""
 
 
+@dataclass(frozen=True)
+class AfterSending:
+    """A fault that lets the call reach the server, then loses its answer (``error``)."""
+
+    error: Exception
+
+
 # A fault a test injects in place of a call: the answer Orca would have seen, or the
-# exception its client would have raised (httpx.ConnectError = refused, UnknownHost = DNS).
-Fault = httpx.Response | Exception
+# exception its client would have raised (httpx.ConnectError = refused, UnknownHost = DNS),
+# or AfterSending (the call landed, Orca saw an error).
+Fault = httpx.Response | Exception | AfterSending
 Faults = Callable[[str, str], Fault | None]  # (stage refId, call kind) -> fault or None
 
 
@@ -381,12 +389,14 @@ class WebhookStageSimulator:
         if isinstance(fault, Exception):
             call.error = str(fault)
             raise fault
-        response = (
-            fault
-            if fault is not None
-            else self.client.request(call.method, url, headers=headers, content=body)
-        )
+        if isinstance(fault, httpx.Response):
+            response = fault
+        else:
+            response = self.client.request(call.method, url, headers=headers, content=body)
         call.status = response.status_code
+        if isinstance(fault, AfterSending):
+            call.error = str(fault.error)
+            raise fault.error
         return response, call
 
     def _create(self, run: StageRun) -> Generator[float, None, str]:
@@ -402,14 +412,14 @@ class WebhookStageSimulator:
             except HostNotAllowed as exc:  # validateURI is outside CreateWebhookTask's try
                 ctx["exception"] = f"IllegalArgumentException: {exc}"
                 return TERMINAL
-            except httpx.ConnectError as exc:  # refused, reset
-                webhook["error"] = f"An exception occurred ... {exc}"
-                return TERMINAL
             except httpx.TimeoutException as exc:
                 if method != "GET":
                     webhook["error"] = f"Socket timeout on {method}: {exc}"
                     return TERMINAL
                 status = RUNNING
+            except httpx.TransportError as exc:  # refused, reset, closed without an answer
+                webhook["error"] = f"An exception occurred ... {exc}"
+                return TERMINAL
             else:
                 status = self._create_status(response, ctx, webhook)
                 if status != RUNNING:
@@ -489,7 +499,7 @@ class WebhookStageSimulator:
             return TERMINAL
         except httpx.TimeoutException:
             return RUNNING
-        except httpx.ConnectError as exc:  # refused (a sidecar pod restarting): TERMINAL
+        except httpx.TransportError as exc:  # refused (a sidecar pod restarting), reset
             monitor["error"] = f"an exception occurred in webhook monitor: {exc}"
             return TERMINAL
         code = response.status_code

@@ -58,8 +58,9 @@ def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
         yield path, value
 
 
-# JavaScript's Number.MAX_SAFE_INTEGER: Go and JS print whole floats up to here without ".0"
-# (beyond it Go switches to exponent form, which Jackson reads as a Double again).
+# Go's encoding/json and JavaScript print a whole double without ".0" below 1e21; above
+# 2**53 (Number.MAX_SAFE_INTEGER) such a number is no longer an exact integer, and Jackson
+# would read it as a Long, which no variable type here takes, so the model stops there.
 _WHOLE_LIMIT = 2**53
 
 
@@ -322,6 +323,13 @@ def _stage_problems(
             and not stage.get("manifestName")
         ):
             problems.append(f"{where}: static deleteManifest needs manifestName ('kind name')")
+        if stype == "deleteManifest" and stage.get("mode") == "label":
+            selectors = (stage.get("labelSelectors") or {}).get("selectors")
+            if not stage.get("kinds") or not selectors:
+                problems.append(
+                    f"{where}: label deleteManifest needs kinds and labelSelectors.selectors "
+                    "(without selectors it deletes every object of those kinds)"
+                )
     else:
         problems.append(f"{where}: unknown stage type {stype!r}")
     return problems

@@ -1,18 +1,57 @@
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from flask import Flask
+from werkzeug.serving import make_server
 
+from sidecar.app import close_app, create_app
+from sidecar.kong_local.server import serve_in_thread
+from sidecar.settings import ApiToken, KongSettings, Settings
 from sidecar.spinnaker.generate import DEFAULT_DIR, load_source, render_all
 from tests.spinnaker.fakehttp import FakeServer
 
 TOKEN = "sim-token-0123456789abcdef"
+SEED = {
+    "upstreams": [
+        {
+            "name": "orders",
+            "targets": [{"target": "10.0.0.1:80", "weight": 100, "tags": ["variant=stable"]}],
+        }
+    ]
+}
+
+
+@contextlib.contextmanager
+def serve_sidecar(clock: Callable[[], float] = time.time) -> Iterator[tuple[str, Flask]]:
+    """The real sidecar app over HTTP on loopback, backed by the local Kong seeded with
+    upstream ``orders``; yields its URL (``localhost``, as Orca would be told) and app."""
+    kong = serve_in_thread("3.9", seed=SEED)
+    settings = Settings(
+        tokens=(ApiToken("spinnaker", TOKEN, "write"),), kong=KongSettings(admin_url=kong.url)
+    )
+    app = create_app(settings, sweep_leases=False, clock=clock)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://localhost:{server.port}", app
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        close_app(app)
+        kong.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
-from sidecar.app import close_app, create_app
-from sidecar.kong_local.server import serve_in_thread
-from sidecar.settings import ApiToken, KongSettings, Settings
 from sidecar.spinnaker.orca import (
     FAILED_CONTINUE,
     SUCCEEDED,
@@ -24,38 +19,15 @@ from sidecar.spinnaker.orca import (
     plan_templated_pipeline,
     preconfigured_by_type,
 )
-from tests.spinnaker.conftest import TOKEN, rendered_for
+from tests.spinnaker.conftest import TOKEN, rendered_for, serve_sidecar
 
-SEED = {
-    "upstreams": [
-        {
-            "name": "orders",
-            "targets": [{"target": "10.0.0.1:80", "weight": 100, "tags": ["variant=stable"]}],
-        }
-    ]
-}
 EXECUTION = {"id": "01E2E", "name": "orders-canary", "application": "orders"}
 
 
 @pytest.fixture
 def sidecar_url() -> Iterator[str]:
-    kong = serve_in_thread("3.9", seed=SEED)
-    settings = Settings(
-        tokens=(ApiToken("spinnaker", TOKEN, "write"),), kong=KongSettings(admin_url=kong.url)
-    )
-    app = create_app(settings, sweep_leases=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://localhost:{server.port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        close_app(app)
-        kong.stop()
+    with serve_sidecar() as (url, _app):
+        yield url
 
 
 @pytest.fixture

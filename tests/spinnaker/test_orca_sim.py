@@ -404,3 +404,29 @@ def test_stage_timeout_replaces_the_five_minute_create_timeout(client, fake) -> 
     hook = plain(fake.url + "/x", failFastStatusCodes=[400], stageTimeoutMs=60_000)
     run = sim(client, sleeps=sleeps).run(hook)
     assert run.status == TERMINAL and sum(sleeps) == 60.0 and len(fake.requests) == 7
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 504])
+def test_a_ramp_start_answered_5xx_is_not_retried(client, fake, hooks, code) -> None:
+    """Starting a ramp is not idempotent: one POST, then the stage fails (the template's
+    rollback takes over); a retry would start a second ramp."""
+    fake.on("POST", "/v1/upstreams/orders/ramps", Reply(code, {"error": {"code": "x"}}))
+    fake.on("POST", "/v1/upstreams/orders/ramps/cancel", Reply(404, {"error": {"code": "no"}}))
+    sleeps: list[float] = []
+    run = sim(client, hooks, sleeps=sleeps).run(_ramp_stage(hooks))
+    assert run.status == TERMINAL and sleeps == []
+    assert [r.path for r in fake.requests].count("/v1/upstreams/orders/ramps") == 1
+
+
+@pytest.mark.parametrize("kind", ["create", "monitor"])
+def test_a_connection_closed_without_an_answer_is_terminal(client, fake, kind) -> None:
+    """Neither an UnknownHostException nor a SocketTimeoutException: TERMINAL, both in
+    WebhookResponseProcessor.processClientException and in MonitorWebhookTask."""
+    fake.on("POST", "/x", Reply(200, {"statusUrl": fake.url + "/s"}))
+    fake.on("GET", "/s", Reply(200, {"status": "SUCCEEDED"}))
+    closed = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    sleeps: list[float] = []
+    run = sim(client, sleeps=sleeps, faults=_faults(**{kind: closed})).run(
+        _monitored(fake.url + "/x")
+    )
+    assert run.status == TERMINAL and sleeps == []

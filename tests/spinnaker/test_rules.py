@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.spinnaker.orca import plan_templated_pipeline
 from sidecar.spinnaker.rules import (
@@ -98,6 +101,37 @@ def test_spin_and_deck_send_whole_floats_without_the_decimal() -> None:
     assert isinstance(as_sent(10.0), int) and isinstance(as_sent(1e300), float)
     assert type_matches("float", as_sent(10.0)) is False
     assert type_matches("int", as_sent(10.0)) is True
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_as_sent_is_what_javascript_json_gives_back(value) -> None:
+    """JSON.parse(JSON.stringify(v)) read by Jackson: a whole double below 2**53 comes back
+    as an integer, anything else unchanged; applying it twice changes nothing more."""
+    sent = as_sent(value)
+    assert as_sent(sent) == sent
+    assert json.loads(json.dumps(sent)) == sent
+    for before, after in zip(_leaves(value), _leaves(sent), strict=True):
+        whole = isinstance(before, float) and before.is_integer() and abs(before) < 2**53
+        assert type(after) is (int if whole else type(before)) and after == before
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
 
 
 @pytest.mark.parametrize("percent", [10, 10.0, 2.5, 3])
