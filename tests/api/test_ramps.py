@@ -130,6 +130,21 @@ def test_forged_or_unknown_ramp_ids_are_404(sidecar):
     assert client.post("/v1/ramps/abc.def/cancel").status_code == 404
 
 
+@pytest.mark.parametrize("suffix", ["==", "~~~", ".!!"])
+def test_an_altered_ramp_id_is_404_and_cancels_nothing(sidecar, upstream, suffix):
+    """Issue 13 item 8: ``id + "=="`` read as the same ramp; exactly the issued id, or 404."""
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    before = sidecar.kong_weights(upstream)
+    status = client.get(f"/v1/ramps/{ramp['id']}{suffix}")
+    assert status.status_code == 404, status.text
+    assert status.json()["error"]["code"] == "unknown_ramp"
+    cancel = client.post(f"/v1/ramps/{ramp['id']}{suffix}/cancel", json={})
+    assert cancel.status_code == 404, cancel.text
+    assert sidecar.kong_weights(upstream) == before
+    assert orca_status(client, ramp["statusUrl"]) == "RUNNING"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
