@@ -17,6 +17,7 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from sidecar.core.lease import LeasePolicy
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
 
@@ -257,6 +258,18 @@ def seconds(body: dict[str, Any], name: str) -> float | None:
             field=name,
         )
     return number
+
+
+def lease_param(body: dict[str, Any], policy: LeasePolicy) -> float | None:
+    """``lease`` from a split or ramp body under the one lease rule (``LeasePolicy.seconds``),
+    refused before anything is read from or written to Kong; None when absent."""
+    requested = seconds(body, "lease")
+    if requested is None:
+        return None
+    try:
+        return policy.seconds(requested)
+    except SplitError as exc:
+        raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
 
 
 def flag(body: dict[str, Any], name: str) -> bool:
