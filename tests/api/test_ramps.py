@@ -177,6 +177,13 @@ def test_an_altered_ramp_id_is_404_and_cancels_nothing(sidecar, upstream, suffix
         ({"schedule": SCHEDULE, "interval": 60, "lease": 10**7}, "lease"),
         ({"schedule": SCHEDULE, "interval": 60, "lease": 10**400}, "lease"),
         ({"schedule": SCHEDULE, "interval": 60, "start_at": "2020-01-01T00:00:00Z"}, "start_at"),
+        # issue 13 item 13: ISO 8601 forms that are not RFC 3339 (fromisoformat took them)
+        (
+            {"schedule": SCHEDULE, "interval": 60, "start_at": "2027-12-04 23:30:00+00:00"},
+            "start_at",
+        ),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "2027-W49-5T23:30:00Z"}, "start_at"),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "2027-12-04T23:30:00"}, "start_at"),
     ],
 )
 def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field):
