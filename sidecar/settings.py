@@ -191,6 +191,7 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
 }
 _TOKEN_KEYS = ("tokens", "tokens_file")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]", "*")  # bind hosts that listen on every address
 FLAVOURS = ("2.x", "3.x", "konnect")
 LOCAL_PROFILES = ("2.8", "3.4", "3.9", "konnect", "dbless")
 
@@ -248,6 +249,14 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("lease_default: must not exceed lease_max")
     if not 1 <= settings.lease_check_interval <= 300:
         problems.append("lease_check_interval: must be between 1 and 300 seconds")
+    if settings.public_url is None and not settings.embedded_kong and host in WILDCARD_HOSTS:
+        # Links handed to Orca (ramp statusUrl/cancelUrl/Location) never come from the
+        # request's Host; without public_url they name the listening socket (api/ramps.py).
+        problems.append(
+            f"public_url: required when bind listens on every address ({settings.bind!r}): "
+            "the ramp status and cancel URLs handed to Orca are built from it, never from "
+            "the request's Host header (KONG_CANARY_PUBLIC_URL or --public-url)"
+        )
     if settings.ramp_secret is not None and len(settings.ramp_secret) < 16:
         problems.append("ramp_secret: must be at least 16 characters")
     for url in settings.propagation_nodes:

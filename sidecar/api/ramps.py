@@ -40,10 +40,24 @@ def _ramps() -> RampService:
     return current_app.extensions["kong_canary"].ramps
 
 
+def _listening_url() -> str:
+    """The address this server listens on, for links when ``public_url`` is not set.
+
+    Never the request's ``Host`` (issue 13 item 12: ``Host: attacker.example`` went into the
+    statusUrl, cancelUrl and Location Orca calls next). ``SERVER_NAME``/``SERVER_PORT`` are
+    the listening socket's under werkzeug (``serving.py``, ``server_address``) and under
+    gunicorn for TCP listeners (``gunicorn/http/wsgi.py`` ``create``; only a unix socket, which
+    ``bind`` cannot name, falls back to Host). Plain http: the sidecar itself never serves TLS.
+    Start-up refuses a wildcard ``bind`` without ``public_url`` outside the embedded demo.
+    """
+    host, port = request.environ["SERVER_NAME"], request.environ["SERVER_PORT"]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _urls(view: RampView, wait: float | None = None) -> dict[str, str]:
     """``wait`` rides on the status URL: the ramp id is the signed schedule, and each poll
     that applies a step needs it."""
-    base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
+    base = current_app.extensions["kong_canary"].settings.public_url or _listening_url()
     base = base.rstrip("/")
     query = f"?wait={wait:g}" if wait is not None else ""
     return {

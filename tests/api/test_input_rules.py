@@ -52,3 +52,32 @@ def test_a_hash_header_name_with_a_trailing_newline_is_refused(sidecar, upstream
     assert response.json()["error"]["field"] == "hash_on_header"
     after = sidecar.kong_client().get(f"/upstreams/{upstream}").json()
     assert after["hash_on"] == before["hash_on"]
+
+
+SCHEDULE = [
+    {"stable": 95, "baseline": 2.5, "canary": 2.5},
+    {"stable": 90, "baseline": 5, "canary": 5},
+]
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8443", "[::1]:1"])
+def test_the_host_header_never_reaches_a_returned_url(sidecar, upstream, host):
+    """Issue 13 item 12: without public_url the request's Host made statusUrl, cancelUrl and
+    Location, so anyone who could reach the sidecar chose the URLs Orca would call next."""
+    client = sidecar.client()
+    response = client.post(
+        f"/v1/upstreams/{upstream}/ramps",
+        json={
+            "schedule": SCHEDULE,
+            "interval": 60,
+            "targets": {"canary": ["10.0.0.3:80"], "baseline": ["10.0.0.2:80"]},
+        },
+        headers={"Host": host},
+    )
+    assert response.status_code == 202, response.text
+    ramp = response.json()
+    returned = [ramp["statusUrl"], ramp["cancelUrl"], response.headers["Location"]]
+    assert not any("attacker" in url or "[::1]" in url for url in returned), returned
+    # without public_url the links name the socket the sidecar listens on, which works
+    assert all(url.startswith(f"{sidecar.url}/v1/ramps/") for url in returned), returned
+    assert client.get(ramp["statusUrl"]).json()["status"] == "RUNNING"
