@@ -13,7 +13,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,6 +387,7 @@ def load_settings(
         problems.append(str(exc))
     if len({t.name for t in tokens}) != len(tokens):
         problems.append("tokens: the same token name is configured twice")
+    problems.extend(_shared_token_values(tokens))
 
     settings = Settings(
         **top,
@@ -397,6 +398,21 @@ def load_settings(
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _shared_token_values(tokens: Sequence[ApiToken]) -> list[str]:
+    """One token value under two names is refused (issue 13 item 13): authentication would
+    pick one of the names, so audit lines, role and upstream scope could be the other's.
+    The problem names the tokens, never the value."""
+    names_by_value: dict[str, list[str]] = {}
+    for token in tokens:
+        names_by_value.setdefault(token.token, []).append(token.name)
+    return [
+        "tokens: the same token value is configured under the names "
+        f"{', '.join(repr(n) for n in names)}; give every name its own token"
+        for names in names_by_value.values()
+        if len(names) > 1
+    ]
 
 
 def _tokens_from_yaml(items: list[Any]) -> list[ApiToken]:
