@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 DEFAULT_PORT = 8000  # kong/db/dao/targets.lua
 
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d+))?$")
-_NAME_CHARS = re.compile(r"^[0-9A-Za-z\-._]+$")
-_HEX_GROUP = re.compile(r"^[0-9A-Fa-f]{1,4}$")
+# Lua's %d is ASCII and its $ is the end of the string: fullmatch and [0-9] here, since
+# Python's \d takes any Unicode digit and $ also matches before a trailing newline.
+_IPV4 = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?::([0-9]+))?")
+_NAME_CHARS = re.compile(r"[0-9A-Za-z\-._]+")
+_HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,13 @@ def hostname_type(name: str) -> str:
     remainder = name.replace(":", "")
     if name.count(":") > 1:
         return "ipv6"
-    if remainder and re.fullmatch(r"[\d.]+", remainder):
+    if remainder and re.fullmatch(r"[0-9.]+", remainder):
         return "ipv4"
     return "name"
 
 
 def _ipv4(address: str) -> HostPort | None:
-    m = _IPV4.match(address)
+    m = _IPV4.fullmatch(address)
     if not m:
         return None
     octets = [int(x) for x in m.groups()[:4]]
@@ -55,7 +57,7 @@ def _ipv6(address: str) -> HostPort | None:
             return None
         check, rest = address[1:end], address[end + 1 :]
         if rest:
-            m = re.fullmatch(r":(\d*)", rest)
+            m = re.fullmatch(r":([0-9]*)", rest)
             if not m or not m.group(1) or int(m.group(1)) > 65535:
                 return None
             port = int(m.group(1))
@@ -69,20 +71,20 @@ def _ipv6(address: str) -> HostPort | None:
         count = check.count(":")
         check = check.replace("::", ":" + "0:" * (8 - count), 1)
     groups = check.split(":")
-    if len(groups) != 8 or not all(_HEX_GROUP.match(g) for g in groups):
+    if len(groups) != 8 or not all(_HEX_GROUP.fullmatch(g) for g in groups):
         return None
     return HostPort("ipv6", ":".join(g.zfill(4).lower() for g in groups), port)
 
 
 def _name(address: str) -> HostPort | None:
     name, port = address, None
-    m = re.search(r":(\d+)$", address)
+    m = re.search(r":([0-9]+)\Z", address)
     if m:
         name = address[: m.start()]
         port = int(m.group(1))
         if port > 65535:
             return None
-    if not _NAME_CHARS.match(name):
+    if not _NAME_CHARS.fullmatch(name):
         return None
     segments = name.split(".")
     for index, segment in enumerate(segments, start=1):

@@ -19,6 +19,12 @@ from tests.kong_local.conftest import StartKong
         ("not a host!:80", None),
         ("bad-.example", None),
         ("10.0.0.1:70000", None),
+        # Lua's $ is the end of the string and %d is ASCII (utils.lua normalize_ipv4,
+        # check_hostname); Python's $ and \d took these (issue 13 item 13)
+        ("10.0.0.1:80\n", None),
+        ("My-Host.example:80\n", None),
+        ("My-Host.example\n", None),
+        ("\u0661\u0660.0.0.1:80", None),
     ],
 )
 def test_target_formatting_follows_kong_utils(raw: str, stored: str | None) -> None:
