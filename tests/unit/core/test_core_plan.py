@@ -315,17 +315,32 @@ def test_fixed_ratio_ramps_moving_only_stable_are_excursion_free(data: st.DataOb
     layout = data.draw(layouts())
     of = variant_of(layout)
     current = compute_weights(data.draw(splits_for(layout)), layout)
+    desired = stable_moved(data, layout, current, of, step_each=True)
+    _, excursion = check(current, desired, of)
+    assert excursion == 0
+
+
+def stable_moved(
+    data: st.DataObject,
+    layout: dict[str, list[str]],
+    current: dict[str, int],
+    of: dict[str, str],
+    *,
+    step_each: bool,
+) -> dict[str, int]:
+    """``current`` with only the stable targets moved, all one way (a fixed-ratio ramp step);
+    one drawn step per target, or one for all (thousands of targets)."""
     up = data.draw(st.booleans(), label="stable grows")
+    shared = None if step_each else data.draw(st.integers(0, 300), label="step")
     desired = dict(current)
     for target in layout["stable"]:
-        step = data.draw(st.integers(0, 300), label=target)
+        step = shared if shared is not None else data.draw(st.integers(0, 300), label=target)
         desired[target] = (
             min(current[target] + step, 65535) if up else max(current[target] - step, 0)
         )
     if sum(effective_totals(desired, of).values()) == 0:
         desired[layout["stable"][0]] = 1
-    _, excursion = check(current, desired, of)
-    assert excursion == 0
+    return desired
 
 
 @SANE
@@ -447,15 +462,7 @@ def test_up_to_the_schema_limit_fixed_ratio_ramps_are_excursion_free(data: st.Da
     layout = data.draw(layouts(max_per_variant=MAX_TARGETS))
     of = variant_of(layout)
     current = weights_or_reject(data.draw(splits_for(layout)), layout)
-    up = data.draw(st.booleans(), label="stable grows")
-    step = data.draw(st.integers(0, 300), label="step")
-    desired = dict(current)
-    for target in layout["stable"]:
-        desired[target] = (
-            min(current[target] + step, 65535) if up else max(current[target] - step, 0)
-        )
-    if sum(effective_totals(desired, of).values()) == 0:
-        desired[layout["stable"][0]] = 1
+    desired = stable_moved(data, layout, current, of, step_each=False)
     _, excursion = check_large(current, desired, of)
     assert excursion == 0
 
