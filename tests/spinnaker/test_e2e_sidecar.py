@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -48,8 +49,13 @@ def sidecar_url() -> Iterator[str]:
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
+    url = f"http://localhost:{server.port}"
+    # The URL Orca is told (and its URL restrictions allow) is the one its links must use:
+    # the sidecar never builds them from the request's Host (issue 13 item 12).
+    runtime = app.extensions["kong_canary"]
+    runtime.settings = dataclasses.replace(runtime.settings, public_url=url)
     try:
-        yield f"http://localhost:{server.port}"
+        yield url
     finally:
         server.shutdown()
         thread.join(timeout=5)
