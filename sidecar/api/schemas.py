@@ -112,7 +112,8 @@ SECONDS = {
 }
 SET_SPLIT["properties"]["lease"] = {
     **SECONDS,
-    "description": "seconds this non-stable split lives unless renewed (default: lease_default)",
+    "description": "seconds this non-stable split lives unless renewed, more than 0 and at "
+    "most lease_max (default: lease_default)",
 }
 START_RAMP = {
     "type": "object",
@@ -130,7 +131,11 @@ START_RAMP = {
         "schedule": {"type": "array", "items": SPLIT, "minItems": 1, "maxItems": 100},
         "interval": {**SECONDS, "description": "seconds between the schedule's steps"},
         "start_at": {"type": "string", "format": "date-time", "maxLength": 64},
-        "lease": {**SECONDS, "description": "seconds each step lives unless the ramp moves on"},
+        "lease": {
+            **SECONDS,
+            "description": "seconds each step lives unless the ramp moves on, more than 0 and "
+            "at most lease_max minus the longest wait between steps (default: lease_default)",
+        },
         "targets": SET_SPLIT["properties"]["targets"],
         "allow_unequal": {
             **FLAG,
