@@ -174,7 +174,11 @@ class RampService:
             + [max(0.0, schedule.start_at - now) + schedule.steps[0].offset]
         )
         leases = self.traffic.leases
-        if (lease or leases.default) + longest_wait > leases.maximum:
+        try:
+            lease_seconds = leases.seconds(lease)
+        except SplitError as exc:
+            raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+        if lease_seconds + longest_wait > leases.maximum:
             raise ApiError(
                 422,
                 "invalid_lease",

@@ -13,7 +13,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,7 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
 }
 _TOKEN_KEYS = ("tokens", "tokens_file")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]", "*")  # bind hosts that listen on every address
 FLAVOURS = ("2.x", "3.x", "konnect")
 MIN_BODY_BYTES = 64 * 1024  # below this a valid split body with a few targets would not fit
 MAX_BODY_BYTES = 1024 * 1024 * 1024  # a body is read into memory whole
@@ -287,6 +288,14 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("lease_default: must not exceed lease_max")
     if not 1 <= settings.lease_check_interval <= 300:
         problems.append("lease_check_interval: must be between 1 and 300 seconds")
+    if settings.public_url is None and not settings.embedded_kong and host in WILDCARD_HOSTS:
+        # Links handed to Orca (ramp statusUrl/cancelUrl/Location) never come from the
+        # request's Host; without public_url they name the listening socket (api/ramps.py).
+        problems.append(
+            f"public_url: required when bind listens on every address ({settings.bind!r}): "
+            "the ramp status and cancel URLs handed to Orca are built from it, never from "
+            "the request's Host header (KONG_CANARY_PUBLIC_URL or --public-url)"
+        )
     if settings.ramp_secret is not None and len(settings.ramp_secret) < 16:
         problems.append("ramp_secret: must be at least 16 characters")
     for url in settings.propagation_nodes:
@@ -422,6 +431,7 @@ def load_settings(
         problems.append(str(exc))
     if len({t.name for t in tokens}) != len(tokens):
         problems.append("tokens: the same token name is configured twice")
+    problems.extend(_shared_token_values(tokens))
 
     settings = Settings(
         **top,
@@ -432,6 +442,21 @@ def load_settings(
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _shared_token_values(tokens: Sequence[ApiToken]) -> list[str]:
+    """One token value under two names is refused (issue 13 item 13): authentication would
+    pick one of the names, so audit lines, role and upstream scope could be the other's.
+    The problem names the tokens, never the value."""
+    names_by_value: dict[str, list[str]] = {}
+    for token in tokens:
+        names_by_value.setdefault(token.token, []).append(token.name)
+    return [
+        "tokens: the same token value is configured under the names "
+        f"{', '.join(repr(n) for n in names)}; give every name its own token"
+        for names in names_by_value.values()
+        if len(names) > 1
+    ]
 
 
 def _tokens_from_yaml(items: list[Any]) -> list[ApiToken]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed, write_marks
 from sidecar.core.plan import plan_writes
-from sidecar.core.ring import RingAddress, variant_ring_shares
+from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import compute_weights, variant_shares
 from sidecar.errors import ApiError, from_kong_error
@@ -355,6 +355,7 @@ class TrafficService:
                 "Kong reported no balancer data for this upstream (no traffic yet, or a "
                 "control plane): health and DNS fan-out are unknown"
             )
+            out += _unpredictable(state)
         return out
 
     # ---- changing ------------------------------------------------------------------------
@@ -880,29 +881,49 @@ def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> 
 
 def effective_split(state: UpstreamState) -> dict[str, float] | None:
     """The split traffic really gets: round-robin weights per resolved address, or the
-    share of Kong's hash ring each variant owns under consistent-hashing. None when the
-    addresses are unknown (no balancer data) or all weights are 0."""
+    share of Kong's hash ring each variant owns under consistent-hashing. None when all
+    weights are 0, or when Kong has no balancer data yet (3.x builds it on the first proxied
+    request) and a target with weight is a hostname: then only DNS knows its addresses. IP
+    targets are their own addresses, so without balancer data they still predict it
+    (``core.ring.predicted_addresses``; issue 13 item 15)."""
     if not any(state.weights().values()):
         return None
-    if state.upstream.algorithm == "consistent-hashing":
+    members = [t for t in state.targets if t.variant in VARIANTS]
+    if state.health_known:
         addresses = []
-        for t in state.targets:
-            if t.variant not in VARIANTS:
-                continue
+        for t in members:
             for address in t.addresses or ():
                 ip, _, port = address.rpartition(":")
                 addresses.append(RingAddress(t.target, ip.strip("[]"), int(port), t.weight))
+        counts = state.address_counts()
+    else:
+        addresses, unknown = predicted_addresses([(t.target, t.weight) for t in members])
+        if unknown:
+            return None
+        counts = dict.fromkeys(state.variant_of(), 1)
+    if state.upstream.algorithm == "consistent-hashing":
         if not addresses:
             return None
         shares = variant_ring_shares(
             addresses, state.variant_of(), len(state.targets), state.upstream.slots
         )
     else:
-        counts = state.address_counts()
         if counts is None:
             return None
         shares = variant_shares(state.weights(), state.variant_of(), counts)
     return {v: round(float(shares.get(v, 0) * 100), 2) for v in VARIANTS}
+
+
+def _unpredictable(state: UpstreamState) -> list[str]:
+    """Why effective_split is null without balancer data: the weighted hostname targets."""
+    members = [(t.target, t.weight) for t in state.targets if t.variant in VARIANTS]
+    _, unknown = predicted_addresses(members)
+    if not unknown:
+        return ["effective_split is predicted from the IP targets (their own addresses)"]
+    return [
+        "effective_split is unknown until Kong resolves hostname target(s) "
+        f"{', '.join(unknown)} (its balancer exists after the first proxied request)"
+    ]
 
 
 def _batch_key(write: KongWrite) -> tuple[str, ...]:

@@ -15,7 +15,12 @@ from sidecar.errors import ApiError
 from sidecar.settings import ApiToken
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+# Checked with fullmatch: in Python ``$`` also matches before a trailing newline, so
+# ``orders\n`` passed ``^...$`` with ``match`` and reached Kong (issue 13 item 13).
+UPSTREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+# The same rule as a JSON Schema / OpenAPI pattern (searched, ECMA 262 or Python):
+# ``(?![\s\S])`` is "end of string" in both, where ``$`` is not in Python.
+UPSTREAM_NAME_PATTERN = rf"^{UPSTREAM_NAME.pattern}(?![\s\S])"
 
 
 def _match(presented: str, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
@@ -69,7 +74,7 @@ def authenticate(required_role: str | None = None) -> ApiToken:
 
 def check_upstream_name(name: str) -> str:
     """Kong upstream names are hostnames (ids are UUIDs); anything else never reaches Kong."""
-    if not UPSTREAM_NAME.match(name):
+    if not UPSTREAM_NAME.fullmatch(name):
         raise ApiError(
             422,
             "invalid_upstream",

@@ -22,7 +22,9 @@ audit = logging.getLogger("kong_canary.audit")
 
 HASH_ON = ["none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture"]
 KONG3_ONLY = {"path", "query_arg", "uri_capture"}
-NAME = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\s,/]+$"}
+# (?![\s\S]) ends the string in Python and ECMA 262 alike; Python's $ accepts a trailing newline
+NAME_PATTERN = r"^[^\s,/]+(?![\s\S])"
+NAME = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": NAME_PATTERN}
 HASHING = {
     "type": "object",
     "required": ["hash_on"],

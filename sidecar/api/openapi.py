@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
+from sidecar.api.auth import UPSTREAM_NAME_PATTERN
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
     CANCEL,
@@ -393,7 +394,7 @@ UPSTREAM_PARAM = {
     "name": "upstream",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
+    "schema": {"type": "string", "pattern": UPSTREAM_NAME_PATTERN},
     "description": "Kong upstream name or id",
 }
 

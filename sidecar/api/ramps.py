@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -18,6 +17,7 @@ from sidecar.api.schemas import (
     CANCEL,
     START_RAMP,
     flag,
+    lease_param,
     parse_body,
     parse_split,
     seconds,
@@ -26,6 +26,7 @@ from sidecar.api.schemas import (
 from sidecar.api.served import public_base, rollback_wait, served_check, status_url
 from sidecar.core.ramp import linear_steps, schedule_steps
 from sidecar.core.split import Split, SplitError
+from sidecar.core.timestamps import parse_rfc3339
 from sidecar.errors import ApiError
 from sidecar.ramps import RampService, RampView
 
@@ -85,21 +86,19 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     start_at = None
     if "start_at" in body:
         try:
-            parsed = datetime.fromisoformat(body["start_at"].replace("Z", "+00:00"))
-        except ValueError:
+            start_at = parse_rfc3339(body["start_at"])
+        except ValueError as exc:
             raise ApiError(
-                422, "invalid_field", "start_at must be an RFC 3339 date-time", field="start_at"
+                422,
+                "invalid_field",
+                f"start_at must be an RFC 3339 date-time such as 2026-12-04T23:30:00Z: {exc}",
+                field="start_at",
             ) from None
-        if parsed.tzinfo is None:
-            raise ApiError(
-                422, "invalid_field", "start_at needs a time zone (e.g. Z)", field="start_at"
-            )
-        start_at = parsed.timestamp()
     view = service.start(
         upstream,
         steps,
         start_at=start_at,
-        lease=seconds(body, "lease"),
+        lease=lease_param(body, service.traffic.leases),
         targets=body.get("targets"),
         allow_unequal=flag(body, "allow_unequal"),
         execution_id=(body.get("context") or {}).get("execution_id"),

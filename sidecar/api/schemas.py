@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from sidecar.api.body import read_body
+from sidecar.core.lease import LeasePolicy
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.errors import ApiError, echo, echo_in
 
@@ -110,7 +111,8 @@ SECONDS = {
 }
 SET_SPLIT["properties"]["lease"] = {
     **SECONDS,
-    "description": "seconds this non-stable split lives unless renewed (default: lease_default)",
+    "description": "seconds this non-stable split lives unless renewed, more than 0 and at "
+    "most lease_max (default: lease_default)",
 }
 START_RAMP = {
     "type": "object",
@@ -128,7 +130,11 @@ START_RAMP = {
         "schedule": {"type": "array", "items": SPLIT, "minItems": 1, "maxItems": 100},
         "interval": {**SECONDS, "description": "seconds between the schedule's steps"},
         "start_at": {"type": "string", "format": "date-time", "maxLength": 64},
-        "lease": {**SECONDS, "description": "seconds each step lives unless the ramp moves on"},
+        "lease": {
+            **SECONDS,
+            "description": "seconds each step lives unless the ramp moves on, more than 0 and "
+            "at most lease_max minus the longest wait between steps (default: lease_default)",
+        },
         "targets": SET_SPLIT["properties"]["targets"],
         "allow_unequal": {
             **FLAG,
@@ -266,6 +272,18 @@ def seconds(body: dict[str, Any], name: str) -> float | None:
             field=name,
         )
     return number
+
+
+def lease_param(body: dict[str, Any], policy: LeasePolicy) -> float | None:
+    """``lease`` from a split or ramp body under the one lease rule (``LeasePolicy.seconds``),
+    refused before anything is read from or written to Kong; None when absent."""
+    requested = seconds(body, "lease")
+    if requested is None:
+        return None
+    try:
+        return policy.seconds(requested)
+    except SplitError as exc:
+        raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
 
 
 def flag(body: dict[str, Any], name: str) -> bool:

@@ -53,9 +53,24 @@ def served_check() -> ServedCheck:
 
 
 def public_base() -> str:
-    """Absolute base for URLs handed to Orca: PUBLIC_URL, else the URL this call came in on."""
-    base = current_app.extensions["kong_canary"].settings.public_url or request.host_url
+    """Absolute base for URLs handed to Orca (status, cancel, ``Location``): PUBLIC_URL, else
+    the address this server listens on, never the request's ``Host``."""
+    base = current_app.extensions["kong_canary"].settings.public_url or _listening_url()
     return base.rstrip("/")
+
+
+def _listening_url() -> str:
+    """The address this server listens on, for links when ``public_url`` is not set.
+
+    Never the request's ``Host`` (issue 13 item 12: ``Host: attacker.example`` went into the
+    statusUrl, cancelUrl and Location Orca calls next). ``SERVER_NAME``/``SERVER_PORT`` are
+    the listening socket's under werkzeug (``serving.py``, ``server_address``) and under
+    gunicorn for TCP listeners (``gunicorn/http/wsgi.py`` ``create``; only a unix socket, which
+    ``bind`` cannot name, falls back to Host). Plain http: the sidecar itself never serves TLS.
+    Start-up refuses a wildcard ``bind`` without ``public_url`` outside the embedded demo.
+    """
+    host, port = request.environ["SERVER_NAME"], request.environ["SERVER_PORT"]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def status_url(upstream: str, split: Split, since: float) -> str:

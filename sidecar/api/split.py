@@ -9,7 +9,16 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
-from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, parse_split, seconds
+from sidecar.api.schemas import (
+    PROMOTE,
+    ROLLBACK,
+    SET_SPLIT,
+    flag,
+    lease_param,
+    parse_body,
+    parse_split,
+    seconds,
+)
 from sidecar.api.served import completion, rollback_wait, served_check
 from sidecar.errors import ApiError
 from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGES, record_split
@@ -45,7 +54,7 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
             expect=expect,
             dry_run=flag(body, "dry_run"),
             force=flag(body, "force"),
-            lease=seconds(body, "lease"),
+            lease=lease_param(body, _service().leases),
             wait=seconds(body, "wait"),
         ),
         upstream,

@@ -84,14 +84,20 @@ class LeasePolicy:
     default: float = 3600.0  # seconds
     maximum: float = 86400.0
 
-    def deadline(self, now: float, requested: float | None, *, field: str = "lease") -> float:
-        """The expiry of a split set at ``now``; a lease beyond the maximum is refused."""
+    def seconds(self, requested: float | None, *, field: str = "lease") -> float:
+        """The lease a request asks for: the default when absent, else more than 0 and at
+        most the maximum. The one rule for splits and ramps (issue 13 item 11: a ramp's
+        ``lease: 0`` meant the default while a split refused it)."""
         seconds = self.default if requested is None else requested
         if seconds <= 0:
             raise SplitError(field, "must be a positive number of seconds")
         if seconds > self.maximum:
             raise SplitError(field, f"must be at most {int(self.maximum)} seconds (lease maximum)")
-        return now + seconds
+        return seconds
+
+    def deadline(self, now: float, requested: float | None, *, field: str = "lease") -> float:
+        """The expiry of a split set at ``now`` (see :meth:`seconds` for the rule)."""
+        return now + self.seconds(requested, field=field)
 
 
 def renewed(

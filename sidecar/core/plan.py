@@ -9,7 +9,8 @@ every intermediate state stays inside the box and never has total weight 0 (Kong
 
 Four strategies, first success wins (each result is checked by replaying it):
 
-1. *direct*: only the necessary writes, in an order found by depth-first search;
+1. *direct*: only the necessary writes, in an order found by an iterative depth-first search
+   over classes of interchangeable writes (same variant, same effective change);
 2. *pivot*: one variant's targets first go to an intermediate weight that makes room, then
    the other variants are written (one variant at a time), then the pivot goes to its final
    weight. E.g. 100/0/0 -> 90/5/5 as (1,0,0) -> (18,1,1) is s=19, b=1, c=1, s=18: with
@@ -22,7 +23,20 @@ Four strategies, first success wins (each result is checked by replaying it):
    weights. E.g. 0/56.27/43.73 -> stable-only, where stable's one target cannot outweigh
    baseline and canary (3 x 28135 and 5 x 13119) and dropping either variant first would push
    the other past its old share. See :func:`_phased` for why it ends and how many writes.
-4. *fallback*: greedy, each step the write with the smallest excursion.
+4. *fallback*, when no strategy is excursion-free: the smallest excursion of the greedy
+   (each step the write with the smallest excursion; only while it is cheap), the
+   interleaved order (every variant's batch at the same pace, close to the straight line
+   from old to new totals, which stays in the box) and the best order of at most six
+   batches (per variant and direction; its excursion is at most "raises, then lowers").
+
+Bounded (issue 13 item 7: 500 + 500 new targets used to recurse past Python's limit, and
+480 + 480 took 15 s under the upstream's lock): for n pending writes in k classes the direct
+search makes at most ``_DFS_CHECKS`` integer box checks over ``n + _DFS_BUDGET`` nodes, the
+pivot tries at most 192 templates of ``O(n)``, the phased drain is ``O(n log n)`` plus
+``_PHASED_MAX_PARTIAL`` scans, the greedy at most ``_GREEDY_EVALUATIONS`` scores, the other
+fallbacks ``O(n log n)``. ``bench/plan.py`` measures it: for 1,000 + 1,000 targets a
+pipeline's moves and rollbacks take 2-3x the time ``compute_weights`` takes for the same
+upstream (~0.1 s), the worst case found ~16x (~0.5 s: 90/5/5 -> 90/7/3, fallback).
 
 Guaranteed zero excursion (property-tested in ``tests/unit/core/test_core_plan.py``):
 
@@ -45,6 +59,7 @@ past 40 %. Those get the smallest excursion the greedy finds; see :func:`max_exc
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,7 +68,9 @@ from itertools import permutations
 from sidecar.core.split import VARIANTS, SplitError
 from sidecar.core.weights import KONG_MAX_WEIGHT, effective_totals
 
-_DFS_BUDGET = 1500  # states the direct search may visit before trying the templates
+_DFS_BUDGET = 1500  # states the direct search may visit beyond one path's length
+_DFS_CHECKS = 30_000  # box checks the direct search may make (each O(1), integers)
+_GREEDY_EVALUATIONS = 20_000  # Fraction excursions the greedy may score, else batches only
 _PHASED_MAX_PARTIAL = 200  # partial writes a phased rollback may use (see _phased)
 
 Step = tuple[str, int]  # (target, weight)
@@ -86,18 +103,30 @@ class _Box:
         return cls({v: min(a[v], b[v]) for v in VARIANTS}, {v: max(a[v], b[v]) for v in VARIANTS})
 
     def excursion(self, totals: Mapping[str, int]) -> Fraction:
-        shares = _shares(totals)
-        if shares is None:
+        grand = sum(totals.values())
+        if grand <= 0:
             return Fraction(1)
-        return max(
-            max(Fraction(0), self.lo[v] - shares[v], shares[v] - self.hi[v]) for v in VARIANTS
-        )
+        worst = Fraction(0)
+        for v in VARIANTS:  # integer comparisons first: Fractions only for a variant outside
+            lo, hi, amount = self.lo[v], self.hi[v], totals[v]
+            if lo.numerator * grand > amount * lo.denominator:
+                worst = max(worst, lo - Fraction(amount, grand))
+            elif amount * hi.denominator > hi.numerator * grand:
+                worst = max(worst, Fraction(amount, grand) - hi)
+        return worst
 
     def inside(self, totals: Mapping[str, int]) -> bool:
         grand = sum(totals.values())
         if grand <= 0:
             return False
-        return all(self.lo[v] * grand <= totals[v] <= self.hi[v] * grand for v in VARIANTS)
+        # lo <= total / grand <= hi, cross-multiplied: integers only (it runs per search node)
+        for v in VARIANTS:
+            lo, hi, amount = self.lo[v], self.hi[v], totals[v]
+            if lo.numerator * grand > amount * lo.denominator:
+                return False
+            if amount * hi.denominator > hi.numerator * grand:
+                return False
+        return True
 
 
 def _shares(totals: Mapping[str, int]) -> dict[str, Fraction] | None:
@@ -149,8 +178,9 @@ def plan_writes(
 
     writes: list[Write] = []
     state: dict[str, int] = dict(current)
+    stepped = {t for t, _ in steps}
     for target in targets:  # weight-0 creates change no share: do them first
-        untouched = not any(t == target for t, _ in steps)
+        untouched = target not in stepped
         if target not in current and end[target] == 0 and target not in deletes and untouched:
             writes.append(Write(target, variant_of[target], None, 0))
             state[target] = 0
@@ -175,8 +205,7 @@ def max_excursion(
     a test cannot check a plan against the wrong starting point.
     """
     state = dict(current)
-    states: list[dict[str, int]] = []
-    for write in writes:
+    for write in writes:  # the final state, checking the replay
         if state.get(write.target) != write.old:
             raise ValueError(
                 f"write {write} expects {write.old}, replay has {state.get(write.target)}"
@@ -185,11 +214,17 @@ def max_excursion(
             del state[write.target]
         else:
             state[write.target] = write.new
-        states.append(dict(state))
-    if not states:
+    if not writes:
         return Fraction(0)
     box = _Box(*_box_bounds(current, state, variant_of, address_counts))
-    return max(box.excursion(effective_totals(s, variant_of, address_counts)) for s in states)
+    counts = address_counts or {}
+    totals = effective_totals(current, variant_of, address_counts)
+    worst = Fraction(0)
+    for write in writes:  # incrementally: a plan may have thousands of writes
+        change = (write.new or 0) - (write.old or 0)
+        totals[variant_of[write.target]] += change * counts.get(write.target, 1)
+        worst = max(worst, box.excursion(totals))
+    return worst
 
 
 def _box_bounds(
@@ -229,17 +264,40 @@ class _Problem:
     def totals(self, weights: Mapping[str, int]) -> dict[str, int]:
         return effective_totals(weights, self.variant_of, self.counts)
 
-    def excursion_of(self, steps: Sequence[Step]) -> Fraction:
-        """Worst excursion over the states after each step; 1 if the plan does not land."""
+    def excursion(self, steps: Sequence[Step]) -> Fraction:
+        """The worst excursion over the states after each step (1 for an all-zero state)."""
+        totals = self.totals(self.start)
         state = dict(self.start)
-        totals = self.totals(state)
         worst = Fraction(0)
         for target, weight in steps:
-            delta = (weight - state[target]) * self.count(target)
-            totals[self.variant_of[target]] += delta
+            totals[self.variant_of[target]] += (weight - state[target]) * self.count(target)
             state[target] = weight
             worst = max(worst, self.box.excursion(totals))
-        return worst if state == self.end else Fraction(1)
+        return worst
+
+    def clean(self, steps: Sequence[Step]) -> bool:
+        """Whether every state after each step is in the box and the plan lands on ``end``.
+
+        Checked at the ends of runs only: within a run of writes that move one variant one
+        way, that variant's share and every other share move monotonically and the total
+        too, so a run whose two ends are inside the box (an interval per share) stays
+        inside. That makes checking a candidate of thousands of writes a few box checks.
+        """
+        state = dict(self.start)
+        totals = self.totals(state)
+        run: tuple[str, bool] | None = None
+        for target, weight in steps:
+            delta = (weight - state[target]) * self.count(target)
+            variant = self.variant_of[target]
+            direction = (variant, delta > 0)
+            if run is not None and direction != run and not self.box.inside(totals):
+                return False
+            run = direction
+            totals[variant] += delta
+            state[target] = weight
+        if run is not None and not self.box.inside(totals):
+            return False
+        return state == self.end
 
 
 def _plan(
@@ -256,48 +314,96 @@ def _plan(
     direct = _direct(problem, pending)
     if direct is not None:
         return direct
-    pivoted = [s for s in _pivot_plans(problem) if problem.excursion_of(s) == 0]
+    pivoted = [s for s in _pivot_plans(problem) if problem.clean(s)]
     if pivoted:
         return min(pivoted, key=len)
-    phased = [s for s in _phased_plans(problem) if problem.excursion_of(s) == 0]
+    phased = [s for s in _phased_plans(problem) if problem.clean(s)]
     if phased:
         return min(phased, key=len)
-    return _greedy(problem, pending)
+    fallbacks = []
+    if len(pending) * len(_classes(problem, pending)) <= _GREEDY_EVALUATIONS:
+        fallbacks.append(_greedy(problem, pending))
+    fallbacks.append(_interleaved(problem, pending))
+    fallbacks.append(_batched(problem, pending))
+    return min(fallbacks, key=problem.excursion)
+
+
+def _classes(problem: _Problem, order: Sequence[str]) -> list[tuple[str, int, list[str]]]:
+    """The pending writes as interchangeable classes: (variant, effective delta, targets).
+
+    Two writes with the same variant and effective change move the totals identically, so
+    a search or a greedy choice needs to consider only one of them; targets keep ``order``.
+    """
+    classes: dict[tuple[str, int], list[str]] = {}
+    for target in order:
+        variant = problem.variant_of[target]
+        delta = (problem.end[target] - problem.start[target]) * problem.count(target)
+        classes.setdefault((variant, delta), []).append(target)
+    return [(variant, delta, targets) for (variant, delta), targets in classes.items()]
 
 
 def _direct(problem: _Problem, pending: Sequence[str]) -> list[Step] | None:
-    """Depth-first search over orders of the necessary writes, memoised on the done set."""
+    """Depth-first search over orders of the necessary writes, memoised on what is done.
+
+    Iterative (no recursion limit) and over classes of interchangeable writes (see
+    :func:`_classes`): a state is how many writes of each class are done, and each node tries
+    one write per class. It expands at most ``len(pending) + _DFS_BUDGET`` nodes of
+    ``O(classes)`` work each, then gives up for the templates.
+    """
     # Raises before lowers keeps the total away from 0 and tends to find a path first.
     order = sorted(pending, key=lambda t: problem.end[t] < problem.start[t])
-    failed: set[frozenset[str]] = set()
-    visited = 0
-
-    def search(done: frozenset[str], totals: dict[str, int]) -> list[str] | None:
-        nonlocal visited
-        if len(done) == len(order):
-            return []
-        if done in failed or visited >= _DFS_BUDGET:
-            return None
-        visited += 1
-        for target in order:
-            if target in done:
+    classes = _classes(problem, order)
+    sizes = tuple(len(targets) for _, _, targets in classes)
+    budget = len(pending) + _DFS_BUDGET
+    failed: set[tuple[int, ...]] = set()
+    totals = problem.totals(problem.start)
+    done = [0] * len(classes)
+    path: list[int] = []  # class index chosen at each depth
+    tried: list[int] = [0]  # per depth, the next class index to try
+    expanded = checks = 0
+    while len(path) < len(order):
+        depth = len(path)
+        if tried[depth] == 0:
+            if expanded >= budget:
+                return None
+            if tuple(done) in failed:
+                tried[depth] = len(classes)  # known to fail: give it up at once
+            expanded += 1
+        chosen = None
+        while tried[depth] < len(classes):
+            index = tried[depth]
+            tried[depth] += 1
+            if done[index] == sizes[index]:
                 continue
-            variant = problem.variant_of[target]
-            delta = (problem.end[target] - problem.start[target]) * problem.count(target)
+            checks += 1
+            if checks > _DFS_CHECKS:
+                return None
+            variant, delta, _ = classes[index]
             totals[variant] += delta
             if problem.box.inside(totals):
-                rest = search(done | {target}, totals)
-                if rest is not None:
-                    totals[variant] -= delta
-                    return [target, *rest]
+                chosen = index
+                break
             totals[variant] -= delta
-        failed.add(done)
-        return None
-
-    found = search(frozenset(), problem.totals(problem.start))
-    if found is None:
-        return None
-    return [(t, problem.end[t]) for t in found]
+        if chosen is not None:
+            done[chosen] += 1
+            path.append(chosen)
+            tried.append(0)
+            continue
+        failed.add(tuple(done))  # every child of this node failed
+        tried.pop()
+        if not path:
+            return None
+        last = path.pop()
+        done[last] -= 1
+        variant, delta, _ = classes[last]
+        totals[variant] -= delta
+    taken = [0] * len(classes)
+    steps: list[Step] = []
+    for index in path:
+        target = classes[index][2][taken[index]]
+        taken[index] += 1
+        steps.append((target, problem.end[target]))
+    return steps
 
 
 def _pivot_plans(problem: _Problem) -> Iterator[list[Step]]:
@@ -522,10 +628,13 @@ def _phased(
             steps.append((target, level))
     totals = problem.totals(state)
     others = [v for v in VARIANTS if v != pivot and before[v] > 0]
+    pools = {
+        v: _DrainPool([(t, state[t], count(t)) for t in problem.by_variant[v]]) for v in others
+    }
     partial = 0
     while True:  # phase 2; untouched variants (before[v] == 0) stay at 0
         total = sum(totals.values())
-        best: tuple[bool, int, str] | None = None
+        rooms: dict[str, int | None] = {}
         for variant in others:
             if totals[variant] == 0:
                 continue
@@ -534,22 +643,28 @@ def _phased(
                 if other != variant and totals[other] > 0:
                     slack = (total * before[other] - totals[other] * grand) // before[other]
                     room = slack if room is None else min(room, slack)
-            for target in problem.by_variant[variant]:
-                weight, per = state[target], count(target)
-                if per == 0 or weight == 0:
-                    continue
-                down = weight if room is None else min(weight, room // per)
-                if down > 0:
-                    key = (down == weight, down * per, target)
-                    if best is None or key[:2] > best[:2]:
-                        best = key
-        if best is None:
+            rooms[variant] = room
+        # A write that zeroes a target first (the largest), else the largest partial one;
+        # ties to the first variant, then the first target.
+        best = max(
+            (pools[v].full(room) for v, room in rooms.items()),
+            key=lambda found: found[0] if found else -1,
+            default=None,
+        )
+        if not best:
+            best = max(
+                (pools[v].partial(room) for v, room in rooms.items()),
+                key=lambda found: found[0] if found else -1,
+                default=None,
+            )
+            partial += 1
+        if not best:
             break
-        full, amount, target = best
-        partial += not full
         if partial > _PHASED_MAX_PARTIAL:
             return None
+        amount, target = best
         state[target] -= amount // count(target)
+        pools[problem.variant_of[target]].set(target, state[target])
         totals[problem.variant_of[target]] -= amount
         steps.append((target, state[target]))
     if any(totals[v] for v in others):
@@ -559,6 +674,78 @@ def _phased(
             state[target] = b[target]
             steps.append((target, b[target]))
     return steps
+
+
+class _DrainPool:
+    """One variant's targets with weight, for the phased drain: the best next write fast.
+
+    Per address count, the targets sorted by (weight, order), so the largest write that
+    zeroes a target is a bisection; a partial write (at most ``_PHASED_MAX_PARTIAL`` of them)
+    scans. Phase 2 then costs ``O(n log n)`` plus the partial scans instead of ``O(n^2)``.
+    """
+
+    def __init__(self, targets: Sequence[tuple[str, int, int]]) -> None:
+        self.order = {target: index for index, (target, _, _) in enumerate(targets)}
+        self.per = {target: per for target, _, per in targets}
+        self.weight = {target: weight for target, weight, _ in targets}
+        self.sorted: dict[int, list[tuple[int, int, str]]] = {}
+        for target, weight, per in targets:
+            if per > 0 and weight > 0:
+                self.sorted.setdefault(per, []).append((weight, -self.order[target], target))
+        for entries in self.sorted.values():
+            entries.sort()
+
+    def full(self, room: int | None) -> tuple[int, str] | None:
+        """(effective amount, target) of the largest write to 0 within ``room``; ties to the
+        first target."""
+        best: tuple[int, int, str] | None = None
+        for per, entries in self.sorted.items():
+            if not entries:
+                continue
+            if room is None:
+                weight, rank, target = entries[-1]
+            else:
+                limit = room // per
+                at = bisect_right(entries, (limit, 1, ""))
+                if at == 0:
+                    continue
+                weight, rank, target = entries[at - 1]
+            key = (weight * per, rank, target)
+            if best is None or key[:2] > best[:2]:
+                best = key
+        return None if best is None else (best[0], best[2])
+
+    def partial(self, room: int | None) -> tuple[int, str] | None:
+        """(effective amount, target) of the largest write that lowers a target by ``room``
+        without zeroing it; ties to the first target."""
+        if room is None:
+            return None
+        best: tuple[int, int, str] | None = None
+        for per, entries in self.sorted.items():
+            down = room // per
+            if down <= 0:
+                continue
+            at = bisect_right(entries, (down, 1, ""))
+            if at == len(entries):
+                continue
+            rank = max(entry[1] for entry in entries[at:])  # the first such target
+            key = (down * per, rank, self._target_at(entries[at:], rank))
+            if best is None or key[:2] > best[:2]:
+                best = key
+        return None if best is None else (best[0], best[2])
+
+    def set(self, target: str, weight: int) -> None:
+        """Record a write of ``target`` to ``weight``."""
+        entries = self.sorted[self.per[target]]
+        old = (self.weight[target], -self.order[target], target)
+        del entries[bisect_left(entries, old)]
+        self.weight[target] = weight
+        if weight > 0:
+            insort(entries, (weight, -self.order[target], target))
+
+    @staticmethod
+    def _target_at(entries: Sequence[tuple[int, int, str]], rank: int) -> str:
+        return next(target for _, r, target in entries if r == rank)
 
 
 def _reversed(a: Mapping[str, int], steps: Sequence[Step]) -> list[Step]:
@@ -571,33 +758,95 @@ def _reversed(a: Mapping[str, int], steps: Sequence[Step]) -> list[Step]:
     return before[::-1]
 
 
-Scores = dict[tuple[str, int], tuple[bool, Fraction]]  # (variant, weight change) -> cost
-
-
 def _greedy(problem: _Problem, pending: Sequence[str]) -> list[Step]:
-    """Smallest excursion first; never a state with total 0 while another choice exists."""
-    state = dict(problem.start)
-    totals = problem.totals(state)
-    left = list(pending)
+    """Smallest excursion first; never a state with total 0 while another choice exists.
+
+    Ties go to the target earliest in ``pending``. A candidate's cost depends only on its
+    class (variant, effective change; see :func:`_classes`), so each step scores one write
+    per class: ``O(len(pending) x classes)`` box evaluations in all.
+    """
+    totals = problem.totals(problem.start)
+    classes = _classes(problem, pending)
+    position = {t: i for i, t in enumerate(pending)}
+    taken = [0] * len(classes)
     steps: list[Step] = []
-    while left:
-        # A candidate's cost depends only on its variant and weight change: with 1,000
-        # targets most candidates share a few of those, so each is scored once per step.
-        scored: Scores = {}
-
-        def cost(candidate: tuple[int, str], scored: Scores = scored) -> tuple[bool, Fraction, int]:
-            index, target = candidate
-            variant = problem.variant_of[target]
-            delta = (problem.end[target] - state[target]) * problem.count(target)
-            if (variant, delta) not in scored:
-                trial = dict(totals)
-                trial[variant] += delta
-                scored[variant, delta] = (sum(trial.values()) <= 0, problem.box.excursion(trial))
-            return (*scored[variant, delta], index)
-
-        index, best = min(enumerate(left), key=cost)
-        totals[problem.variant_of[best]] += (problem.end[best] - state[best]) * problem.count(best)
-        state[best] = problem.end[best]
-        steps.append((best, problem.end[best]))
-        del left[index]
+    for _ in pending:
+        best: tuple[bool, Fraction, int] | None = None
+        chosen = 0
+        for index, (variant, delta, targets) in enumerate(classes):
+            if taken[index] == len(targets):
+                continue
+            totals[variant] += delta
+            key = (
+                sum(totals.values()) <= 0,
+                problem.box.excursion(totals),
+                position[targets[taken[index]]],
+            )
+            totals[variant] -= delta
+            if best is None or key < best:
+                best, chosen = key, index
+        variant, delta, targets = classes[chosen]
+        target = targets[taken[chosen]]
+        taken[chosen] += 1
+        totals[variant] += delta
+        steps.append((target, problem.end[target]))
     return steps
+
+
+def _batched(problem: _Problem, pending: Sequence[str]) -> list[Step]:
+    """The fast fallback: the writes in at most six batches, one per variant and direction.
+
+    Within a batch every share and the total move monotonically, so a batch's worst state is
+    one of its two ends: every order of the batches (at most 720) is scored exactly from the
+    batch totals alone, and the smallest excursion wins (ties: raises first, stable, baseline,
+    canary). Its excursion is therefore the smallest any batch order has - in particular at
+    most that of "every raise, then every lower", which never leaves total weight 0. Cost:
+    ``O(len(pending))`` plus a constant.
+    """
+    batches: dict[tuple[bool, int], list[str]] = {}
+    for target in pending:
+        lower = problem.end[target] < problem.start[target]
+        batches.setdefault((lower, VARIANTS.index(problem.variant_of[target])), []).append(target)
+    keys = sorted(batches)
+    delta = {
+        key: sum((problem.end[t] - problem.start[t]) * problem.count(t) for t in batches[key])
+        for key in keys
+    }
+    best: tuple[Fraction, tuple[tuple[bool, int], ...]] | None = None
+    start = problem.totals(problem.start)
+    for order in permutations(keys):
+        totals = dict(start)
+        worst = Fraction(0)
+        for key in order:
+            totals[VARIANTS[key[1]]] += delta[key]
+            worst = max(worst, problem.box.excursion(totals))
+        if best is None or worst < best[0]:
+            best = (worst, order)
+    assert best is not None  # pending is never empty here
+    return [(t, problem.end[t]) for key in best[1] for t in batches[key]]
+
+
+def _interleaved(problem: _Problem, pending: Sequence[str]) -> list[Step]:
+    """The writes merged so every variant's batch progresses at the same pace.
+
+    On the straight line from the old to the new effective totals every share is a ratio of
+    two linear functions of the progress, hence monotone: the line stays in the box. Sorting
+    each write by the progress its batch (variant, direction) is at halfway through it keeps
+    every state within about one write per batch of that line. ``O(n log n)``.
+    """
+    keyed: list[tuple[Fraction, int, str]] = []
+    batches: dict[tuple[str, bool], list[str]] = {}
+    for target in pending:
+        lower = problem.end[target] < problem.start[target]
+        batches.setdefault((problem.variant_of[target], lower), []).append(target)
+    for targets in batches.values():
+        moves = [abs(problem.end[t] - problem.start[t]) * problem.count(t) for t in targets]
+        whole = sum(moves)
+        done = 0
+        for target, move in zip(targets, moves, strict=True):
+            middle = Fraction(2 * done + move, 2 * whole) if whole else Fraction(1, 2)
+            keyed.append((middle, problem.end[target] < problem.start[target], target))
+            done += move
+    position = {t: i for i, t in enumerate(pending)}
+    keyed.sort(key=lambda item: (item[0], item[1], position[item[2]]))
+    return [(t, problem.end[t]) for _, _, t in keyed]

@@ -50,15 +50,18 @@ def encode(schedule: RampSchedule, secret: bytes) -> str:
 
 
 def decode(token: str, secret: bytes) -> RampSchedule:
+    """The schedule of exactly an id :func:`encode` issued with ``secret``.
+
+    The signature is compared as the canonical text ``encode`` writes, not as decoded bytes:
+    base64 decoding ignores padding, characters outside its alphabet and the spare bits of
+    the last character, so ``id + "=="``, ``id + "~~~"`` or ``id + ".!!"`` decoded to the
+    same bytes and read as the same ramp (issue 13 item 8). The body is signed as text.
+    """
     body, dot, mac = token.partition(".")
     if not dot or not body or not mac:
         raise RampTokenError("not a ramp id")
-    expected = hmac.new(secret, body.encode(), hashlib.sha256).digest()[:16]
-    try:
-        given = _unb64(mac)
-    except ValueError:
-        raise RampTokenError("not a ramp id") from None
-    if not hmac.compare_digest(given, expected):
+    expected = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:16])
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
         raise RampTokenError("unknown ramp (bad signature: another secret, or not ours)")
     try:
         payload = json.loads(zlib.decompress(_unb64(body)))

@@ -13,6 +13,7 @@ owns, i.e. the split for keys spread evenly over it. Pure.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +31,46 @@ class RingAddress:
     ip: str
     port: int
     weight: int
+
+
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+
+
+def literal_address(target: str) -> tuple[str, int] | None:
+    """(ip, port) of an IP target as Kong's balancer holds it without any DNS; None for a
+    hostname.
+
+    Kong 3.x builds an upstream's balancer on its first proxied request, so until then
+    ``/health`` shows no addresses (issue 13 item 15). An IP target needs no resolution: the
+    balancer splits ``target`` at the last colon (``kong/runloop/balancer/targets.lua``,
+    ``load_targets_into_memory``) and the DNS client answers an IP name with a record whose
+    address is the name itself, brackets of an IPv6 literal included
+    (``kong/resty/dns/client.lua``, ``check_ipv4``/``check_ipv6``); that address is the
+    ``ip`` of the ring key. ``target`` is Kong's stored form (``host:port``).
+    """
+    host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        return None
+    if (host.startswith("[") and host.endswith("]")) or _IPV4.fullmatch(host):
+        return host, int(port)
+    return None
+
+
+def predicted_addresses(
+    targets: Sequence[tuple[str, int]],
+) -> tuple[list[RingAddress], list[str]]:
+    """The addresses a balancer will hold for ``(target, weight)`` pairs, known without DNS,
+    and the hostname targets that carry weight, whose addresses only DNS can tell (then the
+    prediction is incomplete). A hostname at weight 0 gets no ring points and no traffic."""
+    addresses: list[RingAddress] = []
+    unknown: list[str] = []
+    for target, weight in targets:
+        literal = literal_address(target)
+        if literal is not None:
+            addresses.append(RingAddress(target, literal[0], literal[1], weight))
+        elif weight > 0:
+            unknown.append(target)
+    return addresses, unknown
 
 
 def _index(value: str, points: int) -> int:

@@ -89,6 +89,15 @@ class Sidecar:
     clients: list[httpx.Client] = field(default_factory=list)
 
     kong_settings: KongSettings | None = None
+    # (major, minor) Kong reports at GET /, for real and local Kong alike; None on Konnect
+    # (no node information). Version-dependent assertions use this, never ``profile``:
+    # a real-Kong run's profile is "real" whatever its version (issue 13 item 14).
+    kong_version: tuple[int, int] | None = None
+
+    @property
+    def kong_2(self) -> bool:
+        """Kong 2.x: the hashing and health rules of 2.8 apply."""
+        return self.kong_version is not None and self.kong_version < (3, 0)
 
     def kong_client(self) -> httpx.Client:
         """Raw access to Kong, to arrange and inspect state around the sidecar."""
@@ -123,6 +132,16 @@ class Sidecar:
         return client
 
 
+def detect_kong_version(kong: httpx.Client) -> tuple[int, int] | None:
+    """(major, minor) from Kong's ``GET /`` (``version``: "3.4.2", "2.8.1.0-enterprise-
+    edition"); None when the root has no node information (Konnect's control-plane API)."""
+    answer = kong.get("/")
+    if answer.status_code != 200:
+        return None
+    match = re.match(r"(\d+)\.(\d+)", str(answer.json().get("version", "")))
+    return (int(match[1]), int(match[2])) if match else None
+
+
 def _serve(app) -> tuple[str, callable]:  # type: ignore[valid-type]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     # a short poll: shutdown() waits for it, once per test
@@ -148,6 +167,10 @@ def kong_settings(profile: str, url: str) -> KongSettings:
             read_timeout=2.0,
         )
     return KongSettings(admin_url=url, read_timeout=2.0)
+
+
+def _admin_headers(kong: KongSettings) -> dict[str, str]:
+    return {"Kong-Admin-Token": kong.admin_token} if kong.admin_token else {}
 
 
 def _params() -> list:
@@ -202,6 +225,8 @@ def sidecar(request, checker) -> Iterator[Sidecar]:
     url, stop = _serve(app)
     stops.append(stop)
     sidecar = Sidecar(url, kong_url, profile, local_app, checker, clock, app, kong_settings=kong)
+    with httpx.Client(base_url=kong_url, headers=_admin_headers(kong), timeout=10) as raw:
+        sidecar.kong_version = detect_kong_version(raw)
     try:
         yield sidecar
     finally:

@@ -130,6 +130,42 @@ def test_forged_or_unknown_ramp_ids_are_404(sidecar):
     assert client.post("/v1/ramps/abc.def/cancel").status_code == 404
 
 
+@pytest.mark.parametrize("lease", [0, "0", 0.0, -1])
+def test_a_zero_lease_is_refused_by_ramps_as_by_split(sidecar, upstream, lease):
+    """Issue 13 item 11: a ramp's ``lease: 0`` silently meant the default while ``PUT split``
+    refused it. One rule, one answer, and nothing changes in Kong."""
+    client = sidecar.client()
+    before = sidecar.kong_weights(upstream)
+    ramp = client.post(
+        f"/v1/upstreams/{upstream}/ramps",
+        json={"schedule": SCHEDULE, "interval": 60, "targets": TARGETS, "lease": lease},
+    )
+    split = client.put(
+        f"/v1/upstreams/{upstream}/split",
+        json={"split": SCHEDULE[0], "targets": TARGETS, "lease": lease},
+    )
+    for response in (ramp, split):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "lease"
+    assert ramp.json()["error"] == split.json()["error"]
+    assert sidecar.kong_weights(upstream) == before
+
+
+@pytest.mark.parametrize("suffix", ["==", "~~~", ".!!"])
+def test_an_altered_ramp_id_is_404_and_cancels_nothing(sidecar, upstream, suffix):
+    """Issue 13 item 8: ``id + "=="`` read as the same ramp; exactly the issued id, or 404."""
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS})
+    client = sidecar.client()
+    before = sidecar.kong_weights(upstream)
+    status = client.get(f"/v1/ramps/{ramp['id']}{suffix}")
+    assert status.status_code == 404, status.text
+    assert status.json()["error"]["code"] == "unknown_ramp"
+    cancel = client.post(f"/v1/ramps/{ramp['id']}{suffix}/cancel", json={})
+    assert cancel.status_code == 404, cancel.text
+    assert sidecar.kong_weights(upstream) == before
+    assert orca_status(client, ramp["statusUrl"]) == "RUNNING"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -141,6 +177,13 @@ def test_forged_or_unknown_ramp_ids_are_404(sidecar):
         ({"schedule": SCHEDULE, "interval": 60, "lease": 10**7}, "lease"),
         ({"schedule": SCHEDULE, "interval": 60, "lease": 10**400}, "lease"),
         ({"schedule": SCHEDULE, "interval": 60, "start_at": "2020-01-01T00:00:00Z"}, "start_at"),
+        # issue 13 item 13: ISO 8601 forms that are not RFC 3339 (fromisoformat took them)
+        (
+            {"schedule": SCHEDULE, "interval": 60, "start_at": "2027-12-04 23:30:00+00:00"},
+            "start_at",
+        ),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "2027-W49-5T23:30:00Z"}, "start_at"),
+        ({"schedule": SCHEDULE, "interval": 60, "start_at": "2027-12-04T23:30:00"}, "start_at"),
     ],
 )
 def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field):

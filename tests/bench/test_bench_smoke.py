@@ -98,3 +98,10 @@ def test_split_api_bench_quick():
     assert writes > 0 and 0 < batches <= writes, lines
     assert got["direct, 8 parallel"] == (writes, batches, 0), lines
     assert got["direct, one by one"] == (writes, writes, 0), lines
+
+
+def test_plan_bench_quickest():
+    lines = run_bench("plan.py", "--targets", "100", "--repeat", "1")
+    measured = rows(lines, rf"(.+?)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}%")
+    assert len(measured) == 9, lines
+    assert rows(lines, rf"worst planning time: {NUMBER} ms \({NUMBER}x baseline\)"), lines

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -45,8 +46,13 @@ def serve_sidecar(clock: Callable[[], float] = time.time) -> Iterator[tuple[str,
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
+    url = f"http://localhost:{server.port}"
+    # The URL Orca is told (and its URL restrictions allow) is the one its links must use:
+    # the sidecar never builds them from the request's Host (issue 13 item 12).
+    runtime = app.extensions["kong_canary"]
+    runtime.settings = dataclasses.replace(runtime.settings, public_url=url)
     try:
-        yield f"http://localhost:{server.port}", app
+        yield url, app
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -7,12 +7,13 @@ ring-balancer" (kong/runloop/balancer/init.lua). ``max_excursion`` is the yardst
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 from itertools import permutations
 
 import pytest
 from core_strategies import layouts, names, splits_for, variant_of
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from sidecar.core.plan import Write, max_excursion, plan_writes
@@ -314,17 +315,32 @@ def test_fixed_ratio_ramps_moving_only_stable_are_excursion_free(data: st.DataOb
     layout = data.draw(layouts())
     of = variant_of(layout)
     current = compute_weights(data.draw(splits_for(layout)), layout)
+    desired = stable_moved(data, layout, current, of, step_each=True)
+    _, excursion = check(current, desired, of)
+    assert excursion == 0
+
+
+def stable_moved(
+    data: st.DataObject,
+    layout: dict[str, list[str]],
+    current: dict[str, int],
+    of: dict[str, str],
+    *,
+    step_each: bool,
+) -> dict[str, int]:
+    """``current`` with only the stable targets moved, all one way (a fixed-ratio ramp step);
+    one drawn step per target, or one for all (thousands of targets)."""
     up = data.draw(st.booleans(), label="stable grows")
+    shared = None if step_each else data.draw(st.integers(0, 300), label="step")
     desired = dict(current)
     for target in layout["stable"]:
-        step = data.draw(st.integers(0, 300), label=target)
+        step = shared if shared is not None else data.draw(st.integers(0, 300), label=target)
         desired[target] = (
             min(current[target] + step, 65535) if up else max(current[target] - step, 0)
         )
     if sum(effective_totals(desired, of).values()) == 0:
         desired[layout["stable"][0]] = 1
-    _, excursion = check(current, desired, of)
-    assert excursion == 0
+    return desired
 
 
 @SANE
@@ -388,3 +404,84 @@ def test_any_weights_to_and_from_stable_only_are_clean_exactly_when_stable_has_r
     current, desired = (mixed, only) if forward else (only, mixed)
     _, excursion = check(current, desired, of)
     assert (excursion == 0) == (room or len(carrying) < 2 or mixed == only)
+
+
+# Up to the API's limits: TARGET_LIST in sidecar/api/schemas.py allows 1,000 targets per variant.
+MAX_TARGETS = 1000
+LARGE = settings(max_examples=10, deadline=None)
+
+
+def weights_or_reject(split: Split, layout: dict[str, list[str]]) -> dict[str, int]:
+    """compute_weights, rejecting splits a thousand targets cannot meet (0.01 % over 1,000)."""
+    try:
+        return compute_weights(split, layout)
+    except SplitError:
+        reject()
+
+
+def check_large(
+    current: dict[str, int], desired: dict[str, int], of: dict[str, str]
+) -> tuple[list[Write], Fraction]:
+    """``check`` for thousands of targets: replay once, excursion incrementally."""
+    writes = plan_writes(current, desired, of)
+    assert replay(current, writes) == {**current, **desired}
+    return writes, max_excursion(current, writes, of)
+
+
+def test_500_plus_500_new_targets_plan_without_recursion() -> None:
+    """Issue 13 item 7: the depth-first search recursed once per target (RecursionError)."""
+    layout = {
+        "stable": ["s0.svc:8000"],
+        "baseline": names("baseline", 500),
+        "canary": names("canary", 500),
+    }
+    of = variant_of(layout)
+    desired = compute_weights(pct(90, 5, 5), layout)
+    writes, excursion = check_large({"s0.svc:8000": 1}, desired, of)
+    assert excursion == 0
+    assert len(writes) == 1001 + 1  # the pivot: stable makes room first, then settles
+
+
+@LARGE
+@given(st.data())
+def test_up_to_the_schema_limit_from_and_to_stable_only_is_excursion_free(
+    data: st.DataObject,
+) -> None:
+    layout = data.draw(layouts(max_per_variant=MAX_TARGETS))
+    of = variant_of(layout)
+    stable_only = compute_weights(Split.STABLE_ONLY, layout)
+    mixed = weights_or_reject(data.draw(splits_for(layout)), layout)
+    _, forward = check_large(stable_only, mixed, of)
+    _, back = check_large(mixed, stable_only, of)
+    assert (forward, back) == (0, 0)
+
+
+@LARGE
+@given(st.data())
+def test_up_to_the_schema_limit_fixed_ratio_ramps_are_excursion_free(data: st.DataObject) -> None:
+    layout = data.draw(layouts(max_per_variant=MAX_TARGETS))
+    of = variant_of(layout)
+    current = weights_or_reject(data.draw(splits_for(layout)), layout)
+    desired = stable_moved(data, layout, current, of, step_each=False)
+    _, excursion = check_large(current, desired, of)
+    assert excursion == 0
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.data())
+def test_up_to_the_schema_limit_arbitrary_weights_replay_exactly(data: st.DataObject) -> None:
+    """Thousands of distinct weight changes: the fallbacks must still land exactly.
+
+    Every change gets a plan that replays to the desired weights and never leaves total
+    weight 0 when a raise-first order avoids it; excursion is what the fallbacks achieve.
+    """
+    layout = data.draw(layouts(max_per_variant=MAX_TARGETS))
+    of = variant_of(layout)
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = random.Random(seed)
+    current = {t: rng.randint(0, 65535) for t in of}
+    desired = {t: rng.randint(0, 65535) for t in of}
+    current[layout["stable"][0]] = desired[layout["stable"][0]] = 1
+    writes, excursion = check_large(current, desired, of)
+    assert excursion < 1  # never an all-zero state
+    assert plan_writes(current, desired, of) == writes  # deterministic

@@ -108,6 +108,91 @@ def test_ramp_id_round_trips_and_is_tamper_proof(steps, start, lease):
     assert len(short_id(token)) == 16
 
 
+def _issued_id() -> str:
+    schedule = RampSchedule(
+        "orders", 1000.0, schedule_steps([even_split(250), even_split(500)], 60), nonce="abcd"
+    )
+    return encode(schedule, SECRET)
+
+
+@pytest.mark.parametrize("suffix", ["=", "==", "~~~", ".!!", " ", "\n", "%", "=A"])
+def test_an_issued_id_with_junk_appended_is_refused(suffix):
+    """Issue 13 item 8: base64 decoding ignored trailing padding and foreign characters."""
+    token = _issued_id()
+    with pytest.raises(RampTokenError):
+        decode(token + suffix, SECRET)
+
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.~!+/ %\n"
+
+
+@st.composite
+def alterations(draw: st.DrawFn, token: str) -> str:
+    """The issued id with characters inserted, deleted or replaced anywhere."""
+    altered = list(token)
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace"]))
+        edges = st.sampled_from([0, len(altered) - 1, len(altered)])  # where decoders slip
+        at = draw(st.one_of(edges, st.integers(0, len(altered))))
+        char = draw(st.sampled_from(_ID_CHARS))
+        if kind == "insert":
+            altered.insert(at, char)
+        elif at < len(altered):
+            if kind == "delete":
+                del altered[at]
+            else:
+                altered[at] = char
+    return "".join(altered)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_every_alteration_of_an_issued_id_is_refused(data):
+    """Exactly the issued id decodes; anything else is not a ramp (404 at the API)."""
+    token = _issued_id()
+    altered = data.draw(alterations(token))
+    if altered == token:
+        assert decode(altered, SECRET).nonce == "abcd"
+        return
+    with pytest.raises(RampTokenError):
+        decode(altered, SECRET)
+
+
+def test_every_single_character_edit_of_an_issued_id_is_refused():
+    """Exhaustive over one edit: each position, deleted, replaced or preceded by any of
+    the characters above (about 20,000 ids)."""
+    token = _issued_id()
+    edits = set()
+    for at in range(len(token) + 1):
+        if at < len(token):
+            edits.add(token[:at] + token[at + 1 :])
+        for char in _ID_CHARS:
+            edits.add(token[:at] + char + token[at:])
+            if at < len(token):
+                edits.add(token[:at] + char + token[at + 1 :])
+    edits.discard(token)
+    accepted = []
+    for altered in edits:
+        try:
+            decode(altered, SECRET)
+        except RampTokenError:
+            continue
+        accepted.append(altered)
+    assert accepted == []
+
+
+def test_the_last_character_of_the_signature_has_no_spare_bits():
+    """22 base64 characters carry 132 bits for a 128-bit signature: the spare 4 bits of the
+    last character must not give the same id other spellings."""
+    token = _issued_id()
+    body, _, mac = token.partition(".")
+    alphabet = _ID_CHARS[:64]
+    for char in alphabet:
+        if char != mac[-1]:
+            with pytest.raises(RampTokenError):
+                decode(f"{body}.{mac[:-1]}{char}", SECRET)
+
+
 @pytest.mark.parametrize("junk", ["", "abc", "abc.", ".abc", "a.b.c", "!!!.???"])
 def test_garbage_ramp_ids_are_refused(junk):
     with pytest.raises(RampTokenError):

@@ -64,3 +64,24 @@ def test_small_canary_on_a_ring_is_coarse_but_close():
     for variant in ("baseline", "canary"):
         # 12 of 480 points: about 2.5 %, but the arcs are random, so not exact
         assert Fraction(1, 200) < shares[variant] < Fraction(8, 100)
+
+
+def test_ip_targets_are_their_own_addresses_and_hostnames_are_unknown():
+    """Issue 13 item 15: before Kong 3.x builds a balancer, IP targets still predict the ring."""
+    from sidecar.core.ring import literal_address, predicted_addresses
+
+    assert literal_address("10.0.0.1:80") == ("10.0.0.1", 80)
+    assert literal_address("[0000:0000:0000:0000:0000:0000:0000:0001]:8000") == (
+        "[0000:0000:0000:0000:0000:0000:0000:0001]",
+        8000,
+    )
+    assert literal_address("orders-canary.svc:80") is None
+    assert literal_address("10.0.0.1.nip.io:80") is None
+    found, unknown = predicted_addresses(
+        [("10.0.0.1:80", 18), ("orders.svc:80", 1), ("quiet.svc:80", 0), ("10.0.0.3:80", 1)]
+    )
+    assert [(a.target, a.ip, a.port, a.weight) for a in found] == [
+        ("10.0.0.1:80", "10.0.0.1", 80, 18),
+        ("10.0.0.3:80", "10.0.0.3", 80, 1),
+    ]
+    assert unknown == ["orders.svc:80"]  # a hostname at weight 0 gets no points: not needed
