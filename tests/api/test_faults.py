@@ -7,6 +7,7 @@ import pytest
 from tests.api.test_split import BASELINE, CANARY, start_canary
 
 MODES = ("500", "reset", "html")
+LOCK_WRITES = 1  # a writing change first creates the upstream's lock in Kong (POST /upstreams)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -24,7 +25,7 @@ def test_failure_at_every_write_position_is_compensated(sidecar, upstream, mode)
     assert n_writes >= 2
     before = sidecar.kong_weights(upstream)
     for position in range(1, n_writes + 1):
-        sidecar.local.faults.fail(position, mode)
+        sidecar.local.faults.fail(position + LOCK_WRITES, mode)
         r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
         sidecar.local.faults.clear()
         assert r.status_code in (502, 503), r.text
@@ -80,7 +81,7 @@ def test_a_write_applied_but_unanswered_is_undone_too(sidecar, upstream, mode):
     # Every position for resets; timeouts cost real seconds, so the last write only.
     positions = range(1, n_writes + 1) if mode == "reset" else [n_writes]
     for position in positions:
-        sidecar.local.faults.fail(position, mode, after_apply=True)
+        sidecar.local.faults.fail(position + LOCK_WRITES, mode, after_apply=True)
         r = client.put(f"/v1/upstreams/{upstream}/split", json=body)
         sidecar.local.faults.clear()
         assert r.status_code in (502, 503), r.text
