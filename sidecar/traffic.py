@@ -624,7 +624,12 @@ class TrafficService:
             if variant in wanted:
                 members[variant] = list(wanted[variant])
             else:
-                members[variant] = [t.target for t in state.targets if t.variant == variant]
+                # Untold, a variant keeps the targets carrying its traffic; only when none
+                # does are all its tagged targets used (targets an earlier change dropped
+                # stay tagged at weight 0, and must not get traffic back by a later step).
+                tagged = [t for t in state.targets if t.variant == variant]
+                live = [t.target for t in tagged if t.weight > 0]
+                members[variant] = live or [t.target for t in tagged]
         variant_of = {t: v for v, ts in members.items() for t in ts}
         for variant in VARIANTS:
             share = getattr(split, variant)
