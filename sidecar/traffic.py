@@ -264,19 +264,20 @@ class TrafficService:
                 pass  # the read under the lock reports it
             else:
                 self._names[entity.id] = name = entity.name
-        return self.locks.hold(name or upstream)
+        return self.locks.hold(name or upstream, self.kong_locks.wait)
 
     def _exclusively(self, upstream: str, attempt: Callable[[], ChangeResult]) -> ChangeResult:
         """Run a change under the upstream's in-process lock; if it turns out to write, run
         it again, on a fresh read, under the upstream's lock in Kong too (so no other worker
         or replica changes it meanwhile). A change that writes nothing needs no Kong lock:
         its answer is what Kong showed at its read."""
+        give_up = time.monotonic() + self.kong_locks.wait  # one budget for both waits
         with self.hold(upstream):
             try:
                 return attempt()
             except KongLockNeeded as needed:
                 name = needed.upstream
-            with self.kong_locks.held(name) as lock:
+            with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
                 self._held.lock = lock
                 try:
                     return attempt()

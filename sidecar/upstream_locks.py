@@ -60,15 +60,22 @@ class LocalLocks:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, upstream: str) -> Iterator[None]:
+    def hold(self, upstream: str, timeout: float | None = None) -> Iterator[None]:
+        """``timeout``: seconds to wait for the threads ahead (None: as long as it takes),
+        then 503 ``upstream_busy``; a queue of slow changes must not hold a request for
+        longer than its caller waits for the answer."""
         with self._guard:
             lock, users = self._locks.get(upstream, (None, 0))
             if lock is None:
                 lock = threading.Lock()
             self._locks[upstream] = (lock, users + 1)
         try:
-            with lock:
+            if not lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                raise busy(upstream, None)
+            try:
                 yield
+            finally:
+                lock.release()
         finally:
             with self._guard:
                 _, users = self._locks[upstream]
@@ -124,17 +131,18 @@ class KongLocks:
         self._process = tag_safe(f"{socket.gethostname()}:{os.getpid()}")
 
     @contextmanager
-    def held(self, upstream: str) -> Iterator[KongLock]:
-        lock = self.acquire(upstream)
+    def held(self, upstream: str, wait: float | None = None) -> Iterator[KongLock]:
+        lock = self.acquire(upstream, wait)
         try:
             yield lock
         finally:
             self.release(lock)
 
-    def acquire(self, upstream: str) -> KongLock:
+    def acquire(self, upstream: str, wait: float | None = None) -> KongLock:
+        """``wait``: seconds to wait for another holder (default ``self.wait``)."""
         name = lock_name(upstream)
         holder = f"{self._process}:{uuid.uuid4().hex[:12]}"  # one per acquisition
-        give_up = self.monotonic() + self.wait
+        give_up = self.monotonic() + (self.wait if wait is None else wait)
         attempt = 0
         retries_now = 0  # creates retried without waiting (released, or taken over)
         last: Claim | None = None
