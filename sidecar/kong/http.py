@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from sidecar import __version__
+from sidecar.kong.gate import GatedTransport, process_gate
 from sidecar.settings import KongSettings
 
 # httpx's HTTPTransport(retries=n) retries only httpx.ConnectError/ConnectTimeout, i.e. requests
@@ -128,6 +129,9 @@ def build_http_client(
             limits=limits(settings),
             retries=CONNECT_RETRIES,
         )
+    # Every client of the process shares one bound on requests in flight (sidecar.kong.gate).
+    gate = process_gate(settings.max_concurrency, settings.pool_timeout)
+    transport = GatedTransport(transport, gate)
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **auth_headers(settings)}
     base_url = admin_base_url(settings)
     root = (
