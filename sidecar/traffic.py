@@ -795,7 +795,19 @@ class TrafficService:
         sidecar writes; a difference means someone else (decK, a person) changed the
         upstream meanwhile, and is answered 409 with what Kong shows now."""
         name = expected.upstream.name
-        actual = self.read(name)
+        rows_call = self._pool.submit(self.kong.targets, name)  # no health: it is known
+        try:
+            entity = self.kong.upstream(name)
+            rows = rows_call.result()
+        except KongError as exc:
+            rows_call.cancel()
+            raise from_kong_error(exc, upstream=name) from exc
+        health = {t.target: (t.health, t.addresses) for t in expected.targets}
+        actual = UpstreamState(
+            entity,
+            tuple(_target_state(row, health.get(row.target)) for row in rows),
+            expected.health_known,
+        )
         same = (
             actual.weights() == expected.weights()
             and actual.variant_of() == expected.variant_of()
