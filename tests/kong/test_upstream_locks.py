@@ -4,6 +4,7 @@ DB-less refusal, and the in-process table that forgets unused names."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -176,3 +177,73 @@ def test_the_in_process_table_forgets_names_nobody_holds() -> None:
     second.join(5)
     assert order == ["holder", "waiter"]
     assert len(locks) == 0
+
+
+def _slow_writes(admin: KongAdmin, clock: Clock, seconds: float, then=None) -> None:
+    """Each target write takes ``seconds`` of the injected clock (a slow Kong); ``then``
+    runs after the second one (something happening mid-change)."""
+    count = [0]
+    for name in ("create_target", "update_target"):
+        real = getattr(admin, name)
+
+        def slow(*args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            result = _real(*args, **kwargs)
+            clock.now += seconds
+            count[0] += 1
+            if count[0] == 2 and then is not None:
+                then()
+            return result
+
+        setattr(admin, name, slow)
+
+
+BODY_TARGETS = {"canary": ["10.0.0.3:80", "10.0.0.5:80"], "baseline": ["10.0.0.2:80"]}
+
+
+def test_a_long_change_renews_its_lock_between_write_batches() -> None:
+    from sidecar.core.split import Split
+    from sidecar.traffic import TrafficService
+
+    with kong("kong-3.9") as (server, client):
+        admin, clock = client(), Clock()
+        service = TrafficService(
+            admin, kong_locks=KongLocks(admin, ttl=10, clock=clock), parallel_writes=1
+        )
+        _slow_writes(admin, clock, 6.0)
+        split = Split.from_percentages({"stable": 80, "baseline": 10, "canary": 10})
+        result = service.set_split("orders", split, targets=BODY_TARGETS)
+        service.close()
+        assert result.split == split and len(result.writes) >= 3
+        renewals = [c for c in server.app.calls if c[0] == "PATCH"]
+        by_id = re.compile(r"^/upstreams/[0-9a-f-]{36}$")  # the lock, addressed by its id
+        assert len([c for c in renewals if by_id.match(c[1])]) >= 2  # at half of its 10 s
+        assert lock_entities(admin) == []
+
+
+def test_a_change_that_lost_its_lock_stops_and_undoes_its_writes() -> None:
+    from sidecar.core.split import Split
+    from sidecar.traffic import TrafficService
+
+    with kong("kong-3.9") as (_, client):
+        admin, clock = client(), Clock()
+        before = {t.target: t.weight for t in admin.targets("orders")}
+        other = KongLocks(client(), ttl=10, skew=5, clock=clock)
+        taken = []
+
+        def expire_and_take_over() -> None:  # the holder stalled past its lock
+            clock.now += 60
+            taken.append(other.acquire("orders"))
+
+        service = TrafficService(
+            admin, kong_locks=KongLocks(admin, ttl=10, skew=5, clock=clock), parallel_writes=1
+        )
+        _slow_writes(admin, clock, 0.0, then=expire_and_take_over)
+        split = Split.from_percentages({"stable": 80, "baseline": 10, "canary": 10})
+        with pytest.raises(ApiError) as lost:
+            service.set_split("orders", split, targets=BODY_TARGETS)
+        service.close()
+        assert lost.value.status == 503 and lost.value.code == "lock_lost"
+        after = {t.target: t.weight for t in admin.targets("orders")}
+        assert {t: w for t, w in after.items() if w} == {t: w for t, w in before.items() if w}
+        assert taken and lock_entities(admin) == [lock_name("orders")]  # the new holder's
+        other.release(taken[0])
