@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -287,6 +288,27 @@ class TrafficService:
                         "concurrent_change",
                         f"upstream {upstream!r} was renamed during the change; retry",
                     ) from None
+                finally:
+                    self._held.lock = None
+
+    @contextmanager
+    def exclusive(self, upstream: str) -> Iterator[None]:
+        """Both locks of the upstream around a write that is not a traffic change (the
+        gateway window's plugins, opened and closed by hand), so it cannot interleave with a
+        change whose observer opens or closes the same window. 404 for an unknown upstream."""
+        give_up = time.monotonic() + self.kong_locks.wait
+        with self.hold(upstream):
+            try:
+                name = self.kong.upstream(upstream).name
+            except KongError as exc:
+                raise from_kong_error(exc, upstream=upstream) from exc
+            if not self.kong.info().writable:  # DB-less, data plane: nobody can write there
+                yield
+                return
+            with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
+                self._held.lock = lock
+                try:
+                    yield
                 finally:
                     self._held.lock = None
 

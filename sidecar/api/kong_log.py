@@ -160,11 +160,8 @@ def gateway_metrics_view(upstream: str):  # type: ignore[no-untyped-def]
 @bp.post("/upstreams/<upstream>/gateway-metrics")
 def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
-    try:
-        current_app.extensions["kong_canary"].kong.upstream(upstream)
-    except KongError as exc:
-        raise from_kong_error(exc, upstream=upstream) from exc
-    plugins = _kong(lambda: window.open(upstream))
+    with current_app.extensions["kong_canary"].service.exclusive(upstream):  # 404 if unknown
+        plugins = _kong(lambda: window.open(upstream))
     _audit("gateway_metrics_open", caller, upstream, plugins=plugins)
     return _answer(upstream, window, plugins)
 
@@ -172,6 +169,7 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
 @bp.delete("/upstreams/<upstream>/gateway-metrics")
 def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
-    removed = _kong(lambda: window.close(upstream))
+    with current_app.extensions["kong_canary"].service.exclusive(upstream):
+        removed = _kong(lambda: window.close(upstream))
     _audit("gateway_metrics_close", caller, upstream, removed=removed)
     return _answer(upstream, window, [], removed=removed)
