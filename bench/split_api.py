@@ -386,8 +386,13 @@ class KongCalls:
         return len(self._calls())
 
     def count(self, since: int) -> tuple[int, int]:
-        """(GETs, writes) about upstreams' own paths (the sweeper's list is not ours)."""
-        calls = [c for c in self._calls()[since:] if c[1].startswith("/upstreams/")]
+        """(GETs, writes) about upstreams' own paths (the sweeper's list is not ours), and
+        the upstream lock's create (``POST /upstreams``) and delete."""
+        calls = [
+            c
+            for c in self._calls()[since:]
+            if c[1].startswith("/upstreams/") or (c[0] == "POST" and c[1] == "/upstreams")
+        ]
         gets = sum(1 for method, _ in calls if method == "GET")
         return gets, len(calls) - gets
 

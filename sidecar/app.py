@@ -28,6 +28,7 @@ from sidecar.ramps import RampService
 from sidecar.served import ServedCheck
 from sidecar.settings import Settings, load_settings
 from sidecar.traffic import TrafficService
+from sidecar.upstream_locks import KongLocks
 
 log = logging.getLogger("kong_canary")
 
@@ -79,6 +80,7 @@ def create_app(
         wall_clock=clock,
         # real time, not ``clock``: the wait sleeps, and tests' wall clocks stand still
         propagation=Propagation(kong, settings.kong, nodes=settings.propagation_nodes),
+        kong_locks=KongLocks(kong, ttl=settings.lock_ttl, wait=settings.lock_wait),
     )
     # Kong's Prometheus plugin recording what the Kayenta configs query (cached per process).
     service.describe_warnings.append(CoverageWarnings(kong, clock=clock))

@@ -48,6 +48,9 @@ class KongSettings:
     write_timeout: float = 5.0
     pool_timeout: float = 2.0
     max_connections: int = 64
+    # Admin API requests in flight at once from this process, to every Kong node together
+    # (the sidecar's own parallelism towards Kong, issue 13 item 16); the rest queue.
+    max_concurrency: int = 8
     read_retries: int = 2  # idempotent reads only
     ca_bundle: str | None = None
     client_cert: str | None = None
@@ -98,6 +101,8 @@ class Settings:
     lease_default: float = 3600.0  # seconds a non-stable split lives without renewal
     lease_max: float = 86400.0
     lease_check_interval: float = 15.0  # how often expired leases are looked for
+    lock_ttl: float = 30.0  # seconds an upstream's lock in Kong lives unless its holder renews
+    lock_wait: float = 10.0  # seconds a change waits for another one on the same upstream
     ramp_secret: str | None = field(default=None, repr=False)  # signs ramp ids
     # Admin API URLs of every Kong node whose balancer ``wait`` checks (default: the one
     # at kong_admin_url; on a hybrid control plane: its data planes' config hashes instead).
@@ -194,6 +199,8 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "lease_default": ("", "lease_default", _float),
     "lease_max": ("", "lease_max", _float),
     "lease_check_interval": ("", "lease_check_interval", _float),
+    "lock_ttl": ("", "lock_ttl", _float),
+    "lock_wait": ("", "lock_wait", _float),
     "ramp_secret": ("", "ramp_secret", _opt_str),
     "propagation_nodes": ("", "propagation_nodes", _url_list),
     "gateway_metrics": ("", "gateway_metrics", _bool),
@@ -212,6 +219,7 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "kong_write_timeout": ("kong", "write_timeout", _float),
     "kong_read_retries": ("kong", "read_retries", _int),
     "kong_max_connections": ("kong", "max_connections", _int),
+    "kong_max_concurrency": ("kong", "max_concurrency", _int),
     "kong_ca_bundle": ("kong", "ca_bundle", _opt_str),
     "kong_client_cert": ("kong", "client_cert", _opt_str),
     "kong_client_key": ("kong", "client_key", _opt_str),
@@ -296,6 +304,10 @@ def _validate(settings: Settings, problems: list[str]) -> None:
             "the ramp status and cancel URLs handed to Orca are built from it, never from "
             "the request's Host header (KONG_CANARY_PUBLIC_URL or --public-url)"
         )
+    if not 5 <= settings.lock_ttl <= 600:
+        problems.append("lock_ttl: must be between 5 and 600 seconds")
+    if not 0 <= settings.lock_wait <= 60:
+        problems.append("lock_wait: must be between 0 and 60 seconds")
     if settings.ramp_secret is not None and len(settings.ramp_secret) < 16:
         problems.append("ramp_secret: must be at least 16 characters")
     for url in settings.propagation_nodes:
@@ -328,6 +340,8 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("kong_read_retries: must be between 0 and 10")
     if kong.max_connections < 1:
         problems.append("kong_max_connections: must be at least 1")
+    if not 1 <= kong.max_concurrency <= 256:
+        problems.append("kong_max_concurrency: must be between 1 and 256")
     if (kong.client_cert is None) != (kong.client_key is None):
         problems.append("kong_client_cert and kong_client_key: give both for mTLS, or neither")
     for name in ("ca_bundle", "client_cert", "client_key"):

@@ -35,6 +35,7 @@ from sidecar.kong.errors import (
     KongUnavailable,
 )
 from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
+from sidecar.upstream_locks import KongLock, KongLocks, LocalLocks
 
 VARIANT_TAG_PREFIX = "variant="
 MANAGED_TAG = "managed-by=kong-canary"
@@ -204,19 +205,15 @@ class ChangeEvent:
     split: Split | None
 
 
-class UpstreamLocks:
-    """One lock per upstream, so concurrent calls in this process are serialised."""
+class KongLockNeeded(Exception):
+    """Raised by a change about to write while the thread does not hold the upstream's Kong
+    lock: ``_exclusively`` then takes it and runs the change again on a fresh read. Reads,
+    refusals and no-op requests thus never write a lock to Kong (a repeated request stays
+    write-free)."""
 
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    @contextmanager
-    def hold(self, upstream: str) -> Iterator[None]:
-        with self._guard:
-            lock = self._locks.setdefault(upstream, threading.Lock())
-        with lock:
-            yield
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.upstream = upstream
 
 
 class TrafficService:
@@ -225,7 +222,8 @@ class TrafficService:
         kong: KongAdmin,
         *,
         max_shifted_percent: float = 50.0,
-        locks: UpstreamLocks | None = None,
+        locks: LocalLocks | None = None,
+        kong_locks: KongLocks | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         lease_policy: LeasePolicy | None = None,
@@ -243,7 +241,10 @@ class TrafficService:
         # Extra warnings for GET …/split, per upstream (each must be cheap and never raise).
         self.describe_warnings: list[Callable[[str], Sequence[str]]] = []
         self.max_shifted = Fraction(str(max_shifted_percent))
-        self.locks = locks or UpstreamLocks()
+        self.locks = locks or LocalLocks()
+        # Across workers and replicas: a lock entity in Kong, taken only to write.
+        self.kong_locks = kong_locks or KongLocks(kong)
+        self._held = threading.local()  # .lock: the KongLock this thread holds
         self.clock = clock
         self.wall_clock = wall_clock
         self.leases = lease_policy or LeasePolicy()
@@ -264,7 +265,66 @@ class TrafficService:
                 pass  # the read under the lock reports it
             else:
                 self._names[entity.id] = name = entity.name
-        return self.locks.hold(name or upstream)
+        return self.locks.hold(name or upstream, self.kong_locks.wait)
+
+    def _exclusively(self, upstream: str, attempt: Callable[[], ChangeResult]) -> ChangeResult:
+        """Run a change under the upstream's in-process lock; if it turns out to write, run
+        it again, on a fresh read, under the upstream's lock in Kong too (so no other worker
+        or replica changes it meanwhile). A change that writes nothing needs no Kong lock:
+        its answer is what Kong showed at its read."""
+        give_up = time.monotonic() + self.kong_locks.wait  # one budget for both waits
+        with self.hold(upstream):
+            try:
+                return attempt()
+            except KongLockNeeded as needed:
+                name = needed.upstream
+            with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
+                self._held.lock = lock
+                try:
+                    return attempt()
+                except KongLockNeeded:  # renamed under us: the lock taken is not its
+                    raise ApiError(
+                        409,
+                        "concurrent_change",
+                        f"upstream {upstream!r} was renamed during the change; retry",
+                    ) from None
+                finally:
+                    self._held.lock = None
+
+    @contextmanager
+    def exclusive(self, upstream: str) -> Iterator[None]:
+        """Both locks of the upstream around a write that is not a traffic change (the
+        gateway window's plugins, opened and closed by hand), so it cannot interleave with a
+        change whose observer opens or closes the same window. 404 for an unknown upstream."""
+        give_up = time.monotonic() + self.kong_locks.wait
+        with self.hold(upstream):
+            try:
+                name = self.kong.upstream(upstream).name
+            except KongError as exc:
+                raise from_kong_error(exc, upstream=upstream) from exc
+            if not self.kong.info().writable:  # DB-less, data plane: nobody can write there
+                yield
+                return
+            with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
+                self._held.lock = lock
+                try:
+                    yield
+                finally:
+                    self._held.lock = None
+
+    def _writing(self, name: str) -> KongLock:
+        """Called before the first Kong write of a change: the Kong lock this thread holds
+        on ``name``, or KongLockNeeded (nothing has been written yet)."""
+        lock: KongLock | None = getattr(self._held, "lock", None)
+        if lock is None or lock.upstream != name:
+            raise KongLockNeeded(name)
+        return lock
+
+    def _keep_lock(self) -> None:
+        """Between write batches: renew the Kong lock if half of it is gone."""
+        lock: KongLock | None = getattr(self._held, "lock", None)
+        if lock is not None:
+            self.kong_locks.renew(lock)
 
     # ---- reading -------------------------------------------------------------------------
     def read(self, upstream: str) -> UpstreamState:
@@ -389,7 +449,8 @@ class TrafficService:
                 field="split",
             )
         wanted = _normalise_members(targets or {})
-        with self.hold(upstream):
+
+        def attempt() -> ChangeResult:
             state = self.read(upstream)
             current = state.split()
             if expect is not None and current != expect and not _same(current, split):
@@ -420,7 +481,7 @@ class TrafficService:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
                 marks = marks.but(ramp_execution=ramp_execution)
             marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
-            change = self._change(
+            return self._change(
                 state,
                 split,
                 wanted,
@@ -430,7 +491,8 @@ class TrafficService:
                 operation="set_split",
                 wait=wait,
             )
-        return self._propagated(change)
+
+        return self._propagated(self._exclusively(upstream, attempt))
 
     def rollback(
         self,
@@ -492,13 +554,15 @@ class TrafficService:
         only_if_ramp: str | None = None,
         only_if_expired_at: float | None = None,
     ) -> ChangeResult | None:
-        with self.hold(upstream):
+        skipped = ChangeResult(upstream, None, None, [], dry_run)  # a condition no longer holds
+
+        def attempt() -> ChangeResult:
             state = self.read(upstream)
             marks = read_marks(state.upstream.tags)
             if only_if_ramp is not None and marks.ramp != only_if_ramp:
-                return None
+                return skipped
             if only_if_expired_at is not None and not expired(marks, only_if_expired_at):
-                return None
+                return skipped
             canceled = marks.ramp_canceled
             if cancels_ramp:
                 canceled = cancel_ramp or marks.ramp or marks.ramp_canceled
@@ -509,7 +573,7 @@ class TrafficService:
                 ramp_canceled=canceled,
                 ramp_execution=None,
             )
-            change = self._change(
+            return self._change(
                 state,
                 Split.STABLE_ONLY,
                 {},
@@ -520,25 +584,33 @@ class TrafficService:
                 operation=operation,
                 wait=wait,
             )
-        return self._propagated(change)
+
+        change = self._exclusively(upstream, attempt)
+        return None if change is skipped else self._propagated(change)
 
     def set_hashing(self, upstream: str, fields: Mapping[str, Any], *, dry_run: bool = False):
         """Sticky canaries: Kong's hash_on settings. A non-``none`` hash_on forces
         consistent-hashing (and ``none`` round-robin), so the split becomes ring shares."""
-        with self.hold(upstream):
+        view: dict[str, Any] = {}
+
+        def attempt() -> ChangeResult:
             before = self.read(upstream)
             changed = {
                 k: v for k, v in fields.items() if getattr(before.upstream, k, object()) != v
             }
             if changed and not dry_run:
+                self._writing(before.upstream.name)
                 try:
                     self.kong.update_upstream(upstream, **fields)
                 except KongError as exc:
                     raise from_kong_error(exc, upstream=upstream) from exc
-            view = self.describe(upstream)
+            view.update(self.describe(upstream))  # read back: the answer is what Kong shows
             view["changed"] = sorted(changed) if changed else []
             view["dry_run"] = dry_run
-            return view
+            return ChangeResult(upstream, None, None, [], dry_run)
+
+        self._exclusively(upstream, attempt)
+        return view
 
     def managed_upstreams(self) -> list[Upstream]:
         """Upstreams this sidecar (any replica) has changed, found by their tag in Kong."""
@@ -576,7 +648,12 @@ class TrafficService:
             if variant in wanted:
                 members[variant] = list(wanted[variant])
             else:
-                members[variant] = [t.target for t in state.targets if t.variant == variant]
+                # Untold, a variant keeps the targets carrying its traffic; only when none
+                # does are all its tagged targets used (targets an earlier change dropped
+                # stay tagged at weight 0, and must not get traffic back by a later step).
+                tagged = [t for t in state.targets if t.variant == variant]
+                live = [t.target for t in tagged if t.weight > 0]
+                members[variant] = live or [t.target for t in tagged]
         variant_of = {t: v for v, ts in members.items() for t in ts}
         for variant in VARIANTS:
             share = getattr(split, variant)
@@ -688,6 +765,8 @@ class TrafficService:
         # a crash in between always leaves a lease that the reaper will honour.
         lease_first = tags_change and marks is not None and marks.lease_until is not None
         if not dry_run:
+            if writes or tags_change:
+                self._writing(name)
             waiter = self.propagation if wait is not None else None
             before = waiter.before_write(name) if waiter and (writes or tags_change) else None
             if lease_first:
@@ -706,6 +785,8 @@ class TrafficService:
             if tags_change and not lease_first:
                 self._set_upstream_tags(name, new_tags)
             result.state = after_writes(state, written) if writes else state
+            if writes or tags_change:
+                result.state = self._read_back(result.state, new_tags)
             if waiter is not None and wait is not None:
                 live = {
                     t: w
@@ -731,6 +812,43 @@ class TrafficService:
             result.propagation = pending()
         return result
 
+    def _read_back(self, expected: UpstreamState, tags: Sequence[str]) -> UpstreamState:
+        """Kong as it is after the change, which must be what the change made: the answer
+        (200) then says what Kong shows, not what we meant. Under the Kong lock no other
+        sidecar writes; a difference means someone else (decK, a person) changed the
+        upstream meanwhile, and is answered 409 with what Kong shows now."""
+        name = expected.upstream.name
+        rows_call = self._pool.submit(self.kong.targets, name)  # no health: it is known
+        try:
+            entity = self.kong.upstream(name)
+            rows = rows_call.result()
+        except KongError as exc:
+            rows_call.cancel()
+            raise from_kong_error(exc, upstream=name) from exc
+        health = {t.target: (t.health, t.addresses) for t in expected.targets}
+        actual = UpstreamState(
+            entity,
+            tuple(_target_state(row, health.get(row.target)) for row in rows),
+            expected.health_known,
+        )
+        same = (
+            actual.weights() == expected.weights()
+            and actual.variant_of() == expected.variant_of()
+            and read_marks(actual.upstream.tags) == read_marks(tags)
+        )
+        if not same:
+            raise ApiError(
+                409,
+                "concurrent_change",
+                f"Kong does not show the change just made to upstream {name!r}: something "
+                "else changed it meanwhile; read the split and decide again",
+                details={
+                    "current": percentages(actual.split()),
+                    "expected": percentages(expected.split()),
+                },
+            )
+        return actual
+
     def _set_upstream_tags(self, upstream: str, tags: Sequence[str]) -> None:
         try:
             self.kong.update_upstream(upstream, tags=list(tags))
@@ -748,6 +866,11 @@ class TrafficService:
         for batch in write_batches(writes):
             for start in range(0, len(batch), self.parallel_writes):
                 chunk = batch[start : start + self.parallel_writes]
+                try:
+                    self._keep_lock()
+                except ApiError:
+                    self._undo(upstream, done)
+                    raise
                 if len(chunk) == 1:
                     outcomes = [self._try_send(upstream, chunk[0])]
                 else:

@@ -174,7 +174,8 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
     # primes and the labels are the name's, so the token's patterns must allow the name too
     _check_allowed(caller, entity.name)
     upstream = CONFIRMED_UPSTREAMS.confirm(entity.name)
-    plugins = _kong(lambda: window.open(upstream))
+    with current_app.extensions["kong_canary"].service.exclusive(upstream):
+        plugins = _kong(lambda: window.open(upstream))
     _audit("gateway_metrics_open", caller.name, upstream, plugins=plugins)
     return _answer(upstream, window, plugins)
 
@@ -182,6 +183,7 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
 @bp.delete("/upstreams/<upstream>/gateway-metrics")
 def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
-    removed = _kong(lambda: window.close(upstream))
+    with current_app.extensions["kong_canary"].service.exclusive(upstream):
+        removed = _kong(lambda: window.close(upstream))
     _audit("gateway_metrics_close", caller.name, upstream, removed=removed)
     return _answer(upstream, window, [], removed=removed)

@@ -379,13 +379,16 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "no or invalid API token",
         403: "the token may not do this, or not on this upstream",
         404: "Kong has no such upstream",
-        409: "refused: expect mismatch, unhealthy target, or a target of unknown variant",
+        409: "refused: expect mismatch, unhealthy target, or a target of unknown variant; "
+        "or concurrent_change: Kong read back after the change differs (someone else changed "
+        "the upstream meanwhile)",
         413: "the body is larger than max_body_bytes (code body_too_large)",
         422: "the body breaks a rule; error.field names the field",
         502: "Kong answered with an error (credentials, read-only node, half-applied change "
         "that was undone)",
-        503: "Kong is unreachable or timed out, or the sidecar is busy with requests waiting "
-        "on Kong (error.code overloaded, Retry-After); Orca retries",
+        503: "Kong is unreachable or timed out; overloaded: the sidecar is busy with requests "
+        "waiting on Kong (Retry-After); upstream_busy: another change of this upstream held "
+        "its lock for lock_wait seconds; Orca retries",
     }
     return {str(s): _json("Error", meaning[s]) for s in statuses}
 
@@ -546,7 +549,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("SetHashingRequest", required=True),
                     "responses": {
                         "200": _json("HashingView", "the upstream after the change"),
-                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
                     },
                 }
             },
@@ -571,7 +574,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("RampCanceled", "cancelled and rolled back"),
-                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
                     },
                 }
             },
@@ -606,7 +609,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _request_body("CancelRampRequest", required=False),
                     "responses": {
                         "200": _json("Ramp", "cancelled"),
-                        **_errors(400, 401, 403, 404, 413, 422, 502, 503),
+                        **_errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
                     },
                 }
             },

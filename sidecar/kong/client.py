@@ -151,6 +151,23 @@ class KongAdmin:
             return parse.upstream(self._write("PUT", path, body), Call("PUT", path))
         return parse.upstream(self._write("PATCH", path, dict(fields)), Call("PATCH", path))
 
+    def create_upstream(self, name: str, tags: Sequence[str] = ()) -> Upstream:
+        """``POST /upstreams``: KongConflict when the name is taken (``name`` is unique on
+        every flavour). Never an upsert (no PUT), so it is an atomic "create if absent"."""
+        self._ensure_writable("POST", "/upstreams")
+        body: dict[str, Any] = {"name": name}
+        if tags:
+            body["tags"] = _tags_arg(tags)
+        return parse.upstream(self._write("POST", "/upstreams", body), Call("POST", "/upstreams"))
+
+    def delete_upstream_by_id(self, upstream_id: str) -> None:
+        """``DELETE /upstreams/{id}``: only that incarnation (a name could have been re-created
+        since). Kong answers 204 whether or not it existed; KongNotFound is possible too."""
+        if not is_entity_id(upstream_id):
+            raise KongValidationError("not an entity id", fields={"id": upstream_id})
+        self._ensure_writable("DELETE", "/upstreams/{id}")
+        self._write("DELETE", f"/upstreams/{_segment(upstream_id)}", None)
+
     # -- targets ------------------------------------------------------------------------------
 
     def targets(self, upstream: str) -> list[Target]:

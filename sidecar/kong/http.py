@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sidecar.kong.gate import GatedTransport, process_gate
 from sidecar.outbound import CONNECT_RETRIES, USER_AGENT, build_client, limits, ssl_context
 from sidecar.settings import KongSettings
 
@@ -86,6 +87,9 @@ def build_http_client(
             limits=limits(settings),
             retries=CONNECT_RETRIES,
         )
+    # Every client of the process shares one bound on requests in flight (sidecar.kong.gate).
+    gate = process_gate(settings.max_concurrency, settings.pool_timeout)
+    transport = GatedTransport(transport, gate)
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **auth_headers(settings)}
     base_url = admin_base_url(settings)
     root = (

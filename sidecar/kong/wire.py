@@ -23,6 +23,7 @@ from sidecar.kong.errors import (
     KongUnavailable,
     KongValidationError,
 )
+from sidecar.kong.gate import SlotTimeout
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # ~30k targets with health data; more is not an Admin API
 READ_ONLY_MESSAGE = (
@@ -104,6 +105,8 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
         return f"timed out after {limit('read')} s reading the response"
     if isinstance(exc, httpx.WriteTimeout):
         return f"timed out after {limit('write')} s sending the request"
+    if isinstance(exc, SlotTimeout):
+        return str(exc)
     if isinstance(exc, httpx.PoolTimeout):
         return f"timed out after {limit('pool')} s waiting for a free connection from the pool"
     text = str(exc) or type(exc).__name__

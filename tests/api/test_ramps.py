@@ -312,3 +312,19 @@ def test_ramp_routes_apply_the_tokens_upstream_scope(sidecar):
         assert sidecar.client().get(ramp["statusUrl"]).json()["split"] == SCHEDULE[1]
     finally:
         kong.delete("/upstreams/payments-ramp")
+
+
+def test_a_ramps_later_steps_stay_on_the_targets_it_was_given(sidecar, upstream):
+    """Targets an earlier change dropped keep their variant tag at weight 0; a ramp step (no
+    ``targets`` of its own) must not hand them traffic again (found by the two-replica
+    hammering test: Kong at 90/5/5 over every target ever named)."""
+    client = sidecar.client()
+    start_canary(client, upstream)  # CANARY and BASELINE carry the canary
+    others = {"canary": ["10.0.0.8:80"], "baseline": ["10.0.0.9:80"]}
+    ramp = start_ramp(sidecar, upstream, {"schedule": SCHEDULE, "interval": 60, "targets": others})
+    sidecar.clock.advance(60)
+    assert orca_status(client, ramp["statusUrl"]) == "RUNNING"
+    weights = sidecar.kong_weights(upstream)
+    assert weights[CANARY] == 0 and weights[BASELINE] == 0, weights
+    view = client.get(f"/v1/upstreams/{upstream}/split").json()
+    assert view["split"] == SCHEDULE[1]

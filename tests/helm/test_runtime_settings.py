@@ -71,6 +71,9 @@ def test_lease_defaults_should_equal_the_apps_when_unset(
     assert float(config["KONG_CANARY_LEASE_DEFAULT"]) == app.lease_default
     assert float(config["KONG_CANARY_LEASE_MAX"]) == app.lease_max
     assert float(config["KONG_CANARY_LEASE_CHECK_INTERVAL"]) == app.lease_check_interval
+    assert float(config["KONG_CANARY_LOCK_TTL"]) == app.lock_ttl
+    assert float(config["KONG_CANARY_LOCK_WAIT"]) == app.lock_wait
+    assert int(config["KONG_CANARY_KONG_MAX_CONCURRENCY"]) == app.kong.max_concurrency
     # no list given: the app checks its admin URL alone
     assert "KONG_CANARY_PROPAGATION_NODES" not in config
 

@@ -102,7 +102,7 @@ def test_timeouts_and_limits_come_from_settings() -> None:
     )
     with build_http_client(settings) as http:
         assert http.timeout == httpx.Timeout(connect=1.5, read=4.0, write=3.0, pool=0.5)
-        pool = http._transport._pool  # httpcore ConnectionPool behind HTTPTransport
+        pool = http._transport.inner._pool  # httpcore pool behind the gated HTTPTransport
         assert pool._max_connections == 7 and pool._max_keepalive_connections == 7
         assert pool._retries == CONNECT_RETRIES  # connection establishment only
     assert limits(settings).max_connections == 7
