@@ -7,20 +7,14 @@ Tokens are compared with ``hmac.compare_digest`` against every configured token
 from __future__ import annotations
 
 import hmac
-import re
 
 from flask import current_app, g, request
 
+from sidecar.core.names import is_upstream_name
 from sidecar.errors import ApiError
 from sidecar.settings import ApiToken
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Checked with fullmatch: in Python ``$`` also matches before a trailing newline, so
-# ``orders\n`` passed ``^...$`` with ``match`` and reached Kong (issue 13 item 13).
-UPSTREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-# The same rule as a JSON Schema / OpenAPI pattern (searched, ECMA 262 or Python):
-# ``(?![\s\S])`` is "end of string" in both, where ``$`` is not in Python.
-UPSTREAM_NAME_PATTERN = rf"^{UPSTREAM_NAME.pattern}(?![\s\S])"
 
 
 def _match(presented: str, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
@@ -74,7 +68,7 @@ def authenticate(required_role: str | None = None) -> ApiToken:
 
 def check_upstream_name(name: str) -> str:
     """Kong upstream names are hostnames (ids are UUIDs); anything else never reaches Kong."""
-    if not UPSTREAM_NAME.fullmatch(name):
+    if not is_upstream_name(name):
         raise ApiError(
             422,
             "invalid_upstream",
@@ -82,16 +76,6 @@ def check_upstream_name(name: str) -> str:
             field="upstream",
         )
     return name
-
-
-def is_upstream_name(name: str) -> bool:
-    """``check_upstream_name`` as a predicate, so the API and the http-log ingest (where a
-    bad name is one refused entry, not a refused batch) keep exactly one rule."""
-    try:
-        check_upstream_name(name)
-    except ApiError:
-        return False
-    return True
 
 
 def require_token() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
-from sidecar.api.auth import UPSTREAM_NAME_PATTERN
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
     CANCEL,
@@ -22,6 +21,7 @@ from sidecar.api.schemas import (
 )
 from sidecar.api.served import EPOCH_PARAM_PATTERN, SPLIT_PARAM_PATTERN
 from sidecar.api.status_schema import status_paths, status_schema
+from sidecar.core.names import UPSTREAM_NAME_PATTERN
 
 bp = Blueprint("openapi", __name__)
 

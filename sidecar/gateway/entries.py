@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sidecar.api.auth import is_upstream_name
+from sidecar.core.names import is_upstream_name
 from sidecar.errors import ApiError
 
 CODE_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.api.auth import UPSTREAM_NAME_PATTERN, check_upstream_name
+from sidecar.api.auth import check_upstream_name
+from sidecar.core.names import UPSTREAM_NAME_PATTERN
 from sidecar.errors import ApiError
 
 
