@@ -23,6 +23,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from sidecar.core.split import VARIANTS
+
 # HTTP methods a label may name (RFC 9110 section 9 plus PATCH); any other token a client
 # sends becomes ``other``, so a flood of invented methods cannot mint series.
 KNOWN_METHODS = frozenset(
@@ -109,15 +111,21 @@ CONFIRMED_UPSTREAMS = ConfirmedUpstreams()
 
 
 def record_split(upstream: str, percentages: dict[str, float] | None) -> None:
-    for variant in ("stable", "baseline", "canary"):
+    for variant in VARIANTS:
         value = 0.0 if percentages is None else percentages.get(variant, 0.0)
         SPLIT_PERCENT.labels(upstream=upstream, variant=variant).set(value)
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition for one scrape: merged across workers when in multiprocess mode."""
+def scrape_registry() -> CollectorRegistry:
+    """What one scrape reads: every worker's files merged in multiprocess mode (a fresh
+    collector each time, as prometheus_client's multiprocess docs do), else this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return registry
+    return REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition for one scrape: merged across workers when in multiprocess mode."""
+    return generate_latest(scrape_registry()), CONTENT_TYPE_LATEST

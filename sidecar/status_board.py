@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import weakref
@@ -307,16 +306,10 @@ def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
 
 def read_gateway_counters(now: float) -> dict[str, GatewayReading]:
     """The gateway series of every upstream, merged across gunicorn workers like a scrape."""
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
-
     from sidecar.gateway.metrics import BOUNDS, REQUEST_LATENCY_NAME, REQUESTS_NAME
+    from sidecar.metrics import scrape_registry
 
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        families: Iterable[Any] = registry.collect()
-    else:
-        families = REGISTRY.collect()
+    families: Iterable[Any] = scrape_registry().collect()
     codes: dict[tuple[str, str], dict[str, float]] = {}
     buckets: dict[tuple[str, str], dict[float, float]] = {}
     for family in families:

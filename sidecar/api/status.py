@@ -9,6 +9,7 @@ without inline scripts or styles and forbids framing.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -76,11 +77,18 @@ def status_page() -> Response:
     return _serve_asset("index.html", "text/html")
 
 
-@page.get("/status/<name>")
-def status_asset(name: str) -> Response:
-    if name not in ASSETS:
-        raise ApiError(404, "not_found", f"no such file: {name}")
-    return _serve_asset(name, ASSETS[name])
+def _asset_view(name: str, mimetype: str) -> Callable[[], Response]:
+    return lambda: _serve_asset(name, mimetype)
+
+
+# One route per file, so the app serves exactly the paths the OpenAPI document lists.
+for _name, _mimetype in ASSETS.items():
+    page.add_url_rule(
+        f"/status/{_name}",
+        f"asset_{_name.replace('.', '_')}",
+        _asset_view(_name, _mimetype),
+        methods=["GET"],
+    )
 
 
 @page.after_request

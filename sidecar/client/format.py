@@ -6,7 +6,8 @@ import math
 import re
 from enum import IntEnum
 
-VARIANTS = ("stable", "baseline", "canary")
+from sidecar.core.split import VARIANTS
+
 TERMINAL_RAMP_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 
 

@@ -42,7 +42,11 @@ class LiveSidecar:
 
 
 @pytest.fixture
-def live() -> Iterator[LiveSidecar]:
+def live(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveSidecar]:
+    # The sidecar runs in this process, so the JSON log handler each CLI invocation installs
+    # (on the captured stderr) would print the sidecar's audit lines into the command's
+    # output; a user's CLI and sidecar are separate processes.
+    monkeypatch.setattr("sidecar.cli.configure_logging", lambda *args, **kwargs: None)
     kong = serve_in_thread("3.9")
     settings = Settings(tokens=TOKENS, kong=KongSettings(admin_url=kong.url, read_timeout=2.0))
     app = create_app(settings, sweep_leases=False)

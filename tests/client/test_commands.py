@@ -36,11 +36,11 @@ def test_get_shows_split_bars_targets_and_lease(live, upstream):
 
 def test_get_json_and_yaml_for_scripts(live, upstream):
     _set(live, upstream)
-    as_json = json.loads(live.run("get", upstream, "-o", "json").output)
+    as_json = json.loads(live.run("get", upstream, "-o", "json").stdout)
     (entry,) = as_json["upstreams"]
     assert entry["split"] == {"stable": 90.0, "baseline": 5.0, "canary": 5.0}
     assert {t["target"]: t["variant"] for t in entry["targets"]}[CANARY] == "canary"
-    as_yaml = yaml.safe_load(live.run("get", upstream, "-o", "yaml").output)
+    as_yaml = yaml.safe_load(live.run("get", upstream, "-o", "yaml").stdout)
     assert as_yaml == {
         **as_json,
         "upstreams": [{**entry, "history": as_yaml["upstreams"][0]["history"]}],
@@ -48,10 +48,10 @@ def test_get_json_and_yaml_for_scripts(live, upstream):
 
 
 def test_get_without_an_upstream_lists_the_managed_ones(live, upstream):
-    assert json.loads(live.run("get", "-o", "json").output)["upstreams"] == []
+    assert json.loads(live.run("get", "-o", "json").stdout)["upstreams"] == []
     assert "no managed upstreams yet" in live.run("get").output
     _set(live, upstream)
-    names = [u["upstream"] for u in json.loads(live.run("get", "-o", "json").output)["upstreams"]]
+    names = [u["upstream"] for u in json.loads(live.run("get", "-o", "json").stdout)["upstreams"]]
     assert names == [upstream]
 
 
@@ -71,7 +71,7 @@ def test_set_dry_run_shows_the_writes_and_changes_nothing(live, upstream):
     assert "(would be)" in result.output and CANARY in result.output
     assert live.weights(upstream) == before
     answer = json.loads(live.run("set", upstream, "95/2.5/2.5", *TARGET_ARGS, "--dry-run",
-                                 "-o", "json").output)  # fmt: skip
+                                 "-o", "json").stdout)  # fmt: skip
     assert answer["dry_run"] is True and len(answer["writes"]) == 5
 
 
@@ -84,13 +84,13 @@ def test_set_with_lease_and_expect(live, upstream):
         "set", upstream, "80/10/10", "--expect", "90/5/5", "--lease", "10m", "-o", "json"
     )
     assert right.exit_code == 0
-    answer = json.loads(right.output)
+    answer = json.loads(right.stdout)
     assert answer["split"]["canary"] == 10.0
     assert answer["lease"]["epoch"] - answer_time(live, upstream) <= 600
 
 
 def answer_time(live, upstream) -> float:
-    return json.loads(live.run("get", upstream, "-o", "json").output)["upstreams"][0]["history"][
+    return json.loads(live.run("get", upstream, "-o", "json").stdout)["upstreams"][0]["history"][
         -1
     ]["at"]
 
@@ -156,7 +156,7 @@ def test_ramp_detached_then_cancelled(live, upstream):
     started = live.run("ramp", upstream, "80/10/10", "--over", "1h", "--steps", "4",
                        *TARGET_ARGS, "--detach", "-o", "json")  # fmt: skip
     assert started.exit_code == 0, started.output
-    ramp = json.loads(started.output)
+    ramp = json.loads(started.stdout)
     assert ramp["status"] == "RUNNING" and ramp["target"]["canary"] == 10.0
     cancelled = live.run("cancel", ramp["id"], "--reason", "bad canary")
     assert cancelled.exit_code == 0, cancelled.output

@@ -68,7 +68,7 @@ def test_piped_output_is_plain_lines(live, upstream):
     _start_ramp(live, upstream, duration=3600, steps=4)
     result = live.run("watch", upstream, "--interval", "0.5", "--count", "2", token=READ_TOKEN)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert (
         lines[0] == f"kong-canary watch {upstream} (status page: {live.url}/?upstream={upstream})"
     )
@@ -79,7 +79,7 @@ def test_piped_output_is_plain_lines(live, upstream):
             r"eta (1h 00m|59m \d\ds) lease none",  # stable-only until the first step
             line,
         ), line
-    assert "\x1b" not in result.output
+    assert "\x1b" not in result.stdout
 
 
 def test_watch_of_an_unknown_upstream_or_without_a_token_ends_with_its_code(live):
@@ -192,9 +192,9 @@ def test_watch_for_scripts_prints_one_json_object_per_poll(live, upstream):
     _start_ramp(live, upstream, duration=3600, steps=4)
     result = live.run("watch", upstream, "--interval", "0.5", "--count", "2", "-o", "json")
     assert result.exit_code == 0, result.output
-    polls = [json.loads(line) for line in result.output.splitlines()]
+    polls = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(polls) == 2
     assert all(p["upstream"] == upstream and p["ramp"]["status"] == "RUNNING" for p in polls)
     as_yaml = live.run("watch", upstream, "--count", "1", "-o", "yaml")
-    (document,) = [d for d in yaml.safe_load_all(as_yaml.output) if d]
+    (document,) = [d for d in yaml.safe_load_all(as_yaml.stdout) if d]
     assert document["ramp"]["target"] == {"stable": 80.0, "baseline": 10.0, "canary": 10.0}

@@ -20,6 +20,12 @@ README = PACKAGE.parent / "README.md"
 # Environment variables read outside settings.py, each for a reason the README gives.
 READ_OUTSIDE_SETTINGS = {
     "PROMETHEUS_MULTIPROC_DIR": {"metrics.py", "serve.py"},  # read by prometheus_client itself
+    # The operator CLI is a client of the sidecar's API, not the sidecar: its connection and
+    # the audit context's user come from its own options and variables (README, Operator tools)
+    "KONG_CANARY_URL": {"client/commands.py"},
+    "KONG_CANARY_TOKEN": {"client/commands.py"},
+    "KONG_CANARY_TOKEN_FILE": {"client/commands.py"},
+    "KONG_CANARY_USER": {"client/connection.py"},
     "KONG_CANARY_KAYENTA_LIBRARY": {"kayenta/library.py"},  # the image's data path
 }
 
