@@ -32,6 +32,15 @@ SEED = {
 }
 
 
+def told_url(app: Flask, port: int) -> str:
+    """The URL Orca is told (``localhost``: its URL restrictions allow it), made the app's
+    ``public_url``: links never come from the request's Host (issue 13 item 12)."""
+    url = f"http://localhost:{port}"
+    runtime = app.extensions["kong_canary"]
+    runtime.settings = dataclasses.replace(runtime.settings, public_url=url)
+    return url
+
+
 @contextlib.contextmanager
 def serve_sidecar(clock: Callable[[], float] = time.time) -> Iterator[tuple[str, Flask]]:
     """The real sidecar app over HTTP on loopback, backed by the local Kong seeded with
@@ -46,11 +55,7 @@ def serve_sidecar(clock: Callable[[], float] = time.time) -> Iterator[tuple[str,
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
-    url = f"http://localhost:{server.port}"
-    # The URL Orca is told (and its URL restrictions allow) is the one its links must use:
-    # the sidecar never builds them from the request's Host (issue 13 item 12).
-    runtime = app.extensions["kong_canary"]
-    runtime.settings = dataclasses.replace(runtime.settings, public_url=url)
+    url = told_url(app, server.port)
     try:
         yield url, app
     finally:

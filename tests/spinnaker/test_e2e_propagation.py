@@ -27,7 +27,7 @@ from sidecar.spinnaker.orca import (
     plan_templated_pipeline,
     preconfigured_by_type,
 )
-from tests.spinnaker.conftest import TOKEN, rendered_for
+from tests.spinnaker.conftest import TOKEN, rendered_for, told_url
 
 LAG = 1.5
 STABLE, CANARY, BASELINE = "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
@@ -64,7 +64,7 @@ def world(source: dict[str, Any], cluster: RunningServer) -> Iterator[dict[str, 
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
-    url = f"http://localhost:{server.port}"
+    url = told_url(app, server.port)
     files = rendered_for(source, url)
     orca_local = files["orca-local.yml"]
     try:
