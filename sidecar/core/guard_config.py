@@ -22,12 +22,13 @@ class GuardConfig:
     """What counts as "clearly broken", and how sure the guard must be.
 
     - ``errors_ratio``: the 5xx odds ratio canary/reference the test must prove exceeded
-      (2: twice as many 5xx). Tested sequentially (:mod:`sidecar.core.guard`).
+      (1.5: half as many 5xx again). Tested sequentially (:mod:`sidecar.core.guard`).
     - ``errors_increase``: and the observed 5xx ratio must exceed the reference's by at
       least this many percentage points (a floor on the effect, not tested: it keeps a
       0.01 % -> 0.03 % change from tripping).
     - ``p99_ratio``: the canary's P99 latency the test must prove above this many times the
-      reference's P99.
+      reference's P99. The histogram buckets round the test upward (it trips for a true
+      ratio between ``p99_ratio`` and ~1.8 times it, never below), hence a low default.
     - ``min_requests``: canary and reference requests counted before any verdict.
     - ``window_seconds``: one look per window (the ingest's batches are summed per window).
     - ``confidence``: 1 - the false-trip probability the tests are built for.
@@ -38,9 +39,9 @@ class GuardConfig:
       for that long is reported, and tripped only if asked.
     """
 
-    errors_ratio: float = 2.0
+    errors_ratio: float = 1.5
     errors_increase: float = 1.0
-    p99_ratio: float = 1.5
+    p99_ratio: float = 1.25
     min_requests: int = 20
     window_seconds: float = 1.0
     confidence: float = 0.99

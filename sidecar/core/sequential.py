@@ -66,14 +66,29 @@ def fisher_log_likelihood_ratio(
     log_weights = [
         _log_choose(treated, y) + _log_choose(control, events - y) for y in range(low, high + 1)
     ]
+    top = max(log_weights)
+    weights = [math.exp(w - top) for w in log_weights]
+
+    largest = max(max(odds), null_odds)
+    in_range = (high - low) * math.log(max(largest, 1.0 / largest)) < 600  # float64 safe
 
     def log_normaliser(psi: float) -> float:
-        log_psi = math.log(psi)
-        terms = [w + (low + i) * log_psi for i, w in enumerate(log_weights)]
-        return log_mean_exp(terms) + math.log(len(terms))
+        # sum over the support of C(n1, y) C(n0, k - y) psi^y, scaled by psi^low and e^top
+        if not in_range:
+            log_psi = math.log(psi)
+            return log_mean_exp([w + i * log_psi for i, w in enumerate(log_weights)]) + (
+                math.log(len(log_weights))
+            )
+        total, power = 0.0, 1.0
+        for weight in weights:
+            total += weight * power
+            power *= psi
+        return math.log(total)
 
-    null_part = treated_events * math.log(null_odds) - log_normaliser(null_odds)
-    return [treated_events * math.log(psi) - log_normaliser(psi) - null_part for psi in odds]
+    # log P_psi(x) = x log psi - log(sum) up to terms that cancel in the ratio
+    observed = treated_events - low
+    null_part = observed * math.log(null_odds) - log_normaliser(null_odds)
+    return [observed * math.log(psi) - log_normaliser(psi) - null_part for psi in odds]
 
 
 def bernoulli_log_likelihood_ratio(
@@ -90,14 +105,28 @@ def bernoulli_log_likelihood_ratio(
 
 @dataclass
 class MixtureTest:
-    """Accumulated log likelihood ratios of one mixture SPRT; rejects at ``log(1/alpha)``.
+    """A mixture SPRT, restarted when the evidence turns clearly against the alternative.
+
+    A single mixture SPRT from the first request is useless for a regression that starts
+    late: thirty healthy minutes bank tens of nats *against* every alternative, which the
+    regression must first pay back. So when the evidence falls to ``-restart_below`` nats
+    the components are reset to 0 and a fresh test (run ``run``) begins – Lorden's view of
+    the CUSUM as repeated one-sided SPRTs (Lorden 1971, "Procedures for reacting to a
+    change in distribution", Ann. Math. Statist. 42). Each run is a test martingale
+    started at 1, so by Ville's inequality run ``k`` falsely reaches its threshold with
+    probability at most ``alpha_k``; spending ``alpha_k = alpha / (k (k + 1))`` (which sums
+    to ``alpha``) keeps the whole sequence of runs at level ``alpha``, for any duration.
+    The price is ``log(k (k + 1))`` more nats needed in the ``k``-th run: restarts are
+    rare (the evidence must fall ``restart_below`` nats first), a dozen in a healthy
+    half-hour at the issue's rates.
 
     ``evidence`` is the log of the mixture; ``distance`` how many nats it still lacks.
     """
 
     alpha: float
     size: int
-    floor: float | None = None
+    restart_below: float | None = None
+    run: int = 1
     log_ratios: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -106,30 +135,23 @@ class MixtureTest:
 
     @property
     def threshold(self) -> float:
-        return math.log(1.0 / self.alpha)
+        return math.log(self.run * (self.run + 1) / self.alpha)
 
-    def add(self, step: Sequence[float]) -> None:
-        """Multiply in one look's likelihood ratios; with ``floor``, forget old good news.
-
-        Without a floor the test is Robbins' mixture SPRT from the first request. With
-        ``floor=0`` every component is Page's CUSUM (Page 1954, "Continuous inspection
-        schemes", Biometrika 41): a long healthy history cannot bury a regression that
-        starts late in a ramp, because evidence *against* a regression is not banked
-        below the floor. The price: each climb from the floor is a fresh test, so the
-        false-trip bound becomes ``alpha`` times the number of climbs (looks with a
-        positive increment from the floor), which the guard keeps small by only letting
-        the canary's own bad requests start a climb.
-        """
+    def add(self, step: Sequence[float]) -> bool:
+        """Multiply in one look's likelihood ratios; True when this look restarted the test."""
         ratios = self.log_ratios
-        floor = self.floor
         for index, value in enumerate(step):
-            total = ratios[index] + value
-            ratios[index] = total if floor is None or total > floor else floor
-
-    @property
-    def at_floor(self) -> bool:
-        """Every component at the floor: the next climb starts a fresh run of evidence."""
-        return self.floor is not None and all(r <= self.floor for r in self.log_ratios)
+            ratios[index] += value
+        if (
+            self.restart_below is not None
+            # the mean of the exps is at least the largest over size: a cheap "not yet"
+            and max(ratios) <= math.log(self.size) - self.restart_below
+            and self.evidence <= -self.restart_below
+        ):
+            self.log_ratios = [0.0] * self.size
+            self.run += 1
+            return True
+        return False
 
     @property
     def evidence(self) -> float:

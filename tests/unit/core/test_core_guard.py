@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -72,13 +73,26 @@ def test_bernoulli_ratio_and_mixture_evidence() -> None:
     ratios = bernoulli_log_likelihood_ratio(10, 3, [0.2, 0.3], 0.1)
     assert ratios[0] == pytest.approx(3 * math.log(2) + 7 * math.log(0.8 / 0.9))
     assert log_mean_exp([0.0, math.log(3)]) == pytest.approx(math.log(2))
-    test = MixtureTest(alpha=0.01, size=2, floor=0.0)
-    test.add([-5.0, 1.0])
-    assert test.log_ratios == [0.0, 1.0]
-    assert not test.at_floor and not test.rejected
+    test = MixtureTest(alpha=0.01, size=2, restart_below=1.0)
+    assert test.threshold == pytest.approx(math.log(2 / 0.01))
+    assert not test.add([-0.5, 0.2])  # evidence above -1: the run goes on
+    assert test.add([-5.0, -5.0])  # clearly against: a fresh run, with less alpha
+    assert test.log_ratios == [0.0, 0.0] and test.run == 2
+    assert test.threshold == pytest.approx(math.log(6 / 0.01))
+    test.add([0.0, 5.0])
+    assert not test.rejected and test.distance > 0
     test.add([0.0, 5.0])
     assert test.rejected and test.distance == 0.0
-    assert test.threshold == pytest.approx(math.log(100))
+
+
+def test_restarted_runs_spend_alpha_that_sums_to_alpha() -> None:
+    """Run k may falsely trip with alpha / (k (k + 1)): the sum over all runs is alpha."""
+    test = MixtureTest(alpha=0.01, size=1, restart_below=1.0)
+    spent = 0.0
+    for _ in range(10_000):
+        spent += math.exp(-test.threshold)
+        test.add([-2.0])
+    assert spent == pytest.approx(0.01, rel=1e-3) and spent < 0.01
 
 
 @settings(max_examples=200, deadline=None)
@@ -173,3 +187,19 @@ def test_every_field_is_validated_with_its_name_and_rule(
         GuardConfig.from_json(raw)
     assert caught.value.field == field
     assert rule in caught.value.rule
+
+
+def test_fisher_ratio_stays_finite_for_large_supports() -> None:
+    """Hundreds of 5xx in one look at odds ratios up to 1e5 (no float overflow)."""
+    ratios = fisher_log_likelihood_ratio(500, 300, 500, 200, [2e3, 1e5], 1e3)
+    assert all(math.isfinite(r) for r in ratios)
+    small = fisher_log_likelihood_ratio(500, 300, 500, 200, [3.0], 2.0)
+    exact = _exact_fisher(500, 500, 500, 300, 3) / _exact_fisher(500, 500, 500, 300, 2)
+    assert small[0] == pytest.approx(math.log(exact), rel=1e-6)
+
+
+def _exact_fisher(treated: int, control: int, events: int, observed: int, psi: int) -> Fraction:
+    support = range(max(0, events - control), min(events, treated) + 1)
+    total = sum(math.comb(treated, y) * math.comb(control, events - y) * psi**y for y in support)
+    mass = math.comb(treated, observed) * math.comb(control, events - observed) * psi**observed
+    return Fraction(mass, total)
