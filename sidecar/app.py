@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, split
+from sidecar.api import admin, guard, hashing, health, kong_log, openapi, ramps, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.core.lease import LeasePolicy
 from sidecar.kayenta.preflight_kong import CoverageWarnings
@@ -119,6 +119,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)
+    app.register_blueprint(guard.bp)
     kong_log.install_window(app)  # http-log for the canary window, when configured
     _instrument(app)
     return app

@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import authenticate, check_upstream_name
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
@@ -82,6 +83,7 @@ def kong_log():  # type: ignore[no-untyped-def]
     if len(body) > MAX_BODY_BYTES:  # no Content-Length (chunked): never read past the limit
         raise ApiError(413, "batch_too_large", f"batches are limited to {MAX_BODY_BYTES} bytes")
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
+    guard.record(current_app, result.result)  # type: ignore[arg-type]  # one call per batch
     return jsonify(result.as_json())
 
 
