@@ -98,3 +98,12 @@ def test_split_api_bench_quick():
     assert writes > 0 and 0 < batches <= writes, lines
     assert got["direct, 8 parallel"] == (writes, batches, 0), lines
     assert got["direct, one by one"] == (writes, writes, 0), lines
+
+
+def test_guard_bench_quickest():
+    lines = run_bench("guard.py", "--seconds", "0.05", "--runs", "2")
+    costs = rows(lines, rf"(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}")
+    assert [int(m[1]) for m in costs] == [100, 1000], lines
+    detections = rows(lines, rf"(\d+)\s+(\d+)\s+{NUMBER}")
+    assert [int(m[1]) for m in detections] == [0, 1], lines
+    assert all(0 < int(m[2]) <= 600 for m in detections), lines
