@@ -28,7 +28,7 @@ import httpx
 from prometheus_client import Counter
 
 from sidecar.core.guard import GuardState, Look, VariantLook, Verdict
-from sidecar.core.guard_config import GuardConfig
+from sidecar.core.guard_config import GuardConfig, redacted
 from sidecar.core.split import VARIANTS
 from sidecar.gateway.entries import Tally
 
@@ -134,14 +134,38 @@ class Guardian:
         bounds: Sequence[float],
         replica: str,
         alert: AlertSender | None = None,
+        alert_sender: Callable[[str], AlertSender] = AlertSender,
     ) -> None:
         self.clock = clock
         self.rollback = rollback
         self.bounds = tuple(bounds)
         self.replica = replica
-        self.alert = alert
+        self.alert = alert  # one sender for every upstream (tests); else per alert_url
+        self.alert_sender = alert_sender
         self._armed: dict[str, _Armed] = {}
         self._lock = threading.Lock()
+
+    def start(self, interval: float = 1.0) -> Guardian:
+        """Look on a timer too, so a canary that gets no batches at all is still judged
+        (no traffic) and windows close on time; a daemon thread, ``stop`` ends it."""
+        self._stopping = threading.Event()
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    self.evaluate()
+                except Exception:  # a bad look must not end the timer
+                    log.exception("guard evaluation failed")
+
+        self._timer = threading.Thread(target=loop, name="kong-canary-guard", daemon=True)
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.set()
+            self._timer.join(5)
 
     def arm(self, upstream: str, config: GuardConfig, *, canary_expected: bool = True) -> None:
         """Start (or restart, with fresh evidence) the guard of an upstream's canary."""
@@ -161,8 +185,9 @@ class Guardian:
             armed = self._armed.get(upstream)
             if armed is None:
                 return None
+            config = armed.state.config
             return {
-                "config": armed.state.config.as_json(),
+                "config": {**config.as_json(), "alert_url": redacted(config.alert_url)},
                 **armed.state.view(),
                 "rolled_back": armed.rolled_back,
                 "replica": self.replica,
@@ -216,8 +241,10 @@ class Guardian:
                 sort_keys=True,
             )
         )
-        if self.alert is not None:
-            self.alert.send(
+        url = armed.state.config.alert_url
+        sender = self.alert or (self.alert_sender(url) if url else None)
+        if sender is not None:
+            sender.send(
                 {
                     "text": f"kong-canary: canary of {upstream} rolled back – {message}",
                     "upstream": upstream,

@@ -43,6 +43,11 @@ GUARD_CONFIG: dict[str, Any] = {
         "reference": {"enum": list(REFERENCES)},
         "no_traffic_seconds": {"type": "number", "minimum": 1, "maximum": 86400},
         "trip_on_no_traffic": {"type": "boolean"},
+        "alert_url": {
+            "type": ["string", "null"],
+            "maxLength": 2048,
+            "description": "POSTed {text: ...} on a trip (Slack incoming webhook); shown redacted",
+        },
     },
     "additionalProperties": False,
 }
@@ -110,7 +115,7 @@ def install(app: Flask, guardian: Guardian | None = None) -> Guardian:
 
         guardian = Guardian(
             clock=time.monotonic, rollback=rollback, bounds=BOUNDS, replica=socket.gethostname()
-        )
+        ).start()
     app.extensions[EXTENSION] = guardian
     return guardian
 

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sidecar.core.split import SplitError
 
@@ -37,6 +38,9 @@ class GuardConfig:
       too small to bound a 0.5 % error rate in seconds (see ``sidecar.core.guard``).
     - ``no_traffic_seconds``/``trip_on_no_traffic``: a canary with a share but no requests
       for that long is reported, and tripped only if asked.
+    - ``alert_url``: where a trip is announced (a POST of ``{"text": ...}``, as a Slack
+      incoming webhook takes it); none by default. It is a secret for Slack, so views show
+      only its scheme and host (:func:`redacted`).
     """
 
     errors_ratio: float = 1.5
@@ -48,6 +52,7 @@ class GuardConfig:
     reference: str = "baseline+stable"
     no_traffic_seconds: float = 60.0
     trip_on_no_traffic: bool = False
+    alert_url: str | None = None
 
     @property
     def alpha(self) -> float:
@@ -107,6 +112,25 @@ def _reference(value: object, field: str) -> str:
     return str(value)
 
 
+def _alert_url(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 2048:
+        raise SplitError(field, "must be a URL string of at most 2048 characters, or null")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SplitError(field, "must be an absolute http(s) URL")
+    return value
+
+
+def redacted(url: str | None) -> str | None:
+    """``https://hooks.slack.com/…``: enough to recognise, not enough to post."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
 def _flag(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise SplitError(field, "must be true or false")
@@ -123,4 +147,5 @@ _RULES = {
     "reference": _reference,
     "no_traffic_seconds": _between(1.0, 86400.0),
     "trip_on_no_traffic": _flag,
+    "alert_url": _alert_url,
 }

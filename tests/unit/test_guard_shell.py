@@ -140,26 +140,30 @@ def inbox() -> Iterator[tuple[str, type[_Inbox]]]:
         server.server_close()
 
 
-def test_the_alert_reaches_a_slack_compatible_endpoint(inbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_alert_reaches_the_guards_slack_compatible_url(inbox) -> None:  # type: ignore[no-untyped-def]
     url, handler = inbox
-    sent: list[AlertSender] = []
+    threads: list[threading.Thread] = []
+
+    class Recording(AlertSender):
+        def send(self, document):  # type: ignore[no-untyped-def]
+            threads.append(super().send(document))
+            return threads[-1]
+
     clock, rollback = Clock(), Rollbacks()
-    alert = AlertSender(url, timeout=5.0)
-    original = alert.send
-
-    def recording(document):  # type: ignore[no-untyped-def]
-        thread = original(document)
-        sent.append(thread)  # type: ignore[arg-type]
-        return thread
-
-    alert.send = recording  # type: ignore[method-assign]
-    guardian = Guardian(clock=clock, rollback=rollback, bounds=BOUNDS, replica="r", alert=alert)
-    guardian.arm("shop", GuardConfig(min_requests=10))
+    guardian = Guardian(
+        clock=clock, rollback=rollback, bounds=BOUNDS, replica="r", alert_sender=Recording
+    )
+    guardian.arm("shop", GuardConfig(min_requests=10, alert_url=url))
+    guardian.arm("quiet", GuardConfig(min_requests=10))  # no alert_url: no alert
     run_windows(guardian, clock, "shop", 5, 10)
-    for thread in sent:
-        thread.join(10)  # type: ignore[attr-defined]
+    run_windows(guardian, clock, "quiet", 5, 10)
+    for thread in threads:
+        thread.join(10)
     assert len(handler.received) == 1
     assert "shop" in handler.received[0]["text"] and handler.received[0]["metric"] == "5xx"
+    view = guardian.view("shop")
+    assert view is not None and view["config"]["alert_url"].endswith("/…")
+    assert "/hook" not in view["config"]["alert_url"]
 
 
 def test_alert_retries_are_bounded(inbox) -> None:  # type: ignore[no-untyped-def]
@@ -169,3 +173,19 @@ def test_alert_retries_are_bounded(inbox) -> None:  # type: ignore[no-untyped-de
     alert = AlertSender(url, attempts=3, backoff=0.5, sleep=pauses.append)
     alert.send({"text": "x"}).join(10)
     assert len(handler.received) == 3 and pauses == [0.5, 1.0]
+
+
+def test_the_timer_judges_a_canary_that_gets_no_batches() -> None:
+    clock, rollback = Clock(), Rollbacks()
+    guardian = Guardian(clock=clock, rollback=rollback, bounds=BOUNDS, replica="r")
+    guardian.arm("shop", GuardConfig(no_traffic_seconds=5, trip_on_no_traffic=True))
+    clock.now += 10.0  # no batch at all since arming
+    guardian.start(interval=0.01)
+    try:
+        for _ in range(500):  # up to 5 s on a loaded machine; usually the first tick
+            if rollback.calls:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        guardian.stop()
+    assert [u for u, _ in rollback.calls] == ["shop"] and "traffic" in rollback.calls[0][1]

@@ -178,6 +178,9 @@ def test_empty_guard_is_all_defaults_and_round_trips() -> None:
         ({"confidence": 0.5}, "guard.confidence", "at least 0.9"),
         ({"reference": "stable"}, "guard.reference", "one of baseline"),
         ({"trip_on_no_traffic": 1}, "guard.trip_on_no_traffic", "true or false"),
+        ({"alert_url": "hooks.slack.com/x"}, "guard.alert_url", "absolute http(s) URL"),
+        ({"alert_url": "ftp://h/x"}, "guard.alert_url", "absolute http(s) URL"),
+        ({"alert_url": 5}, "guard.alert_url", "URL string"),
     ],
 )
 def test_every_field_is_validated_with_its_name_and_rule(
@@ -203,3 +206,12 @@ def _exact_fisher(treated: int, control: int, events: int, observed: int, psi: i
     total = sum(math.comb(treated, y) * math.comb(control, events - y) * psi**y for y in support)
     mass = math.comb(treated, observed) * math.comb(control, events - observed) * psi**observed
     return Fraction(mass, total)
+
+
+def test_the_alert_url_is_shown_redacted() -> None:
+    from sidecar.core.guard_config import redacted
+
+    config = GuardConfig.from_json({"alert_url": "https://u:p@hooks.slack.com/services/T/B/x"})
+    assert config.alert_url == "https://u:p@hooks.slack.com/services/T/B/x"
+    assert redacted(config.alert_url) == "https://hooks.slack.com/…"
+    assert redacted(None) is None
