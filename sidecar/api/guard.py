@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
-from sidecar.core.guard_config import REFERENCES, GuardConfig
+from sidecar.core.guard_config import GuardConfig
 from sidecar.core.split import SplitError
 from sidecar.errors import ApiError
 from sidecar.gateway.entries import Tally
@@ -28,77 +28,6 @@ from sidecar.gateway.metrics import BOUNDS
 from sidecar.guard import Guardian
 
 bp = Blueprint("guard", __name__, url_prefix="/v1/upstreams")
-
-# For the OpenAPI document; the rules themselves are GuardConfig.from_json's.
-GUARD_CONFIG: dict[str, Any] = {
-    "type": "object",
-    "description": "Every field optional: {} is a guard with the defaults (README, Guard)",
-    "properties": {
-        "errors_ratio": {"type": "number", "exclusiveMinimum": 1, "maximum": 1000},
-        "errors_increase": {"type": "number", "minimum": 0, "maximum": 100},
-        "p99_ratio": {"type": "number", "exclusiveMinimum": 1, "maximum": 100},
-        "min_requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-        "window_seconds": {"type": "number", "minimum": 0.1, "maximum": 60},
-        "confidence": {"type": "number", "minimum": 0.9, "maximum": 0.999999},
-        "reference": {"enum": list(REFERENCES)},
-        "no_traffic_seconds": {"type": "number", "minimum": 1, "maximum": 86400},
-        "trip_on_no_traffic": {"type": "boolean"},
-        "alert_url": {
-            "type": ["string", "null"],
-            "maxLength": 2048,
-            "description": "POSTed {text: ...} on a trip (Slack incoming webhook); shown redacted",
-        },
-    },
-    "additionalProperties": False,
-}
-_FIGURES = {
-    "type": "object",
-    "required": ["requests", "errors_5xx", "error_ratio", "p99_ms"],
-    "properties": {
-        "requests": {"type": "integer", "minimum": 0},
-        "errors_5xx": {"type": "integer", "minimum": 0},
-        "error_ratio": {"type": ["number", "null"]},
-        "p99_ms": {"type": ["number", "null"]},
-    },
-    "additionalProperties": False,
-}
-_TEST = {
-    "type": "object",
-    "required": ["evidence", "threshold", "distance", "rejected"],
-    "properties": {
-        "evidence": {"type": "number", "description": "log of the mixture likelihood ratio"},
-        "threshold": {"type": "number", "description": "the evidence that trips"},
-        "distance": {"type": "number", "description": "nats still missing (0: tripped)"},
-        "rejected": {"type": "boolean"},
-        "reference_p99_upper_bound_ms": {"type": ["number", "null"]},
-    },
-    "additionalProperties": False,
-}
-GUARD_VIEW: dict[str, Any] = {
-    "type": "object",
-    "required": ["upstream", "armed"],
-    "properties": {
-        "upstream": {"type": "string"},
-        "armed": {"type": "boolean", "description": "false: no guard in this process"},
-        "config": {**GUARD_CONFIG, "required": list(GUARD_CONFIG["properties"])},
-        "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
-        "metric": {"type": ["string", "null"]},
-        "message": {"type": "string"},
-        "variants": {
-            "type": "object",
-            "properties": {"canary": _FIGURES, "reference": _FIGURES},
-            "additionalProperties": False,
-        },
-        "tests": {
-            "type": "object",
-            "properties": {"5xx": _TEST, "p99_latency": _TEST},
-            "additionalProperties": False,
-        },
-        "rolled_back": {"type": "boolean"},
-        "replica": {"type": "string"},
-    },
-    "additionalProperties": False,
-}
 audit = logging.getLogger("kong_canary.audit")
 EXTENSION = "kong_canary_guard"
 
@@ -127,6 +56,29 @@ def record(app: Flask, tally: Tally) -> None:
         guardian.record(tally)
 
 
+def parse_guard(body: dict[str, Any]) -> GuardConfig | None:
+    """The ``guard`` of a split or ramp body, checked before anything reaches Kong."""
+    if body.get("guard") is None:
+        return None
+    try:
+        return GuardConfig.from_json(body["guard"])
+    except SplitError as exc:
+        raise ApiError(422, "invalid_guard", exc.rule, field=exc.field) from None
+
+
+def arm(upstream: str, config: GuardConfig | None) -> None:
+    """After a split or ramp that carried a guard took effect."""
+    if config is not None:
+        _guardian().arm(upstream, config)
+
+
+def disarm(upstream: str) -> None:
+    """After a rollback or promote: no canary left to guard."""
+    guardian = current_app.extensions.get(EXTENSION)
+    if guardian is not None:
+        guardian.disarm(upstream)
+
+
 def _guardian() -> Guardian:
     guardian = current_app.extensions.get(EXTENSION)
     return guardian if guardian is not None else install(current_app)  # type: ignore[arg-type]
@@ -137,10 +89,8 @@ def set_guard(upstream: str):  # type: ignore[no-untyped-def]
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "invalid_json", "the body must be a JSON object (use {} for defaults)")
-    try:
-        config = GuardConfig.from_json(body)
-    except SplitError as exc:
-        raise ApiError(422, "invalid_guard", exc.rule, field=exc.field) from None
+    config = parse_guard({"guard": body})
+    assert config is not None
     guardian = _guardian()
     guardian.arm(upstream, config)
     audit.info(

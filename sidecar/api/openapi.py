@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
-from sidecar.api.guard import GUARD_CONFIG, GUARD_VIEW
+from sidecar.api.guard_schema import GUARD_CONFIG, GUARD_VIEW
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
     CANCEL,

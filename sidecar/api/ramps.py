@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import require_token
 from sidecar.api.schemas import (
     CANCEL,
@@ -67,6 +68,7 @@ def _audit(event: str, view: RampView, body: dict[str, Any]) -> None:
 @bp.post("/upstreams/<upstream>/ramps")
 def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, START_RAMP)
+    guarded = guard.parse_guard(body)  # refused before anything reaches Kong
     service = _ramps()
     try:
         if "schedule" in body:
@@ -105,6 +107,7 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
         execution_id=(body.get("context") or {}).get("execution_id"),
         wait=seconds(body, "wait"),
     )
+    guard.arm(upstream, guarded)
     _audit("ramp_started", view, body)
     urls = _urls(view, seconds(body, "wait"))
     return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}

@@ -17,6 +17,7 @@ from flask import Request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from sidecar.api.guard_schema import GUARD_CONFIG
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
 
@@ -75,6 +76,7 @@ SET_SPLIT = {
         "expect": {**SPLIT, "description": "Compare-and-set: 409 unless the current split is this"},
         "dry_run": FLAG,
         "force": {**FLAG, "description": "Shift traffic even onto targets Kong reports unhealthy"},
+        "guard": GUARD_CONFIG,
         "reason": REASON,
         "context": CONTEXT,
     },
@@ -135,6 +137,7 @@ START_RAMP = {
             **FLAG,
             "description": "allow canary and baseline shares to differ in a step",
         },
+        "guard": GUARD_CONFIG,
         "reason": REASON,
         "context": CONTEXT,
     },

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import require_token
 from sidecar.api.schemas import PROMOTE, ROLLBACK, SET_SPLIT, flag, parse_body, parse_split, seconds
 from sidecar.errors import ApiError
@@ -34,7 +35,8 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, SET_SPLIT)
     split = parse_split(body["split"], "split")
     expect = parse_split(body["expect"], "expect") if "expect" in body else None
-    return _changed(
+    guarded = guard.parse_guard(body)  # refused before anything reaches Kong
+    answer = _changed(
         "set_split",
         body,
         lambda: _service().set_split(
@@ -49,11 +51,16 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
         ),
         upstream,
     )
+    if not flag(body, "dry_run"):
+        guard.arm(upstream, guarded)
+    return answer
 
 
 @bp.post("/<upstream>/rollback")
 def rollback(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, ROLLBACK, optional=True)
+    if not flag(body, "dry_run"):
+        guard.disarm(upstream)  # nothing left to guard (and a guard must not re-trip)
     return _changed(
         "rollback",
         body,
@@ -70,6 +77,8 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
 @bp.post("/<upstream>/promote")
 def promote(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, PROMOTE, optional=True)
+    if not flag(body, "dry_run"):
+        guard.disarm(upstream)
     return _changed(
         "promote",
         body,
