@@ -79,6 +79,14 @@ def disarm(upstream: str) -> None:
         guardian.disarm(upstream)
 
 
+def live_view(upstream: str) -> dict[str, Any] | None:
+    """For ``GET …/split``: the guard's view when this process guards the upstream."""
+    guardian = current_app.extensions.get(EXTENSION)
+    return (
+        None if guardian is None else _view(upstream, guardian) if guardian.view(upstream) else None
+    )
+
+
 def _guardian() -> Guardian:
     guardian = current_app.extensions.get(EXTENSION)
     return guardian if guardian is not None else install(current_app)  # type: ignore[arg-type]

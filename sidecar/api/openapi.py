@@ -94,6 +94,10 @@ SPLIT_VIEW = {
         "ramp": {"type": ["string", "null"], "description": "fingerprint of the driving ramp"},
         "targets": {"type": "array", "items": TARGET},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "guard": {
+            "$ref": "#/components/schemas/GuardView",
+            "description": "the guard's live view, when this process guards the upstream",
+        },
     },
     "additionalProperties": False,
 }

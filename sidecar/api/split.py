@@ -27,7 +27,11 @@ def _service() -> TrafficService:
 
 @bp.get("/<upstream>/split")
 def read_split(upstream: str):  # type: ignore[no-untyped-def]
-    return jsonify(_service().describe(upstream))
+    body = _service().describe(upstream)
+    guarded = guard.live_view(upstream)
+    if guarded is not None:
+        body["guard"] = guarded
+    return jsonify(body)
 
 
 @bp.put("/<upstream>/split")

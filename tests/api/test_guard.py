@@ -21,11 +21,14 @@ def test_a_split_with_a_guard_arms_it_and_a_rollback_disarms_it(sidecar, upstrea
     assert view["armed"] and view["status"] == "collecting"
     assert view["config"]["confidence"] == 0.995
     assert view["config"]["alert_url"] == "https://hooks.example.com/…"
+    split = client.get(f"/v1/upstreams/{upstream}/split").json()
+    assert split["guard"]["armed"] and split["guard"]["variants"]["canary"]["requests"] == 0
     assert client.post(f"/v1/upstreams/{upstream}/rollback").status_code == 200
     assert client.get(f"/v1/upstreams/{upstream}/guard").json() == {
         "upstream": upstream,
         "armed": False,
     }
+    assert "guard" not in client.get(f"/v1/upstreams/{upstream}/split").json()
 
 
 def test_a_bad_guard_refuses_the_split_and_kong_is_unchanged(sidecar, upstream):
