@@ -21,24 +21,10 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "fixtures" / "kong"
-
-
-def cost(run: Callable[[bytes], Any], body: bytes, entries: int, min_seconds: float) -> float:
-    """CPU seconds per entry, repeating until ``min_seconds`` of CPU time were spent."""
-    run(body)
-    done, started = 0, time.process_time()
-    while True:
-        run(body)
-        done += entries
-        spent = time.process_time() - started
-        if spent >= min_seconds:
-            return spent / done
 
 
 def main() -> int:
@@ -48,6 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
 
+    from gateway_ingest import load_entries, rate  # the sibling bench: same fixtures, same rate
     from prometheus_client import CollectorRegistry
 
     from sidecar.core.guard_config import GuardConfig
@@ -57,9 +44,7 @@ def main() -> int:
     from sidecar.guard import Guardian
     from sidecar.kong.parse import Call, upstream_health
 
-    batches = json.loads((FIXTURES / "kong-3.9.3-http-log-batches.json").read_text())
-    health = json.loads((FIXTURES / "kong-3.9.3-upstream-health.json").read_text())
-    entries = [e for b in batches["first_batches"] for e in b["body"]]
+    entries, health = load_entries("3.9.3")
     parsed = upstream_health(health["data"], None, Call("GET", "/upstreams/orders/health"))
     gateway = GatewayIngest(
         VariantResolver(lambda u: parsed), GatewayMetrics.in_registry(CollectorRegistry())
@@ -83,8 +68,8 @@ def main() -> int:
     for size in (100, 1000):
         body = json.dumps([entries[i % len(entries)] for i in range(size)]).encode()
         guardian.arm(upstream, GuardConfig())
-        bare = cost(gateway.ingest, body, size, args.seconds)
-        guarded = cost(with_guard, body, size, args.seconds)
+        bare = 1 / rate(gateway.ingest, body, size, args.seconds)  # CPU seconds per entry
+        guarded = 1 / rate(with_guard, body, size, args.seconds)
         print(f"{size:>6} {bare * 1e6:>16.2f} {guarded * 1e6:>16.2f} {guarded / bare:>13.2f}")
 
     # The recording's canary was deliberately broken (slower, one 500): the healthy phase
