@@ -73,6 +73,7 @@ class _Armed:
     window: _Window = field(default_factory=_Window)
     next_look: float = 0.0
     rolled_back: bool = False
+    rolling_back: bool = False  # a rollback is under way (off the lock): no second one
 
 
 class AlertSender:
@@ -214,7 +215,8 @@ class Guardian:
                 step = armed.state.config.window_seconds
                 armed.next_look = now + step
                 verdict = armed.state.observe(window.look(now, armed.canary_expected))
-                if verdict.tripped and not armed.rolled_back:
+                if verdict.tripped and not (armed.rolled_back or armed.rolling_back):
+                    armed.rolling_back = True
                     actions.append((upstream, armed, verdict))
         return [
             upstream for upstream, armed, verdict in actions if self._trip(upstream, armed, verdict)
@@ -226,8 +228,11 @@ class Guardian:
             self.rollback(upstream, message)
         except Exception:  # the next look retries; the guard stays tripped
             log.exception("guard rollback of %s failed; retrying at the next look", upstream)
+            with self._lock:
+                armed.rolling_back = False
             return False
-        armed.rolled_back = True
+        with self._lock:
+            armed.rolled_back, armed.rolling_back = True, False
         GUARD_TRIPS.labels(upstream, verdict.metric or "unknown").inc()
         audit.info(
             json.dumps(

@@ -189,3 +189,19 @@ def test_the_timer_judges_a_canary_that_gets_no_batches() -> None:
     finally:
         guardian.stop()
     assert [u for u, _ in rollback.calls] == ["shop"] and "traffic" in rollback.calls[0][1]
+
+
+def test_a_look_during_a_slow_rollback_does_not_roll_back_twice() -> None:
+    """The timer's look can come while the ingest's trip is still writing to Kong."""
+    clock = Clock()
+    calls: list[str] = []
+
+    def slow_rollback(upstream: str, reason: str) -> None:
+        calls.append(upstream)
+        clock.now += 1.0  # the next window ends while this rollback runs
+        guardian.evaluate()
+
+    guardian = Guardian(clock=clock, rollback=slow_rollback, bounds=BOUNDS, replica="r")
+    guardian.arm("shop", GuardConfig(min_requests=10))
+    run_windows(guardian, clock, "shop", 5, 10)
+    assert calls == ["shop"]
