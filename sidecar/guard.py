@@ -74,6 +74,7 @@ class _Armed:
     next_look: float = 0.0
     rolled_back: bool = False
     rolling_back: bool = False  # a rollback is under way (off the lock): no second one
+    ramp: str | None = None  # the ramp that armed it, whose status the trip decides
 
 
 class AlertSender:
@@ -168,14 +169,32 @@ class Guardian:
             stopping.set()
             self._timer.join(5)
 
-    def arm(self, upstream: str, config: GuardConfig, *, canary_expected: bool = True) -> None:
+    def arm(
+        self,
+        upstream: str,
+        config: GuardConfig,
+        *,
+        canary_expected: bool = True,
+        ramp: str | None = None,
+    ) -> None:
         """Start (or restart, with fresh evidence) the guard of an upstream's canary."""
         now = self.clock()
         with self._lock:
             self._armed[upstream] = _Armed(
-                GuardState(config, self.bounds, now), canary_expected, next_look=now
+                GuardState(config, self.bounds, now),
+                canary_expected,
+                next_look=now + config.window_seconds,
+                ramp=ramp,
             )
-            self._armed[upstream].next_look = now + config.window_seconds
+
+    def trip_of_ramp(self, upstream: str, ramp: str) -> str | None:
+        """The trip message when this guard, armed by ``ramp``, rolled the canary back."""
+        with self._lock:
+            armed = self._armed.get(upstream)
+            if armed is None or armed.ramp != ramp or not armed.rolled_back:
+                return None
+            verdict = armed.state.verdict
+            return f"guard tripped on {verdict.metric}: {verdict.message}"
 
     def disarm(self, upstream: str) -> None:
         with self._lock:

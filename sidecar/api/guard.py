@@ -11,6 +11,7 @@ armed config in Kong (tags, like leases) so every replica guards is the next ste
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -26,6 +27,7 @@ from sidecar.errors import ApiError
 from sidecar.gateway.entries import Tally
 from sidecar.gateway.metrics import BOUNDS
 from sidecar.guard import Guardian
+from sidecar.ramps import CANCELED, FAILED, RampView
 
 bp = Blueprint("guard", __name__, url_prefix="/v1/upstreams")
 audit = logging.getLogger("kong_canary.audit")
@@ -66,10 +68,21 @@ def parse_guard(body: dict[str, Any]) -> GuardConfig | None:
         raise ApiError(422, "invalid_guard", exc.rule, field=exc.field) from None
 
 
-def arm(upstream: str, config: GuardConfig | None) -> None:
+def arm(upstream: str, config: GuardConfig | None, *, ramp: str | None = None) -> None:
     """After a split or ramp that carried a guard took effect."""
     if config is not None:
-        _guardian().arm(upstream, config)
+        _guardian().arm(upstream, config, ramp=ramp)
+
+
+def ramp_view(view: RampView) -> RampView:
+    """A ramp this process's guard ended reports FAILED with the trip's figures (Orca shows
+    the message), not the CANCELED its rollback's cancel mark alone would give. Other
+    processes, which did not trip, still say CANCELED (the guard is per process for now)."""
+    guardian = current_app.extensions.get(EXTENSION)
+    if guardian is None or view.status != CANCELED:
+        return view
+    message = guardian.trip_of_ramp(view.upstream, view.id)
+    return view if message is None else dataclasses.replace(view, status=FAILED, message=message)
 
 
 def disarm(upstream: str) -> None:

@@ -107,7 +107,7 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
         execution_id=(body.get("context") or {}).get("execution_id"),
         wait=seconds(body, "wait"),
     )
-    guard.arm(upstream, guarded)
+    guard.arm(upstream, guarded, ramp=view.id)
     _audit("ramp_started", view, body)
     urls = _urls(view, seconds(body, "wait"))
     return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}
@@ -132,7 +132,7 @@ def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     wait = wait_param(request.args.get("wait"))
     # A poll moves the ramp on; a read-only token sees the status without writing.
-    view = _ramps().status(ramp_id, wait=wait, drive=g.caller.can("write"))
+    view = guard.ramp_view(_ramps().status(ramp_id, wait=wait, drive=g.caller.can("write")))
     return jsonify(view.as_json(_urls(view, wait)))
 
 

@@ -113,8 +113,10 @@ def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, inbox) -
         assert view["metric"] == "5xx" and view["rolled_back"], view
         split = client.get("/v1/upstreams/orders/split").json()
         assert split["split"] == {"stable": 100, "baseline": 0, "canary": 0}
-        # the ramp ends: CANCELED for now (FAILED with the guard's message is still to come)
-        assert client.get(status_url).json()["status"] in ("CANCELED", "FAILED")
+        ramp_status = client.get(status_url).json()
+        assert ramp_status["status"] == "FAILED", ramp_status
+        assert "guard tripped on 5xx" in ramp_status["message"]
+        assert "canary 100.00%" in ramp_status["message"]
         wait_until(lambda: received, 15, "the alert")
         time.sleep(0.5)  # a second alert would have arrived by now
         assert len(received) == 1 and "5xx" in received[0]["text"], received
