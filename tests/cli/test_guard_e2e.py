@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +15,10 @@ import httpx
 import pytest
 
 from tests.cli.test_serve import TOKEN, free_port, process, sidecar_env, wait_until
+from tests.unit import test_guard_shell
 
 pytestmark = pytest.mark.slow
+alert_inbox = test_guard_shell.inbox  # the fixture: a local Slack-compatible alert endpoint
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "kong"
 CANARY_PORT = 9113  # the recordings' layout: stable 9111, baseline 9112, canary 9113
 
@@ -42,33 +41,10 @@ def batch(entries: list[dict[str, Any]], *, broken: bool) -> list[dict[str, Any]
     return out
 
 
-@pytest.fixture
-def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Inbox(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Inbox)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/slack", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize("version", ["2.8.5", "3.9.3"])
-def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, inbox) -> None:  # type: ignore[no-untyped-def]
-    alert_url, received = inbox
+def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, alert_inbox) -> None:  # type: ignore[no-untyped-def]
+    alert_url, handler = alert_inbox
+    received = handler.received
     entries = recorded_entries(version)
     port = free_port()
     with process(["serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"], sidecar_env()):
