@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import admin, hashing, health, kong_log, openapi, ramps, served, split
+from sidecar.api import admin, guard, hashing, health, kong_log, openapi, ramps, served, split
 from sidecar.api.errors import register_error_handlers
 from sidecar.api.status import install as install_status
 from sidecar.core.lease import LeasePolicy
@@ -107,6 +107,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)
+    app.register_blueprint(guard.bp)
     kong_log.install_window(app)  # http-log for the canary window, when configured
     install_status(app)  # GET / (status page) and GET /v1/status
     _instrument(app)

@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import authenticate, check_upstream_name
 from sidecar.api.body import read_body
 from sidecar.errors import ApiError, from_kong_error
@@ -84,6 +85,7 @@ def kong_log():  # type: ignore[no-untyped-def]
         _gateway().metrics.reject_batch(exc.code)  # Kong drops it after its retries: count it
         raise
     result = _gateway().ingest(body, upstream=upstream, allowed=caller.allows)
+    guard.record(current_app, result.result)  # type: ignore[arg-type]  # one call per batch
     return jsonify(result.as_json())
 
 

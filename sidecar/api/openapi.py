@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
+from sidecar.api.guard_schema import GUARD_CONFIG, GUARD_VIEW
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
     CANCEL,
@@ -96,6 +97,10 @@ SPLIT_VIEW = {
         "ramp": {"type": ["string", "null"], "description": "fingerprint of the driving ramp"},
         "targets": {"type": "array", "items": TARGET},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "guard": {
+            "$ref": "#/components/schemas/GuardView",
+            "description": "the guard's live view, when this process guards the upstream",
+        },
     },
     "additionalProperties": False,
 }
@@ -359,6 +364,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Served": SERVED,
     "IngestResult": INGEST,
     "GatewayMetrics": GATEWAY_WINDOW,
+    "GuardConfig": GUARD_CONFIG,
+    "GuardView": GUARD_VIEW,
     "Error": ERROR,
     "Health": HEALTH,
     "Ready": READY,
@@ -614,6 +621,30 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/upstreams/{upstream}/gateway-metrics": _gateway_window_ops(),
+            "/v1/upstreams/{upstream}/guard": {
+                "put": {
+                    "summary": "Arm (or re-arm, with fresh evidence) the guard on the canary",
+                    "description": "Compares the canary with the old version on every "
+                    "ingested http-log batch and rolls it back on a clear 5xx or P99 "
+                    "regression. Kept by the process that armed it (see README, Guard).",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "requestBody": _request_body("GuardConfig", required=True),
+                    "responses": {
+                        "200": _json("GuardView", "the guard as armed"),
+                        **_errors(400, 401, 403, 422),
+                    },
+                },
+                "get": {
+                    "summary": "The guard's live view: figures, tests and distance to a trip",
+                    "parameters": [UPSTREAM_PARAM],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json("GuardView", "armed false when no guard is set"),
+                        **_errors(401, 403, 422),
+                    },
+                },
+            },
             "/v1/kong-log": {
                 "post": {
                     "summary": "Ingest Kong http-log batches; counts per upstream and variant",

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import require_token
 from sidecar.api.schemas import (
     CANCEL,
@@ -68,6 +69,7 @@ def _audit(event: str, view: RampView, body: dict[str, Any]) -> None:
 @bp.post("/upstreams/<upstream>/ramps")
 def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, START_RAMP)
+    guarded = guard.parse_guard(body)  # refused before anything reaches Kong
     service = _ramps()
     try:
         if "schedule" in body:
@@ -104,6 +106,7 @@ def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
         execution_id=(body.get("context") or {}).get("execution_id"),
         wait=seconds(body, "wait"),
     )
+    guard.arm(upstream, guarded, ramp=view.id)
     _audit("ramp_started", view, body)
     urls = _urls(view, seconds(body, "wait"))
     return jsonify(view.as_json(urls)), 202, {"Location": urls["statusUrl"]}
@@ -128,7 +131,7 @@ def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     wait = wait_param(request.args.get("wait"))
     # A poll moves the ramp on; a read-only token sees the status without writing.
-    view = _ramps().status(ramp_id, wait=wait, drive=g.caller.can("write"))
+    view = guard.ramp_view(_ramps().status(ramp_id, wait=wait, drive=g.caller.can("write")))
     return jsonify(view.as_json(_urls(view, wait)))
 
 

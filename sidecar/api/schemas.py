@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from sidecar.api.body import read_body
+from sidecar.api.guard_schema import GUARD_CONFIG
 from sidecar.core.lease import LeasePolicy
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.errors import ApiError, echo, echo_in
@@ -75,6 +76,7 @@ SET_SPLIT = {
         "expect": {**SPLIT, "description": "Compare-and-set: 409 unless the current split is this"},
         "dry_run": FLAG,
         "force": {**FLAG, "description": "Shift traffic even onto targets Kong reports unhealthy"},
+        "guard": GUARD_CONFIG,
         "reason": REASON,
         "context": CONTEXT,
     },
@@ -140,6 +142,7 @@ START_RAMP = {
             **FLAG,
             "description": "allow canary and baseline shares to differ in a step",
         },
+        "guard": GUARD_CONFIG,
         "reason": REASON,
         "context": CONTEXT,
     },

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from sidecar.api import guard
 from sidecar.api.auth import require_token
 from sidecar.api.schemas import (
     PROMOTE,
@@ -36,7 +37,11 @@ def _service() -> TrafficService:
 
 @bp.get("/<upstream>/split")
 def read_split(upstream: str):  # type: ignore[no-untyped-def]
-    return jsonify(_service().describe(upstream))
+    body = _service().describe(upstream)
+    guarded = guard.live_view(upstream)
+    if guarded is not None:
+        body["guard"] = guarded
+    return jsonify(body)
 
 
 @bp.put("/<upstream>/split")
@@ -44,7 +49,8 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, SET_SPLIT)
     split = parse_split(body["split"], "split")
     expect = parse_split(body["expect"], "expect") if "expect" in body else None
-    return _changed(
+    guarded = guard.parse_guard(body)  # refused before anything reaches Kong
+    answer = _changed(
         "set_split",
         body,
         lambda: _service().set_split(
@@ -59,11 +65,16 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
         ),
         upstream,
     )
+    if not flag(body, "dry_run"):
+        guard.arm(upstream, guarded)
+    return answer
 
 
 @bp.post("/<upstream>/rollback")
 def rollback(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, ROLLBACK, optional=True)
+    if not flag(body, "dry_run"):
+        guard.disarm(upstream)  # nothing left to guard (and a guard must not re-trip)
     return _changed(
         "rollback",
         body,
@@ -81,6 +92,8 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
 @bp.post("/<upstream>/promote")
 def promote(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, PROMOTE, optional=True)
+    if not flag(body, "dry_run"):
+        guard.disarm(upstream)
     return _changed(
         "promote",
         body,

@@ -107,3 +107,12 @@ def test_plan_bench_quickest():
     measured = rows(lines, rf"(.+?)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}%")
     assert len(measured) == 9, lines
     assert rows(lines, rf"worst planning time: {NUMBER} ms \({NUMBER}x baseline\)"), lines
+
+
+def test_guard_bench_quickest():
+    lines = run_bench("guard.py", "--seconds", "0.05", "--runs", "2")
+    costs = rows(lines, rf"(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}")
+    assert [int(m[1]) for m in costs] == [100, 1000], lines
+    detections = rows(lines, rf"(\d+)\s+(\d+)\s+{NUMBER}")
+    assert [int(m[1]) for m in detections] == [0, 1], lines
+    assert all(0 < int(m[2]) <= 600 for m in detections), lines

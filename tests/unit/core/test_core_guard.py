@@ -1,0 +1,217 @@
+"""The guard's statistics (sidecar.core.sequential, sidecar.core.guard) and its settings."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.core.guard import GuardState, Look, VariantLook, p99_estimate
+from sidecar.core.guard_config import GuardConfig
+from sidecar.core.sequential import (
+    MixtureTest,
+    bernoulli_log_likelihood_ratio,
+    fisher_log_likelihood_ratio,
+    log_mean_exp,
+    lower_tail_rejects,
+)
+from sidecar.core.split import SplitError
+from sidecar.gateway.metrics import BOUNDS
+
+
+def _fisher_pmf(treated: int, control: int, events: int, psi: float) -> dict[int, float]:
+    low, high = max(0, events - control), min(events, treated)
+    weights = {y: math.comb(treated, y) * math.comb(control, events - y) * psi**y
+               for y in range(low, high + 1)}  # fmt: skip
+    total = sum(weights.values())
+    return {y: w / total for y, w in weights.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    treated=st.integers(1, 30),
+    control=st.integers(1, 300),
+    events=st.integers(1, 40),
+    null_odds=st.floats(0.5, 20),
+    multiplier=st.floats(1.01, 100),
+)
+def test_each_fisher_look_is_a_fair_bet_under_the_null(
+    treated: int, control: int, events: int, null_odds: float, multiplier: float
+) -> None:
+    """E[LR] = 1 under psi0 (a martingale step) and <= 1 under a smaller odds ratio."""
+    events = min(events, treated + control)
+    alternative = null_odds * multiplier
+    for truth, expected in ((null_odds, 1.0), (null_odds / 2, None)):
+        pmf = _fisher_pmf(treated, control, events, truth)
+        mean = sum(
+            p * math.exp(fisher_log_likelihood_ratio(treated, y, control, events - y,
+                                                     [alternative], null_odds)[0])
+            for y, p in pmf.items()
+        )  # fmt: skip
+        if expected is None:
+            assert mean <= 1.0 + 1e-9
+        else:
+            assert mean == pytest.approx(1.0, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trials=st.integers(1, 500), successes=st.integers(0, 500), null=st.floats(0.001, 0.5))
+def test_the_lower_tail_test_rejects_more_with_fewer_successes(
+    trials: int, successes: int, null: float
+) -> None:
+    """The monotonicity the reference P99 bound rests on."""
+    successes = min(successes, trials)
+    fractions = (0.5, 0.25, 0.1, 0.03)
+    if lower_tail_rejects(trials, successes, null, fractions, 0.01) and successes:
+        assert lower_tail_rejects(trials, successes - 1, null, fractions, 0.01)
+
+
+def test_bernoulli_ratio_and_mixture_evidence() -> None:
+    ratios = bernoulli_log_likelihood_ratio(10, 3, [0.2, 0.3], 0.1)
+    assert ratios[0] == pytest.approx(3 * math.log(2) + 7 * math.log(0.8 / 0.9))
+    assert log_mean_exp([0.0, math.log(3)]) == pytest.approx(math.log(2))
+    test = MixtureTest(alpha=0.01, size=2, restart_below=1.0)
+    assert test.threshold == pytest.approx(math.log(2 / 0.01))
+    assert not test.add([-0.5, 0.2])  # evidence above -1: the run goes on
+    assert test.add([-5.0, -5.0])  # clearly against: a fresh run, with less alpha
+    assert test.log_ratios == [0.0, 0.0] and test.run == 2
+    assert test.threshold == pytest.approx(math.log(6 / 0.01))
+    test.add([0.0, 5.0])
+    assert not test.rejected and test.distance > 0
+    test.add([0.0, 5.0])
+    assert test.rejected and test.distance == 0.0
+
+
+def test_restarted_runs_spend_alpha_that_sums_to_alpha() -> None:
+    """Run k may falsely trip with alpha / (k (k + 1)): the sum over all runs is alpha."""
+    test = MixtureTest(alpha=0.01, size=1, restart_below=1.0)
+    spent = 0.0
+    for _ in range(10_000):
+        spent += math.exp(-test.threshold)
+        test.add([-2.0])
+    assert spent == pytest.approx(0.01, rel=1e-3) and spent < 0.01
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=len(BOUNDS), max_size=len(BOUNDS)))
+def test_the_p99_estimate_lies_in_the_bucket_of_the_99th_percentile(counts: list[int]) -> None:
+    estimate = p99_estimate(counts, BOUNDS)
+    total = sum(counts)
+    if not total:
+        assert estimate is None
+        return
+    assert estimate is not None
+    cumulative = 0
+    for index, count in enumerate(counts):
+        cumulative += count
+        if cumulative >= 0.99 * total:
+            low = BOUNDS[index - 1] if index else 0.0
+            assert low <= estimate <= BOUNDS[index]
+            break
+
+
+def _look(at: float, canary: tuple[int, int], reference: tuple[int, int], *, expected=True):  # type: ignore[no-untyped-def]
+    fast = [0] * len(BOUNDS)
+    return Look(
+        at,
+        {
+            "canary": VariantLook(canary[0], canary[1], [canary[0], *fast[1:]]),
+            "stable": VariantLook(reference[0], reference[1], [reference[0], *fast[1:]]),
+        },
+        canary_expected=expected,
+    )
+
+
+def test_too_few_requests_is_collecting_not_a_verdict() -> None:
+    guard = GuardState(GuardConfig(min_requests=20), BOUNDS, 0.0)
+    verdict = guard.observe(_look(1.0, (5, 5), (195, 1)))
+    assert verdict.status == "collecting"
+    assert guard.view()["variants"]["canary"]["requests"] == 5
+
+
+def test_an_all_errors_canary_trips_on_5xx_with_figures_in_the_message() -> None:
+    guard = GuardState(GuardConfig(min_requests=10), BOUNDS, 0.0)
+    verdicts = [guard.observe(_look(float(t), (5, 5), (195, 1))) for t in range(1, 6)]
+    assert verdicts[-1].tripped and verdicts[-1].metric == "5xx"
+    assert "canary 100.00%" in verdicts[-1].message
+    # a tripped guard stays tripped whatever comes next
+    assert guard.observe(_look(6.0, (5, 0), (195, 1))).tripped
+
+
+def test_a_silent_canary_is_reported_and_trips_only_when_asked() -> None:
+    for trip in (False, True):
+        config = GuardConfig(no_traffic_seconds=30, trip_on_no_traffic=trip)
+        guard = GuardState(config, BOUNDS, 0.0)
+        verdicts = [guard.observe(_look(float(t), (0, 0), (200, 1))) for t in range(1, 31)]
+        assert verdicts[-2].status == "collecting"
+        assert verdicts[-1].status == ("tripped" if trip else "no_canary_traffic")
+        assert verdicts[-1].metric == "traffic"
+    # no share, no complaint
+    guard = GuardState(GuardConfig(no_traffic_seconds=5), BOUNDS, 0.0)
+    last = [guard.observe(_look(float(t), (0, 0), (200, 1), expected=False)) for t in range(9)]
+    assert last[-1].status == "collecting"
+
+
+def test_empty_guard_is_all_defaults_and_round_trips() -> None:
+    config = GuardConfig.from_json({})
+    assert config == GuardConfig()
+    assert GuardConfig.from_json(config.as_json()) == config
+    assert config.alpha == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "rule"),
+    [
+        ([], "guard", "must be an object"),
+        ({"nope": 1}, "guard.nope", "unknown field"),
+        ({"errors_ratio": 1}, "guard.errors_ratio", "must be above 1"),
+        ({"errors_ratio": "2"}, "guard.errors_ratio", "must be a number"),
+        ({"errors_increase": -1}, "guard.errors_increase", "at least 0"),
+        ({"p99_ratio": float("nan")}, "guard.p99_ratio", "finite"),
+        ({"min_requests": 2.5}, "guard.min_requests", "integer"),
+        ({"min_requests": True}, "guard.min_requests", "integer"),
+        ({"window_seconds": 0}, "guard.window_seconds", "at least 0.1"),
+        ({"confidence": 1}, "guard.confidence", "at most 0.999999"),
+        ({"confidence": 0.5}, "guard.confidence", "at least 0.9"),
+        ({"reference": "stable"}, "guard.reference", "one of baseline"),
+        ({"trip_on_no_traffic": 1}, "guard.trip_on_no_traffic", "true or false"),
+        ({"alert_url": "hooks.slack.com/x"}, "guard.alert_url", "absolute http(s) URL"),
+        ({"alert_url": "ftp://h/x"}, "guard.alert_url", "absolute http(s) URL"),
+        ({"alert_url": 5}, "guard.alert_url", "URL string"),
+    ],
+)
+def test_every_field_is_validated_with_its_name_and_rule(
+    raw: object, field: str, rule: str
+) -> None:
+    with pytest.raises(SplitError) as caught:
+        GuardConfig.from_json(raw)
+    assert caught.value.field == field
+    assert rule in caught.value.rule
+
+
+def test_fisher_ratio_stays_finite_for_large_supports() -> None:
+    """Hundreds of 5xx in one look at odds ratios up to 1e5 (no float overflow)."""
+    ratios = fisher_log_likelihood_ratio(500, 300, 500, 200, [2e3, 1e5], 1e3)
+    assert all(math.isfinite(r) for r in ratios)
+    small = fisher_log_likelihood_ratio(500, 300, 500, 200, [3.0], 2.0)
+    exact = _exact_fisher(500, 500, 500, 300, 3) / _exact_fisher(500, 500, 500, 300, 2)
+    assert small[0] == pytest.approx(math.log(exact), rel=1e-6)
+
+
+def _exact_fisher(treated: int, control: int, events: int, observed: int, psi: int) -> Fraction:
+    support = range(max(0, events - control), min(events, treated) + 1)
+    total = sum(math.comb(treated, y) * math.comb(control, events - y) * psi**y for y in support)
+    mass = math.comb(treated, observed) * math.comb(control, events - observed) * psi**observed
+    return Fraction(mass, total)
+
+
+def test_the_alert_url_is_shown_redacted() -> None:
+    from sidecar.core.guard_config import redacted
+
+    config = GuardConfig.from_json({"alert_url": "https://u:p@hooks.slack.com/services/T/B/x"})
+    assert config.alert_url == "https://u:p@hooks.slack.com/services/T/B/x"
+    assert redacted(config.alert_url) == "https://hooks.slack.com/…"
+    assert redacted(None) is None
