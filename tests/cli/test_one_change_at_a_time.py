@@ -10,11 +10,8 @@ rollback or a sweep), with canary = baseline, and no request may fail with 5xx o
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +26,8 @@ from sidecar.kong.client import KongAdmin
 from sidecar.kong.http import build_http_client
 from sidecar.settings import KongSettings
 from sidecar.upstream_locks import KongLocks
-from tests.cli.test_serve import free_port, wait_until
+from tests.cli.sidecar_process import free_port, wait_until
+from tests.cli.sidecar_process import process as sidecar_process
 
 pytestmark = pytest.mark.slow
 TOKEN = "lock-test-token-0123456789"
@@ -111,22 +109,11 @@ def answer_config(answer: dict[str, Any]) -> dict[str, Any]:
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """``python -m sidecar …`` with its output in a file: a pipe nobody reads would fill up
     (64 KiB) and block the process mid-request."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar", *args],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with (
+        log.open("wb") as out,
+        sidecar_process(args, env, stdout=out, stderr=subprocess.STDOUT) as proc,
+    ):
+        yield proc
 
 
 @contextmanager
