@@ -55,6 +55,9 @@ class Runtime:
 
 
 def close_app(app: Flask) -> None:
+    guardian = app.extensions.get(guard.EXTENSION)
+    if guardian is not None:  # its timer looks at the canary and may roll back: stop it first
+        guardian.stop()
     runtime: Runtime = app.extensions["kong_canary"]
     runtime.close()
 

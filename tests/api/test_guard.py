@@ -4,6 +4,9 @@ document by the ``sidecar`` fixture's client."""
 
 from __future__ import annotations
 
+from sidecar.api.guard import EXTENSION
+from sidecar.app import close_app, create_app
+from tests.api.conftest import TOKENS
 from tests.api.test_split import BASELINE, CANARY, start_canary
 
 SPLIT = {"stable": 95, "baseline": 2.5, "canary": 2.5}
@@ -54,3 +57,18 @@ def test_a_ramp_with_a_guard_arms_it(sidecar, upstream):
     assert response.status_code == 202, response.text
     view = client.get(f"/v1/upstreams/{upstream}/guard").json()
     assert view["armed"] and view["config"]["errors_ratio"] == 1.5
+
+
+def test_closing_the_app_stops_the_guards_timer(sidecar, upstream):
+    """Its timer looks at the canary and may roll it back: an app closed (a worker's exit,
+    a test) must not leave it running."""
+    app = create_app(sidecar.app.extensions["kong_canary"].settings, sweep_leases=False)
+    body = {"split": SPLIT, "targets": {"canary": [CANARY], "baseline": [BASELINE]}, "guard": {}}
+    headers = {"Authorization": f"Bearer {TOKENS[0].token}"}
+    with app.test_client() as client:
+        answer = client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+    timer = app.extensions[EXTENSION]._timer
+    assert timer.is_alive()
+    close_app(app)
+    assert not timer.is_alive()
