@@ -197,7 +197,8 @@ class PropagationWaiter(Protocol):
 
 @dataclass(frozen=True)
 class ChangeEvent:
-    """Told to observers after a change reached Kong (not for dry runs or refusals)."""
+    """Told to preparers before a change writes to Kong and to observers after it reached
+    Kong (never for dry runs, refusals or changes that write nothing)."""
 
     upstream: str
     operation: str  # "set_split" | "rollback" | "promote"
@@ -237,6 +238,11 @@ class TrafficService:
         self.propagation = propagation
         # An observer may return warnings; they are added to the change's answer.
         self.observers: list[Callable[[ChangeEvent], Sequence[str] | None]] = []
+        # A preparer runs under the upstream's locks after the change is planned and before
+        # its first Kong write (e.g. something that must be in place before traffic moves,
+        # or gone before the canary loses its weight). It may refuse the change by raising
+        # (nothing of the change is written then) or return warnings for the answer.
+        self.preparers: list[Callable[[ChangeEvent], Sequence[str] | None]] = []
         self._names: dict[str, str] = {}  # upstream id -> name, learnt from reads
         # Extra warnings for GET …/split, per upstream (each must be cheap and never raise).
         self.describe_warnings: list[Callable[[str], Sequence[str]]] = []
@@ -767,6 +773,9 @@ class TrafficService:
         if not dry_run:
             if writes or tags_change:
                 self._writing(name)
+                planned = ChangeEvent(name, operation, previous, result.split)
+                for preparer in self.preparers:
+                    result.warnings.extend(preparer(planned) or ())
             waiter = self.propagation if wait is not None else None
             before = waiter.before_write(name) if waiter and (writes or tags_change) else None
             if lease_first:
