@@ -48,10 +48,32 @@ def p99_query(bucket: str, selector: str, match: str, window: str) -> str:
     return f"PromQL:histogram_quantile(0.99, sum by (le) (rate({series}[{window}])))"
 
 
+def config_specs(library: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every config to render: the listed ones, each followed by its per-route companion when
+    its family has a route dimension (``route_label``). The companion is the same config for
+    one route: a broken endpoint carrying 1 % of the traffic barely moves the service-level
+    5xx ratio, so it needs its own comparison (issue 15)."""
+    per_route = library.get("per_route")
+    out: list[dict[str, Any]] = []
+    for spec in library["configs"]:
+        out.append(dict(spec))
+        label = library["families"][spec["family"]].get("route_label")
+        if per_route and label:
+            out.append(
+                {
+                    **spec,
+                    "name": spec["name"] + per_route["suffix"],
+                    "description": spec["description"] + per_route["description"],
+                    "route_match": f"{label}='${{{per_route['variable']}}}'",
+                }
+            )
+    return out
+
+
 def render_config(spec: Mapping[str, Any], library: Mapping[str, Any]) -> dict[str, Any]:
     defaults = library["defaults"]
     family = library["families"][spec["family"]]
-    selector = library["scoping"][spec["scoping"]]
+    selector = _matchers(library["scoping"][spec["scoping"]], spec.get("route_match", ""))
     window = defaults["rate_window"]
     prefix = spec["prefix"]
     analysis = defaults["analysis"]
@@ -106,7 +128,7 @@ def render_library(library_dir: Path = DEFAULT_LIBRARY_DIR) -> dict[str, str]:
     library = load_library(library_dir)
     return {
         f"{spec['name']}.json": json.dumps(render_config(spec, library), indent=2) + "\n"
-        for spec in library["configs"]
+        for spec in config_specs(library)
     }
 
 
@@ -171,7 +193,7 @@ class PrometheusNeeds:
 def prometheus_needs(library: Mapping[str, Any]) -> dict[str, PrometheusNeeds]:
     """Config name -> needs, for every config read from Kong's Prometheus plugin."""
     out: dict[str, PrometheusNeeds] = {}
-    for spec in library["configs"]:
+    for spec in config_specs(library):
         needs = library["families"][spec["family"]].get("kong_prometheus")
         if not needs:
             continue

@@ -13,7 +13,7 @@ import math
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -31,9 +31,16 @@ END = START + WINDOW
 TIMESTAMPS = tuple(range(BASE, END + 1, SCRAPE))
 EXPECTED_POINTS = WINDOW // STEP + 1
 
-SCENARIOS = ("good", "errors", "slow", "idle", "clean")
+SCENARIOS = ("good", "errors", "slow", "idle", "clean", "route")
 VARIANTS = ("baseline", "canary")
 RPS = 5.0
+# Scenario "route" (issue 15): one route ("refunds", every 100th request: 1 % of the traffic)
+# fails completely on the canary, on a service whose other route has 3 % 503s on both sides.
+# Service-level 5xx: ~3 % vs ~4 %, a mean ratio of ~1.33, under allowedIncrease 1.5.
+ROUTE_RPS = 20.0
+BROKEN_ROUTE = "refunds"
+BROKEN_EVERY = 100
+MAIN_ROUTE = "main"
 APP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
@@ -76,6 +83,7 @@ class Request:
     request_ms: float
     upstream_ms: float
     kong_ms: float
+    route: str = MAIN_ROUTE
 
 
 def _profile(scenario: str, variant: str) -> tuple[float, str, float]:
@@ -87,6 +95,8 @@ def _profile(scenario: str, variant: str) -> tuple[float, str, float]:
         return 0.05, "500", 0.0
     if scenario == "slow" and canary:
         return 0.002, "503", 0.04
+    if scenario == "route":
+        return 0.03, "503", 0.0
     return 0.002, "503", 0.0
 
 
@@ -95,7 +105,8 @@ def traffic(scenario: str, variant: str) -> tuple[tuple[Request, ...], ...]:
     """Requests per scrape interval (index k covers (TIMESTAMPS[k-1], TIMESTAMPS[k]])."""
     rng = random.Random(f"{scenario}/{variant}")
     p_err, err_code, p_slow = _profile(scenario, variant)
-    per_interval = int(RPS * SCRAPE)
+    per_interval = int((ROUTE_RPS if scenario == "route" else RPS) * SCRAPE)
+    served = 0
     out: list[tuple[Request, ...]] = [()]
     for k in range(1, len(TIMESTAMPS)):
         if scenario == "idle" and k > 2:
@@ -108,6 +119,11 @@ def traffic(scenario: str, variant: str) -> tuple[tuple[Request, ...], ...]:
                 upstream += rng.uniform(300.0, 900.0)
             kong = rng.uniform(0.3, 2.0)
             status = err_code if rng.random() < p_err else "200"
+            served += 1
+            if scenario == "route" and served % BROKEN_EVERY == 0:
+                status = "500" if variant == "canary" else "200"
+                reqs.append(Request(status, upstream + kong, upstream, kong, BROKEN_ROUTE))
+                continue
             reqs.append(Request(status, upstream + kong, upstream, kong))
         out.append(tuple(reqs))
     return tuple(out)
@@ -170,13 +186,37 @@ def _split(reqs_by_k, parts: int, index: int):
     return tuple(reqs[index::parts] for reqs in reqs_by_k)
 
 
+def route_label(service: str, route: str) -> str:
+    """The ``route`` label value: the main route is named after its service (as in the Kong
+    fixtures), others ``<service>-<route>`` (Kong route names are unique, so the routes of
+    per-variant services differ by side)."""
+    return service if route == MAIN_ROUTE else f"{service}-{route}"
+
+
+def _by_route(reqs_by_k) -> dict[str, tuple]:
+    routes = sorted({r.route for reqs in reqs_by_k for r in reqs})
+    return {
+        route: tuple(tuple(r for r in reqs if r.route == route) for reqs in reqs_by_k)
+        for route in routes
+    }
+
+
 def _codes(scenario: str, variant: str) -> tuple[str, ...]:
     return tuple(sorted({r.status for reqs in traffic(scenario, variant) for r in reqs}))
 
 
 def _kong3(version: str, service: str, extra: Labels, reqs, codes) -> Iterator[tuple[int, str]]:
+    for route, route_reqs in _by_route(reqs).items():
+        yield from _kong3_route(
+            version, service, route_label(service, route), extra, route_reqs, codes
+        )
+
+
+def _kong3_route(
+    version: str, service: str, route: str, extra: Labels, reqs, codes
+) -> Iterator[tuple[int, str]]:
     names, _ = kong_layout(version, "kong_http_requests_total")
-    base = {"service": service, "route": service, "source": "service", "workspace": "default"}
+    base = {"service": service, "route": route, "source": "service", "workspace": "default"}
     base["consumer"] = ""
     for code in codes:
         labels = tuple((n, code if n == "code" else base[n]) for n in names) + extra
@@ -192,29 +232,41 @@ def _kong3(version: str, service: str, extra: Labels, reqs, codes) -> Iterator[t
 
 
 def _kong2(service: str, extra: Labels, reqs, codes) -> Iterator[tuple[int, str]]:
-    names, _ = kong_layout("2.8.5", "kong_http_status")
-    for code in codes:
-        labels = tuple((n, code if n == "code" else service) for n in names) + extra
-        yield from _counter_lines("kong_http_status", labels, reqs, code)
-    names, les = kong_layout("2.8.5", "kong_latency_bucket")
-    for typ, fld in (("request", "request_ms"), ("upstream", "upstream_ms"), ("kong", "kong_ms")):
-        labels = tuple((n, typ if n == "type" else service) for n in names) + extra
-        yield from _hist_lines(Histogram("kong_latency", labels, les, fld, 1.0), reqs)
+    for route, route_reqs in _by_route(reqs).items():
+        values = {"service": service, "route": route_label(service, route)}
+        names, _ = kong_layout("2.8.5", "kong_http_status")
+        for code in codes:
+            labels = tuple((n, code if n == "code" else values[n]) for n in names) + extra
+            yield from _counter_lines("kong_http_status", labels, route_reqs, code)
+        names, les = kong_layout("2.8.5", "kong_latency_bucket")
+        for typ, fld in (
+            ("request", "request_ms"),
+            ("upstream", "upstream_ms"),
+            ("kong", "kong_ms"),
+        ):
+            labels = tuple((n, typ if n == "type" else values[n]) for n in names) + extra
+            yield from _hist_lines(Histogram("kong_latency", labels, les, fld, 1.0), route_reqs)
 
 
 def _sidecar(scenario: str, variant: str, reqs, codes) -> Iterator[tuple[int, str]]:
-    base: Labels = (("upstream", scenario), ("variant", variant))
-    for code in codes:
-        cls = f"{code[0]}xx"
-        yield from _counter_lines(
-            "kong_canary_gateway_requests_total", (*base, ("code_class", cls)), reqs, code
+    """The sidecar's series with the ``route`` label agreed for issue 15 (route name, else id)."""
+    for route, route_reqs in _by_route(reqs).items():
+        base: Labels = (
+            ("upstream", scenario),
+            ("variant", variant),
+            ("route", route_label(scenario, route)),
         )
-    les = kong_layout("3.4.2", "kong_upstream_latency_ms_bucket")[1]
-    for fam, fld in (
-        ("kong_canary_gateway_upstream_latency_ms", "upstream_ms"),
-        ("kong_canary_gateway_request_latency_ms", "request_ms"),
-    ):
-        yield from _hist_lines(Histogram(fam, base, les, fld, 1.0), reqs)
+        for code in codes:
+            cls = f"{code[0]}xx"
+            yield from _counter_lines(
+                "kong_canary_gateway_requests_total", (*base, ("code_class", cls)), route_reqs, code
+            )
+        les = kong_layout("3.4.2", "kong_upstream_latency_ms_bucket")[1]
+        for fam, fld in (
+            ("kong_canary_gateway_upstream_latency_ms", "upstream_ms"),
+            ("kong_canary_gateway_request_latency_ms", "request_ms"),
+        ):
+            yield from _hist_lines(Histogram(fam, base, les, fld, 1.0), route_reqs)
 
 
 def _app(kind: str, scenario: str, variant: str, reqs, codes) -> Iterator[tuple[int, str]]:
@@ -261,7 +313,18 @@ def _app(kind: str, scenario: str, variant: str, reqs, codes) -> Iterator[tuple[
 # --- which data each shipped config reads, and the scope it is judged with ------------------
 
 
+ROUTE_SUFFIX = "-route"
+
+
+def service_level(config: str) -> str:
+    """The service-level config a per-route config was rendered from (itself otherwise)."""
+    return config.removesuffix(ROUTE_SUFFIX)
+
+
 def scheme_lines(config: str, scenario: str, variant: str) -> Iterator[tuple[int, str]]:
+    """A per-route config reads its service-level config's series (they carry ``route``)."""
+    if config != service_level(config):
+        return
     reqs = traffic(scenario, variant)
     codes = _codes(scenario, variant)
     if config == "kong-3x-service-per-variant":
@@ -288,8 +351,16 @@ def scheme_lines(config: str, scenario: str, variant: str) -> Iterator[tuple[int
         yield from _app(kind, scenario, variant, reqs, codes)
 
 
-def scope_for(config: str, scenario: str, variant: str) -> CanaryScope:
-    """The execution-request scope a user of this config would send for one side."""
+def scope_for(config: str, scenario: str, variant: str, route: str = MAIN_ROUTE) -> CanaryScope:
+    """The execution-request scope a user of this config would send for one side; a per-route
+    config also gets ``extendedScopeParams.route``: the label value of ``route`` on that side."""
+    if config != service_level(config):
+        plain = scope_for(service_level(config), scenario, variant)
+        service = plain.extended_scope_params.get("service") or plain.extended_scope_params.get(
+            "upstream", plain.scope
+        )
+        params = {**plain.extended_scope_params, "route": route_label(service, route)}
+        return replace(plain, extended_scope_params=params)
     if config.endswith("service-per-variant"):
         scope, params = f"{scenario}-{variant}", {}
     elif config.endswith("variant-label"):

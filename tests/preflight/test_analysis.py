@@ -52,9 +52,15 @@ def test_the_library_says_which_option_feeds_which_metric():
 
 
 def test_requirement_follows_the_kong_it_talks_to():
-    assert REQ3.configs == ("kong-3x-service-per-variant", "kong-3x-variant-label")
+    assert REQ3.configs == (
+        "kong-3x-service-per-variant", "kong-3x-service-per-variant-route",
+        "kong-3x-variant-label", "kong-3x-variant-label-route",
+    )  # fmt: skip
     assert Requirement.build(NEEDS, Flavour.KONNECT) == REQ3
-    assert REQ2.configs == ("kong-2x-service-per-variant", "kong-2x-variant-label")
+    assert REQ2.configs == (
+        "kong-2x-service-per-variant", "kong-2x-service-per-variant-route",
+        "kong-2x-variant-label", "kong-2x-variant-label-route",
+    )  # fmt: skip
     assert REQ2.options == {}
     with pytest.raises(ValueError, match="app-micrometer-http-server"):
         Requirement.build(NEEDS, Flavour.KONG_3, ["app-micrometer-http-server"])
@@ -167,8 +173,7 @@ def test_report_json_shape():
     assert doc["ok"] is False and _names(doc["services"]) == ["orders-svc"]
     assert doc["gaps"][0]["plugin"] is None
     assert doc["required_options"]["latency_metrics"] == [
-        "kong-3x-service-per-variant: gateway_p99_request_latency_ms",
-        "kong-3x-service-per-variant: gateway_p99_upstream_latency_ms",
-        "kong-3x-variant-label: gateway_p99_request_latency_ms",
-        "kong-3x-variant-label: gateway_p99_upstream_latency_ms",
+        f"{config}: gateway_p99_{histogram}_latency_ms"
+        for config in REQ3.configs
+        for histogram in ("request", "upstream")
     ]
