@@ -1,5 +1,7 @@
-"""Kong's Admin API routes for services and plugins (``/services``, ``/services/{s}/plugins``,
-``/plugins``, ``/plugins/{id}``), for the Admin API and Konnect's ``core-entities``.
+"""Kong's Admin API routes for services, routes and plugins (``/services``,
+``/services/{s}/plugins``, ``/plugins``, ``/plugins/{id}``, ``/routes``, ``/routes/{r}``,
+``/services/{s}/routes``), for the Admin API and Konnect's ``core-entities``. Route records:
+``route_entities.py``; only create, read, list and delete are modelled for them.
 
 Sources (Kong/kong): ``kong/api/endpoints.lua`` (collections, nested collections, PUT upsert,
 DELETE 204 whether or not the entity existed), ``kong/db/schema/entities/services.lua`` and
@@ -36,11 +38,12 @@ from sidecar.kong_local.plugin_schemas import (
 )
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
+from sidecar.kong_local.route_entities import build_route, referenced_by_routes, render_route
 from sidecar.kong_local.routing import match, route_table
 from sidecar.kong_local.schemas import Body, is_uuid
 from sidecar.kong_local.store import Store, Workspace, page_by_id
 
-ROOTS = frozenset({"services", "plugins"})
+ROOTS = frozenset({"services", "plugins", "routes"})
 # No methods: each handler answers 405 after the 404s Kong gives first (an unknown service
 # before a wrong method on its plugins, as endpoints.lua looks it up first).
 _ROUTES = route_table(
@@ -51,6 +54,9 @@ _ROUTES = route_table(
         ("/services/<s>", "service"),
         ("/services/<s>/plugins", "service_plugins"),
         ("/services/<s>/plugins/<p>", "service_plugin"),
+        ("/routes", "routes"),
+        ("/routes/<r>", "route"),
+        ("/services/<s>/routes", "service_routes"),
     ]
 )
 _ATTRIBUTE = "_kong_local_services"
@@ -60,6 +66,7 @@ _ATTRIBUTE = "_kong_local_services"
 class Entities:
     services: dict[str, Body] = field(default_factory=dict)
     plugins: dict[str, Body] = field(default_factory=dict)
+    routes: dict[str, Body] = field(default_factory=dict)
 
 
 def entities(ws: Workspace) -> Entities:
@@ -104,7 +111,13 @@ class _Routes:
             return self._services(method, args, read_body)
         if endpoint == "service":
             return self._service(method, values["s"], read_body)
+        if endpoint == "routes":
+            return self._routes(method, args, read_body, None)
+        if endpoint == "route":
+            return self._route(method, values["r"])
         service = self._service_or_404(values["s"])
+        if endpoint == "service_routes":
+            return self._routes(method, args, read_body, service)
         if endpoint == "service_plugins":
             return self._collection(method, args, read_body, service)
         plugin = self._plugin_or_none(values["p"])
@@ -191,12 +204,80 @@ class _Routes:
         return rec
 
     def _delete_service(self, service: Body) -> None:
-        """``on_delete = "cascade"``: the service's plugins go with it."""
+        """``on_delete = "cascade"``: the service's plugins go with it; its routes refuse."""
+        if any(_service_id(r) == service["id"] for r in self.state.routes.values()):
+            raise referenced_by_routes()
         self.state.services.pop(service["id"], None)
         for plugin_id in [
             p["id"]
             for p in self.state.plugins.values()
             if (p.get("service") or {}).get("id") == service["id"]
+        ]:
+            del self.state.plugins[plugin_id]
+
+    # ------------------------------------------------------------ routes
+
+    def _route_or_none(self, key: str) -> Body | None:
+        routes = self.state.routes
+        if is_uuid(key):
+            return routes.get(key.lower())
+        return next((r for r in routes.values() if r.get("name") == key), None)
+
+    def _routes(
+        self, method: str, args: dict[str, str], read_body: BodyReader, service: Body | None
+    ) -> Reply:
+        """``GET``/``POST`` on ``/routes`` and ``/services/{s}/routes`` (the nested one sets
+        the route's ``service``; on ``/routes`` the body names it, or it has none)."""
+        if method == "GET":
+            rows = [
+                render_route(r)
+                for r in self.state.routes.values()
+                if service is None or _service_id(r) == service["id"]
+            ]
+            base = "/routes" if service is None else f"/services/{service['id']}/routes"
+            return Reply(200, _page(rows, args, base))
+        if method != "POST":
+            raise method_not_allowed()
+        fields, _ = read_body()
+        self._write("create", "routes")
+        body = dict(fields)
+        if service is not None:
+            body["service"] = {"id": service["id"]}
+        rec = build_route(body, self.profile, base=None)
+        parent = rec.get("service")
+        if parent is not None and _service_id(rec) not in self.state.services:
+            raise foreign_key_violation("service", "services", {"id": _service_id(rec)})
+        ident = str(body.get("id") or new_id()).lower()
+        name = rec.get("name")
+        if name is not None and any(r.get("name") == name for r in self.state.routes.values()):
+            raise unique_violation({"name": name})
+        if ident in self.state.routes:
+            raise unique_violation({"id": ident})
+        now = self._now()
+        rec.update(id=ident, created_at=now, updated_at=now)
+        self.state.routes[ident] = rec
+        return Reply(201, render_route(rec))
+
+    def _route(self, method: str, key: str) -> Reply:
+        current = self._route_or_none(key)
+        if method == "GET":
+            if current is None:
+                raise not_found()
+            return Reply(200, render_route(current))
+        if method == "DELETE":
+            self._write("remove", "routes")
+            if current is not None:
+                self._delete_route(current)
+            return Reply(204)
+        raise method_not_allowed()
+
+    def _delete_route(self, route: Body) -> None:
+        """``on_delete = "cascade"`` from route to plugins (``plugins.lua``)."""
+        del self.state.routes[route["id"]]
+        for plugin_id in [
+            p["id"]
+            for p in self.state.plugins.values()
+            if (p.get("route") or {}).get("id") == route["id"]
         ]:
             del self.state.plugins[plugin_id]
 
@@ -308,9 +389,11 @@ class _Routes:
         service = plugin.get("service")
         if service is not None and service["id"] not in self.state.services:
             raise foreign_key_violation("service", "services", {"id": service["id"]})
-        for key, entity in (("route", "routes"), ("consumer", "consumers")):
-            if plugin.get(key) is not None:  # neither is modelled: none exists
-                raise foreign_key_violation(key, entity, {"id": plugin[key]["id"]})
+        route = plugin.get("route")
+        if route is not None and route["id"] not in self.state.routes:
+            raise foreign_key_violation("route", "routes", {"id": route["id"]})
+        if plugin.get("consumer") is not None:  # not modelled: none exists
+            raise foreign_key_violation("consumer", "consumers", {"id": plugin["consumer"]["id"]})
 
     def _check_unique(self, plugin: Body, ident: str) -> None:
         scope = ("name", "route", "service", "consumer")
@@ -323,6 +406,10 @@ class _Routes:
             name = plugin.get("instance_name")
             if name is not None and other.get("instance_name") == name:
                 raise unique_violation({"instance_name": name})
+
+
+def _service_id(route: Body) -> str | None:
+    return (route.get("service") or {}).get("id")
 
 
 def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
