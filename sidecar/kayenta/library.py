@@ -188,6 +188,8 @@ class PrometheusNeeds:
     config: str
     kong: str  # the Kong flavour the metric names are spelt for: "2.x" or "3.x"
     options: Mapping[str, tuple[str, ...]]  # plugin option -> names of the metrics needing it
+    requests: str = ""  # the request counter the config reads (kong_http_requests_total, ...)
+    per_route: bool = False  # judges one route (``extendedScopeParams.route``)
 
 
 def prometheus_needs(library: Mapping[str, Any]) -> dict[str, PrometheusNeeds]:
@@ -203,6 +205,10 @@ def prometheus_needs(library: Mapping[str, Any]) -> dict[str, PrometheusNeeds]:
                 for option in needs.get(group, ()):
                     options.setdefault(option, []).append(metric["name"])
         out[spec["name"]] = PrometheusNeeds(
-            spec["name"], str(needs["kong"]), {k: tuple(v) for k, v in options.items()}
+            spec["name"],
+            str(needs["kong"]),
+            {k: tuple(v) for k, v in options.items()},
+            requests=library["families"][spec["family"]]["requests"],
+            per_route="route_match" in spec,
         )
     return out

@@ -49,15 +49,25 @@ class Requirement:
 
     @classmethod
     def build(
-        cls, needs: Mapping[str, PrometheusNeeds], flavour: Flavour, configs: Sequence[str] = ()
+        cls,
+        needs: Mapping[str, PrometheusNeeds],
+        flavour: Flavour,
+        configs: Sequence[str] = (),
+        *,
+        per_route: bool = False,
     ) -> Requirement:
-        """All Kong configs of this Kong's family, or exactly ``configs`` (ValueError when one
-        is unknown; configs that read no Kong metrics need nothing)."""
+        """All Kong configs of this Kong's family (``per_route``: only the per-route ones), or
+        exactly ``configs`` (ValueError when one is unknown; configs that read no Kong metrics
+        need nothing)."""
         family = metric_family(flavour)
         unknown = [c for c in configs if c not in needs]
         if unknown:
             raise ValueError(f"no Kong Prometheus config named {', '.join(unknown)}")
-        chosen = list(configs) or [n for n, need in needs.items() if need.kong == family]
+        chosen = list(configs) or [
+            n
+            for n, need in needs.items()
+            if need.kong == family and (need.per_route or not per_route)
+        ]
         options: dict[str, list[str]] = {}
         for name in chosen:
             for option, metrics in needs[name].options.items():
@@ -136,6 +146,18 @@ def _effective(
     return None, None
 
 
+def coverage(
+    requirement: Requirement, plugins: Sequence[Entity], service_id: str, route_id: str | None
+) -> tuple[Entity | None, str | None, tuple[str, ...]]:
+    """The Prometheus plugin Kong runs for requests of this service (via this route), its
+    scope, and the required options it lacks (all of them when none runs)."""
+    ours = [p for p in plugins if p.get("name") == PLUGIN]
+    running = [p for p in ours if p.get("enabled", True) and _ref(p, "consumer") is None]
+    plugin, scope = _effective(running, service_id, route_id)
+    missing = tuple(o for o in requirement.options if plugin is None or not _config(plugin).get(o))
+    return plugin, scope, missing
+
+
 def analyse(
     upstream: str,
     requirement: Requirement,
@@ -147,7 +169,6 @@ def analyse(
     mine = [s for s in services if s.get("host") == upstream and s.get("id")]
     report = Report(upstream, requirement, mine)
     ours = [p for p in plugins if p.get("name") == PLUGIN]
-    running = [p for p in ours if p.get("enabled", True) and _ref(p, "consumer") is None]
     if requirement.family == "2.x":
         report.notes.append(
             "Kong 2.x: the Prometheus plugin always records status codes and latencies "
@@ -165,10 +186,7 @@ def analyse(
         service_routes = list((routes or {}).get(str(service["id"]), ())) or [None]
         for route in service_routes:
             route_id = str(route["id"]) if route else None
-            plugin, scope = _effective(running, str(service["id"]), route_id)
-            missing = tuple(
-                o for o in requirement.options if plugin is None or not _config(plugin).get(o)
-            )
+            plugin, scope, missing = coverage(requirement, plugins, str(service["id"]), route_id)
             if plugin is None or missing:
                 report.gaps.append(Gap(service, route, plugin, scope, missing))
         report.notes += _side_notes(ours, service, routes)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.kayenta.library import PrometheusNeeds, find_library_dir, load_library
 from sidecar.kayenta.library import prometheus_needs as needs_of
@@ -28,9 +30,17 @@ from sidecar.kayenta.preflight import (
     plugin_body,
     split_warnings,
 )
+from sidecar.kayenta.preflight_routes import (
+    RouteFinding,
+    elsewhere,
+    find_routes,
+    traffic_query,
+    with_traffic,
+)
+from sidecar.kayenta.prometheus import query_sum
 from sidecar.kong import wire
 from sidecar.kong.client import KongAdmin
-from sidecar.kong.errors import KongError, KongProtocolError, KongReadOnly
+from sidecar.kong.errors import KongError, KongNotFound, KongProtocolError, KongReadOnly
 from sidecar.kong.models import Flavour
 
 log = logging.getLogger("kong_canary.preflight")
@@ -64,6 +74,14 @@ class PrometheusAdmin:
             if not page.get("offset"):
                 return items
             params = {"size": PAGE_SIZE, "offset": page["offset"]}
+
+    def route(self, key: str) -> dict[str, Any] | None:
+        """``GET /routes/{name or id}``, None when Kong has no such route."""
+        try:
+            found = wire.call(self._kong._http, "GET", f"/routes/{quote(key, safe='')}")
+        except KongNotFound:
+            return None
+        return found if isinstance(found, dict) else None
 
     def turn_on(self, plugin: Mapping[str, Any], options: Sequence[str]) -> dict[str, Any]:
         path = f"/plugins/{quote(str(plugin['id']), safe='')}"
@@ -100,6 +118,43 @@ def check(
     return analyse(upstream, requirement, services, plugins, routes), plugins
 
 
+def check_routes(
+    kong: KongAdmin,
+    upstream: str,
+    wanted: Sequence[str],
+    requirement: Requirement,
+    plugins: Sequence[Mapping[str, Any]],
+) -> list[RouteFinding]:
+    """Each listed route on the upstream's services (``GET /services/{s}/routes``), with the
+    plugin that records it; one not found there is looked up by itself to name its service."""
+    admin = PrometheusAdmin(kong)
+    services = admin.services()
+    mine = [s for s in services if s.get("host") == upstream and s.get("id")]
+    routes = {str(s["id"]): admin.routes(str(s["id"])) for s in mine}
+    findings = find_routes(wanted, upstream, services, routes, requirement, plugins)
+    return [
+        elsewhere(f, admin.route(f.wanted), services) if f.route is None else f for f in findings
+    ]
+
+
+def route_traffic(
+    prometheus: httpx.Client,
+    findings: Sequence[RouteFinding],
+    metric: str,
+    window: str,
+) -> list[RouteFinding]:
+    """Requests Kong's metrics show for each found route over ``window``
+    (PrometheusQueryError / httpx errors: the caller cannot check)."""
+    out = []
+    for finding in findings:
+        if finding.route is None or finding.service is None:
+            out.append(finding)
+            continue
+        query = traffic_query(metric, finding.service, finding.route, window)
+        out.append(with_traffic(finding, query_sum(prometheus, query), window))
+    return out
+
+
 def apply_fixes(kong: KongAdmin, fixes: Sequence[Fix]) -> None:
     """Make the writes in order; a KongError stops at the failing one (the report after says
     what is still missing)."""
@@ -113,9 +168,13 @@ def apply_fixes(kong: KongAdmin, fixes: Sequence[Fix]) -> None:
 
 
 def requirement_for(
-    kong: KongAdmin, configs: Sequence[str] = (), needs: Mapping[str, PrometheusNeeds] | None = None
+    kong: KongAdmin,
+    configs: Sequence[str] = (),
+    needs: Mapping[str, PrometheusNeeds] | None = None,
+    *,
+    per_route: bool = False,
 ) -> Requirement:
-    return Requirement.build(needs or library_needs(), kong.flavour, configs)
+    return Requirement.build(needs or library_needs(), kong.flavour, configs, per_route=per_route)
 
 
 def library_needs() -> dict[str, PrometheusNeeds]:

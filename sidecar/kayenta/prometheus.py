@@ -25,6 +25,22 @@ def query_range(
     resp = client.get(
         "/api/v1/query_range", params={"query": query, "start": start, "end": end, "step": step}
     )
+    return _answer(resp, query)
+
+
+def query_sum(client: httpx.Client, query: str) -> float:
+    """An instant query (``/api/v1/query``) of one aggregated series; no series reads as 0."""
+    body = _answer(client.get("/api/v1/query", params={"query": query}), query)
+    result = body.get("data", {}).get("result") or []
+    if not result:
+        return 0.0
+    try:
+        return float(result[0]["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise PrometheusQueryError(f"not one vector sample: {result[:1]} for {query}") from None
+
+
+def _answer(resp: httpx.Response, query: str) -> dict[str, Any]:
     try:
         body = resp.json()
     except ValueError:

@@ -29,6 +29,11 @@ class Kong:
         answer.raise_for_status()
         return answer.json()
 
+    def route(self, service: dict[str, Any], **body: Any) -> dict[str, Any]:
+        answer = self.http.post(f"/services/{service['id']}/routes", json=body)
+        answer.raise_for_status()
+        return answer.json()
+
     def plugin(self, service: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
         path = f"/services/{service['id']}/plugins" if service else "/plugins"
         answer = self.http.post(path, json={"name": "prometheus", **body})
