@@ -94,3 +94,28 @@ def test_invalid_config_fails_naming_the_path(file):
 
 def test_non_object_is_rejected():
     assert [e.path for e in validate_config([])] == ["$"]
+
+
+def test_per_route_configs_are_their_service_level_config_for_one_route():
+    """Issue 15: ``<name>-route`` for every config whose family has a route label; same
+    metrics and judge settings, only ``route='${route}'`` added to every selector."""
+    library = yaml.safe_load((DEFAULT_LIBRARY_DIR / "library.yaml").read_text())
+    with_routes = [
+        spec["name"]
+        for spec in library["configs"]
+        if library["families"][spec["family"]].get("route_label")
+    ]
+    per_route = sorted(n for n in CONFIGS if n.endswith("-route"))
+    assert per_route == sorted(f"{n}-route" for n in with_routes)
+    assert {"kong-3x-variant-label-route", "kong-2x-variant-label-route",
+            "kong-canary-sidecar-gateway-route"} <= set(per_route)  # fmt: skip
+    for name in per_route:
+        service, route = CONFIGS[name.removesuffix("-route")], CONFIGS[name]
+        assert route["classifier"] == service["classifier"]
+        for plain, one in zip(service["metrics"], route["metrics"], strict=True):
+            template = one["query"]["customInlineTemplate"]
+            assert "route" in required_variables(template)
+            stripped = template.replace(",route='${route}'", "")
+            assert stripped == plain["query"]["customInlineTemplate"]
+            assert template.count("route='${route}'") == template.count("}[")  # every selector
+            assert {**one, "query": plain["query"]} == plain
