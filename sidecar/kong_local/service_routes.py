@@ -16,6 +16,8 @@ workspaces, so they go with it); the caller holds ``store.lock``, as for every r
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,15 +160,10 @@ class _Routes:
 
     def _service(self, method: str, key: str, read_body: BodyReader) -> Reply:
         current = self._service_or_none(key)
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, render_service(current))
-        if method == "DELETE":
-            self._write("remove", "services")
-            if current is not None:
-                self._delete_service(current)
-            return Reply(204)
+        done = self._get_or_delete(method, current, "services", render_service,
+                                   self._delete_service)  # fmt: skip
+        if done is not None:
+            return done
         if method == "PATCH" and not self.konnect:
             fields, _ = read_body()
             if current is None:
@@ -208,12 +205,37 @@ class _Routes:
         if any(_service_id(r) == service["id"] for r in self.state.routes.values()):
             raise referenced_by_routes()
         self.state.services.pop(service["id"], None)
+        self._drop_plugins("service", service["id"])
+
+    def _drop_plugins(self, key: str, parent_id: str) -> None:
+        """The plugins scoped to a deleted service or route (``on_delete = "cascade"``)."""
         for plugin_id in [
             p["id"]
             for p in self.state.plugins.values()
-            if (p.get("service") or {}).get("id") == service["id"]
+            if (p.get(key) or {}).get("id") == parent_id
         ]:
             del self.state.plugins[plugin_id]
+
+    def _get_or_delete(
+        self,
+        method: str,
+        current: Body | None,
+        entity: str,
+        render: Callable[[Body], Body],
+        delete: Callable[[Body], None],
+    ) -> Reply | None:
+        """GET (404 when absent) and DELETE (204 whether or not it existed, endpoints.lua);
+        None for any other method."""
+        if method == "GET":
+            if current is None:
+                raise not_found()
+            return Reply(200, render(current))
+        if method == "DELETE":
+            self._write("remove", entity)
+            if current is not None:
+                delete(current)
+            return Reply(204)
+        return None
 
     # ------------------------------------------------------------ routes
 
@@ -229,13 +251,7 @@ class _Routes:
         """``GET``/``POST`` on ``/routes`` and ``/services/{s}/routes`` (the nested one sets
         the route's ``service``; on ``/routes`` the body names it, or it has none)."""
         if method == "GET":
-            rows = [
-                render_route(r)
-                for r in self.state.routes.values()
-                if service is None or _service_id(r) == service["id"]
-            ]
-            base = "/routes" if service is None else f"/services/{service['id']}/routes"
-            return Reply(200, _page(rows, args, base))
+            return _listing("routes", self.state.routes.values(), render_route, service, args)
         if method != "POST":
             raise method_not_allowed()
         fields, _ = read_body()
@@ -260,26 +276,15 @@ class _Routes:
 
     def _route(self, method: str, key: str) -> Reply:
         current = self._route_or_none(key)
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, render_route(current))
-        if method == "DELETE":
-            self._write("remove", "routes")
-            if current is not None:
-                self._delete_route(current)
-            return Reply(204)
+        done = self._get_or_delete(method, current, "routes", render_route, self._delete_route)
+        if done is not None:
+            return done
         raise method_not_allowed()
 
     def _delete_route(self, route: Body) -> None:
         """``on_delete = "cascade"`` from route to plugins (``plugins.lua``)."""
         del self.state.routes[route["id"]]
-        for plugin_id in [
-            p["id"]
-            for p in self.state.plugins.values()
-            if (p.get("route") or {}).get("id") == route["id"]
-        ]:
-            del self.state.plugins[plugin_id]
+        self._drop_plugins("route", route["id"])
 
     # ------------------------------------------------------------ plugins
 
@@ -295,13 +300,9 @@ class _Routes:
         self, method: str, args: dict[str, str], read_body: BodyReader, service: Body | None
     ) -> Reply:
         if method == "GET":
-            rows = [
-                render_plugin(p, self.profile)
-                for p in self.state.plugins.values()
-                if service is None or (p.get("service") or {}).get("id") == service["id"]
-            ]
-            base = "/plugins" if service is None else f"/services/{service['id']}/plugins"
-            return Reply(200, _page(rows, args, base))
+            plugins = self.state.plugins.values()
+            render = functools.partial(render_plugin, profile=self.profile)
+            return _listing("plugins", plugins, render, service, args)
         if method != "POST":
             raise method_not_allowed()
         fields, _ = read_body()
@@ -408,8 +409,21 @@ class _Routes:
                 raise unique_violation({"instance_name": name})
 
 
-def _service_id(route: Body) -> str | None:
-    return (route.get("service") or {}).get("id")
+def _service_id(entity: Body) -> str | None:
+    return (entity.get("service") or {}).get("id")
+
+
+def _listing(
+    name: str,
+    rows: Iterable[Body],
+    render: Callable[[Body], Body],
+    service: Body | None,
+    args: dict[str, str],
+) -> Reply:
+    """``GET /{name}`` or, under a service, only its own (``/services/{s}/{name}``)."""
+    shown = [render(r) for r in rows if service is None or _service_id(r) == service["id"]]
+    base = f"/{name}" if service is None else f"/services/{service['id']}/{name}"
+    return Reply(200, _page(shown, args, base))
 
 
 def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
