@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.kayenta.library import load_library, prometheus_needs
 from sidecar.kayenta.preflight import Requirement
@@ -55,6 +57,18 @@ def test_routes_are_parsed_from_commas_and_repeats():
     assert parse_routes(["refunds, payouts", "refunds", " ,x"]) == ("refunds", "payouts", "x")
     with pytest.raises(ValueError, match="at least one route"):
         parse_routes([" , "])
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab ,\t"), max_size=8), min_size=1, max_size=5))
+def test_parse_routes_keeps_every_named_route_once_in_order(raw):
+    parts = [p.strip() for item in raw for p in item.split(",") if p.strip()]
+    if not parts:
+        with pytest.raises(ValueError):
+            parse_routes(raw)
+        return
+    parsed = parse_routes(raw)
+    assert list(parsed) == list(dict.fromkeys(parts))
+    assert all(name and "," not in name and name == name.strip() for name in parsed)
 
 
 def test_the_traffic_query_uses_kongs_label_values_and_escapes_them():
