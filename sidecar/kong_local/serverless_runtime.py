@@ -6,14 +6,16 @@ embeds; lupa's default ``lupa.LuaRuntime`` may be PUC Lua 5.4, which is not what
 
 Modelled from Kong/kong (2.8.5 to 3.9.3):
 - The environment: ``kong/tools/sandbox.lua`` (``untrusted_lua = sandbox``) hands the code to
-  the sandbox library (the ``sandbox`` rock in 2.8/3.4, ``kong/tools/kong-lua-sandbox.lua``
-  in 3.9): a fresh table of the *safe* globals listed there (``BASE_ENV``: ``assert error
+  ``kong/tools/kong-lua-sandbox.lua`` (identical in 2.8.5, 3.4.2 and 3.9.3): a fresh table
+  of the *safe* globals listed there (``BASE_ENV``: ``assert error
   ipairs next pairs pcall select tonumber tostring type unpack xpcall``, parts of
   ``coroutine math os string table``, those modules write-protected), ``_G`` pointing at
   itself, and the handler's env behind it (``kong``, ``ngx``) with a ``require`` that
   refuses every module not in ``untrusted_lua_sandbox_requires`` (empty by default:
   ``require '<m>' not allowed within sandbox``). No ``setmetatable``, ``rawget``,
-  ``load*``, ``string.dump``, ``io``, ``debug``.
+  ``load*``, ``string.dump``, ``io``, ``debug``. (Kong's plugin docs also list
+  ``string.rep`` and ``os.date`` as unavailable; the source exposes both, and the source is
+  what is modelled. The template uses neither.)
 - Running: ``kong/plugins/pre-function/_handler.lua`` runs the chunk once; if it returns a
   function that function is the per-request handler from then on, else the chunk itself is.
 - The PDK calls (``kong/pdk/``): ``kong.client.get_consumer()`` returns the authenticated
