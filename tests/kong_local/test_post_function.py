@@ -229,3 +229,18 @@ def test_dbless_refuses_the_write_as_for_any_entity(
     r = client.post("/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}})
     assert r.status_code == 405
     assert r.json()["message"] == "cannot create 'plugins' entities when not using a database"
+
+
+def test_konnect_accepts_post_function_and_reports_syntax_errors_as_problems(
+    start_kong: StartKong, client_for
+) -> None:
+    """Konnect supports the plugin (developer.konghq.com/plugins/post-function: Konnect
+    hybrid, cloud-gateways, serverless); errors come as problem+json."""
+    client = client_for(start_kong("konnect"))
+    assert client.post("/core-entities/services", json={"name": "svc", "host": "x"}).is_success
+    path = "/core-entities/services/svc/plugins"
+    r = client.post(path, json={"name": "post-function", "config": {"access": [ROUTER]}})
+    assert r.status_code == 201
+    r = client.post(path, json={"name": "post-function", "config": {"log": ["end"]}})
+    assert r.status_code == 400
+    assert "error parsing post-function: " in r.json()["detail"]
