@@ -244,3 +244,25 @@ def test_konnect_accepts_post_function_and_reports_syntax_errors_as_problems(
     r = client.post(path, json={"name": "post-function", "config": {"log": ["end"]}})
     assert r.status_code == 400
     assert "error parsing post-function: " in r.json()["detail"]
+
+
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_one_post_function_per_service_scope(
+    start_kong: StartKong, client_for, profile: str
+) -> None:
+    """``cache_key = {name, route, service, consumer}`` (``entities/plugins.lua``): a user's
+    post-function on the service blocks a second one; another service has its own scope."""
+    client = client_for(start_kong(profile))
+    svc = _service(client)
+    _service(client, "other")
+    body = {"name": "post-function", "config": {"access": [ROUTER]}}
+    assert client.post("/services/svc/plugins", json=body).status_code == 201
+    r = client.post("/plugins", json={**body, "service": {"id": svc["id"]}})
+    assert r.status_code == 409
+    assert r.json()["message"] == (
+        "UNIQUE violation detected on "
+        f'\'{{consumer=null,name="post-function",route=null,service={{id="{svc["id"]}"}}}}\''
+    )
+    assert client.post("/services/other/plugins", json=body).status_code == 201
+    assert client.post("/plugins", json=body).status_code == 201  # global scope
+    assert client.post("/plugins", json=body).status_code == 409
