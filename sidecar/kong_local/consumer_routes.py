@@ -36,7 +36,12 @@ from sidecar.kong_local.errors import (
     operation_unsupported,
     schema_violation,
 )
-from sidecar.kong_local.plugin_schemas import foreign_key_violation, new_id, unique_violation
+from sidecar.kong_local.plugin_schemas import (
+    foreign_key_violation,
+    new_id,
+    unique_violation,
+    when_updating,
+)
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.routing import match, route_table
@@ -238,7 +243,7 @@ class _Routes:
         merged: Body = {"username": None, "custom_id": None, "tags": None, **(base or {})}
         merged.update({k: v for k, v in body.items() if k in ("username", "custom_id", "tags")})
         if not errors and not merged["username"] and not merged["custom_id"]:
-            errors["@entity"] = [AT_LEAST_ONE]
+            errors["@entity"] = [when_updating(AT_LEAST_ONE, base is not None)]
         if errors:
             raise schema_violation(errors)
         ident = (base or replacing or {}).get("id") or body.get("id") or new_id()

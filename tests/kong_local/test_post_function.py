@@ -326,3 +326,18 @@ def test_a_run_time_error_fails_the_request(start_kong: StartKong, client_for) -
     client.post("/services/svc/plugins", json=body)
     with pytest.raises(ServerlessError, match="require 'os' not allowed within sandbox"):
         server.app.proxy_upstream("svc")
+
+
+def test_a_patch_emptying_every_phase_is_worded_as_an_update(
+    start_kong: StartKong, client_for
+) -> None:
+    """``Schema:validate_update`` prefixes AT_LEAST_ONE_OF with "when updating, "."""
+    client = client_for(start_kong("3.4"))
+    _service(client)
+    created = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}}
+    ).json()
+    r = client.patch(f"/plugins/{created['id']}", json={"config": {"access": []}})
+    assert r.status_code == 400
+    [message] = r.json()["fields"]["@entity"]
+    assert message.startswith("when updating, at least one of these fields must be non-empty: ")
