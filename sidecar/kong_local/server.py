@@ -117,8 +117,7 @@ class LocalKong:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
-        configuration = node_configuration(untrusted_lua, disabled_plugins)
-        self.store = Store(profile, clock, configuration)
+        self.store = Store(profile, clock, node_configuration(untrusted_lua, disabled_plugins))
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token

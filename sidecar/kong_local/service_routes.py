@@ -39,7 +39,7 @@ from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.routing import match, route_table
 from sidecar.kong_local.schemas import Body, is_uuid
-from sidecar.kong_local.store import Store, Workspace, page_body
+from sidecar.kong_local.store import Store, Workspace, page_by_id
 
 ROOTS = frozenset({"services", "plugins"})
 # No methods: each handler answers 405 after the 404s Kong gives first (an unknown service
@@ -138,7 +138,7 @@ class _Routes:
     def _services(self, method: str, args: dict[str, str], read_body: BodyReader) -> Reply:
         if method == "GET":
             rows = [render_service(s) for s in self.state.services.values()]
-            return Reply(200, page_body(rows, args, "/services"))
+            return Reply(200, _page(rows, args, "/services"))
         if method != "POST":
             raise method_not_allowed()
         fields, _ = read_body()
@@ -222,7 +222,7 @@ class _Routes:
                 if service is None or (p.get("service") or {}).get("id") == service["id"]
             ]
             base = "/plugins" if service is None else f"/services/{service['id']}/plugins"
-            return Reply(200, page_body(rows, args, base))
+            return Reply(200, _page(rows, args, base))
         if method != "POST":
             raise method_not_allowed()
         fields, _ = read_body()
@@ -271,7 +271,7 @@ class _Routes:
         *,
         patch: bool = False,
     ) -> Body:
-        disabled = self.store.configuration.disabled_plugins
+        disabled = self.store.kong_conf.disabled_plugins
         validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]
@@ -328,3 +328,11 @@ class _Routes:
             name = plugin.get("instance_name")
             if name is not None and other.get("instance_name") == name:
                 raise unique_violation({"instance_name": name})
+
+
+def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
+    page, offset, next_page = page_by_id(rows, args, base)
+    body: Body = {"data": page, "next": next_page}
+    if offset is not None:
+        body["offset"] = offset
+    return body
