@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from sidecar.kong_local.addresses import format_target
 from sidecar.kong_local.admin_api import AdminApi, NodeIdentity, Reply
+from sidecar.kong_local.configuration import node_configuration
 from sidecar.kong_local.errors import UNEXPECTED, ApiError, cannot_parse_json
 from sidecar.kong_local.faults import FaultRule, Faults
 from sidecar.kong_local.info import server_header
@@ -30,8 +31,10 @@ from sidecar.kong_local.keepalive import KeepAliveHandler, close_open_connection
 from sidecar.kong_local.konnect import KonnectApi, problem
 from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
 from sidecar.kong_local.propagation import History, LagView, data_planes_body, lagging_nodes
+from sidecar.kong_local.proxy import ProxyModel
 from sidecar.kong_local.schemas import Body
 from sidecar.kong_local.seed import DEFAULT_SEED
+from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA
 from sidecar.kong_local.store import Store, Workspace
 
 __all__ = [
@@ -47,6 +50,7 @@ JSON_UTF8 = "application/json; charset=utf-8"
 RBAC_MISSING = "Invalid credentials. Token or User credentials required"  # EE 3.x, seen live
 RBAC_WRONG = "Invalid RBAC credentials"  # EE rbac.lua / developer.konghq.com RBAC how-to
 ROOT_ROUTES = {"upstreams", "targets", "status", "services", "routes", "plugins", "tags"}
+ROOT_ROUTES |= {"consumers", "acls"}
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -107,11 +111,13 @@ class LocalKong:
         clock: Callable[[], float],
         nodes: int = 1,
         lag: float | Sequence[float] = 0.0,
+        untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
+        disabled_plugins: Iterable[str] = (),
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
-        self.store = Store(profile, clock)
+        self.store = Store(profile, clock, node_configuration(untrusted_lua, disabled_plugins))
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -123,6 +129,7 @@ class LocalKong:
         self.enterprise = bool(self.workspaces) or rbac_token is not None
         self.node_id = str(uuid.uuid4())
         self._seed = seed
+        self._proxy: ProxyModel | None = None
         self._calls_lock = threading.Lock()
         self._stopping = threading.Event()
         for name in self.workspaces:
@@ -207,6 +214,22 @@ class LocalKong:
             divisor = math.gcd(*weighted.values()) if weighted else 1
             wheels.append({t: w // divisor for t, w in weighted.items()})
         return wheels
+
+    def proxy_upstream(
+        self,
+        service: str,
+        consumer: str | None = None,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        workspace: str = "default",
+    ) -> str:
+        """Which upstream a request to ``service`` (name or id) from ``consumer`` (id or
+        username, None = anonymous) with ``headers`` is balanced on, after the service's
+        post-function (see ``proxy.py``). Raises ``ServerlessError`` where Kong answers 500
+        (``untrusted_lua = off``, code failing at run time)."""
+        with self.store.lock:
+            if self._proxy is None:
+                self._proxy = ProxyModel(self.store)
+            return self._proxy.upstream(self.store.workspace(workspace), service, consumer, headers)
 
     def reset(self) -> None:
         """Back to the start state: seed reloaded, calls and faults cleared."""
@@ -441,10 +464,14 @@ def create_wsgi_app(
     clock: Callable[[], float] = time.time,
     nodes: int = 1,
     lag: float | Sequence[float] = 0.0,
+    untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
+    disabled_plugins: Iterable[str] = (),
 ) -> LocalKong:
     """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
     hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
-    seconds each of the others sees a write late (one value, or one per lagging node)."""
+    seconds each of the others sees a write late (one value, or one per lagging node).
+    ``untrusted_lua``: kong.conf's (on/off/sandbox), shown by ``GET /``;
+    ``disabled_plugins``: bundled plugins left out of kong.conf's ``plugins``."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -457,6 +484,8 @@ def create_wsgi_app(
         clock=clock,
         nodes=nodes,
         lag=lag,
+        untrusted_lua=untrusted_lua,
+        disabled_plugins=disabled_plugins,
     )
 
 

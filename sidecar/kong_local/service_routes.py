@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.kong_local.consumer_routes import consumer_exists
 from sidecar.kong_local.errors import (
     method_not_allowed,
     not_found,
@@ -97,6 +98,7 @@ class _Routes:
         self.store = store
         self.profile: Profile = store.profile
         self.state = entities(ws)
+        self.ws = ws
         self.konnect = konnect
 
     # ------------------------------------------------------------ dispatch
@@ -351,7 +353,8 @@ class _Routes:
         *,
         patch: bool = False,
     ) -> Body:
-        validate_plugin(body, self.profile, partial=patch)
+        disabled = self.store.kong_conf.disabled_plugins
+        validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]
             fields = PLUGIN_CONFIGS[name](self.profile)
@@ -373,7 +376,7 @@ class _Routes:
         if service is not None:
             merged["service"] = {"id": service["id"]}
         merged["name"] = name
-        merged["config"] = build_plugin_config(name, config, self.profile)
+        merged["config"] = build_plugin_config(name, config, self.profile, updating=patch)
         merged["protocols"] = merged.get("protocols") or ["grpc", "grpcs", "http", "https"]
         self._check_references(merged)
         ident = (current or {}).get("id") or body.get("id") or new_id()
@@ -393,8 +396,9 @@ class _Routes:
         route = plugin.get("route")
         if route is not None and route["id"] not in self.state.routes:
             raise foreign_key_violation("route", "routes", {"id": route["id"]})
-        if plugin.get("consumer") is not None:  # not modelled: none exists
-            raise foreign_key_violation("consumer", "consumers", {"id": plugin["consumer"]["id"]})
+        consumer = plugin.get("consumer")
+        if consumer is not None and not consumer_exists(self.ws, consumer["id"]):
+            raise foreign_key_violation("consumer", "consumers", {"id": consumer["id"]})
 
     def _check_unique(self, plugin: Body, ident: str) -> None:
         scope = ("name", "route", "service", "consumer")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.kong_local.addresses import format_target
+from sidecar.kong_local.configuration import NodeConfiguration
 from sidecar.kong_local.errors import (
     ApiError,
     invalid_offset,
@@ -40,9 +41,15 @@ class Workspace:
 
 
 class Store:
-    def __init__(self, profile: Profile, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        clock: Callable[[], float],
+        kong_conf: NodeConfiguration | None = None,
+    ) -> None:
         self.profile = profile
         self.clock = clock
+        self.kong_conf = kong_conf or NodeConfiguration()  # kong.conf switches (untrusted_lua …)
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0
@@ -258,7 +265,7 @@ class Store:
             ws.ready.add(upstream["id"])  # seeded = traffic already flowed
 
     def snapshot(self, ws_name: str = "default") -> list[Any]:
-        """A stable view of the configuration, for Konnect's config hash."""
+        """A stable view of the configuration, for the config hashes (Konnect, hybrid)."""
         ws = self.workspace(ws_name)
         out: list[Any] = []
         for up in sorted(ws.upstreams.values(), key=lambda u: u["id"]):
@@ -266,6 +273,10 @@ class Store:
                 (t["id"], t["target"], t["weight"], t["tags"]) for t in self.targets_of(ws, up)
             ]
             out.append((up["id"], up["name"], up["algorithm"], up["hash_on"], targets))
+        # Services, plugins, consumers, ACLs: kept by their route modules on the workspace
+        # (``_kong_local_*``); a data plane's hash covers its whole configuration.
+        for key in sorted(k for k in vars(ws) if k.startswith("_kong_local_")):
+            out.append((key, vars(vars(ws)[key])))
         return out
 
 
@@ -296,6 +307,15 @@ def page_by_id(
         if args.get("tags"):
             next_page += f"&tags={args['tags']}"
     return page, offset, next_page
+
+
+def page_body(rows: list[Body], args: dict[str, str], base_path: str) -> Body:
+    """A top-level or nested collection's answer: ``data``, ``next`` and ``offset`` if any."""
+    page, offset, next_page = page_by_id(rows, args, base_path)
+    body: Body = {"data": page, "next": next_page}
+    if offset is not None:
+        body["offset"] = offset
+    return body
 
 
 def parse_strict_size(raw: str | None) -> int:

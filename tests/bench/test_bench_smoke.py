@@ -116,3 +116,14 @@ def test_guard_bench_quickest():
     detections = rows(lines, rf"(\d+)\s+(\d+)\s+{NUMBER}")
     assert [int(m[1]) for m in detections] == [0, 1], lines
     assert all(0 < int(m[2]) <= 600 for m in detections), lines
+
+
+def test_cohort_lua_bench_quickest():
+    lines = run_bench("cohort_lua.py", "--ids", "1000", "--requests", "2000", "--rounds", "1")
+    measured = rows(lines, rf"(.+?)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x\s+-?{NUMBER}\s+{NUMBER}")
+    assert [m[1] for m in measured] == [
+        "consumer in no cohort, no header",
+        "never-canary consumer",
+        "header X-Canary: never",
+    ], lines
+    assert rows(lines, rf"target < 5 µs per request: (met|MISSED) \(worst {NUMBER} µs\)"), lines
