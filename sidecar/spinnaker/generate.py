@@ -311,7 +311,8 @@ def for_slot(value: Any, index: int) -> Any:
 
 
 def expand_slots(value: Any, slots: int) -> Any:
-    """Every list item that holds a slot mark becomes ``slots`` items, one per slot."""
+    """Every list item that holds a slot mark becomes ``slots`` items, one per slot;
+    ``{slots}`` is their number."""
     if isinstance(value, Mapping):
         return {k: expand_slots(v, slots) for k, v in value.items()}
     if isinstance(value, list):
@@ -322,6 +323,8 @@ def expand_slots(value: Any, slots: int) -> Any:
             else:
                 out.append(expand_slots(item, slots))
         return out
+    if isinstance(value, str):
+        return value.replace("{slots}", str(slots))
     return value
 
 
@@ -333,8 +336,8 @@ def stage_condition(when: Mapping[str, Any], earlier: list[str]) -> dict[str, st
     """``when:`` -> a ``stageEnabled`` expression over the stages' statuses
     (OptionalStageSupport): ``succeeded`` names must be SUCCEEDED, ``not_failed`` names must
     not be FAILED_CONTINUE (a SKIPPED, unused route slot is fine), ``also`` is appended as
-    is; ``any_failed: before`` holds when any stage listed before this one is
-    FAILED_CONTINUE (the rollback branch)."""
+    is; ``any_failed: before`` holds when any stage listed before this one (that continues
+    on failure) is FAILED_CONTINUE (the rollback branch)."""
     if when.get("any_failed") == "before":
         return {
             "type": "expression",
@@ -360,7 +363,8 @@ def template_stages(source: Mapping[str, Any], raw: list[Mapping[str, Any]]) -> 
     for position, stage in enumerate(flat):
         stage = expand_slots(dict(stage), slots)
         if "when" in stage:
-            earlier = [s["name"] for s in flat[:position]]
+            # only a stage that continues on failure can end FAILED_CONTINUE
+            earlier = [s["name"] for s in flat[:position] if s.get("continuePipeline") is True]
             stage = {  # stageEnabled where `when` was, so the rendered order follows source
                 ("stageEnabled" if k == "when" else k): (
                     stage_condition(v, earlier) if k == "when" else v

@@ -54,6 +54,7 @@ from sidecar.spinnaker.orca import (
     WebhookStageSimulator,
     failure_status,
 )
+from sidecar.spinnaker.spel import to_text
 
 NOT_STARTED = "NOT_STARTED"
 GOES_ON = (SUCCEEDED, FAILED_CONTINUE, SKIPPED)  # allUpstreamStagesComplete
@@ -307,8 +308,10 @@ class PipelineSimulator:
         elif kind == "wait":
             yield float(stage.get("waitTime") or 0)
         elif kind == "checkPreconditions":
+            # ExpressionPreconditionTask maps the context to a String field (a Boolean folded
+            # by the planner reads as "true"/"false") and wraps it in ${}
             failed = failed or any(
-                str((p.get("context") or {}).get("expression", "false")).strip() != "true"
+                to_text((p.get("context") or {}).get("expression", "false")).strip() != "true"
                 for p in stage.get("preconditions") or []
             )
         else:

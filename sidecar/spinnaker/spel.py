@@ -26,7 +26,8 @@ helper ``#toJson``, with parentheses. Rules, each from the source:
   ternary guarding an index, ``l.size() > 2 ? l[2] : ''``, never reads past the end); their
   operands must be Booleans. Spring ``Indexer`` on a List: an index past the end throws.
 * kork ``ExpressionsSupport.JsonExpressionFunctionProvider.toJson``: Jackson's
-  ``writeValueAsString`` (``null`` for null), refused when the JSON holds ``${``.
+  ``writeValueAsString`` (``null`` for null), refused when the JSON holds ``${``; Orca
+  ``UrlExpressionFunctionProvider.readJson``: the reverse.
 * kork ``ExpressionTransform`` + ``V2Util.planPipeline``: a failed (or null) expression
   naming ``templateVariables.`` aborts planning ("Missing template variable values"); see
   ``orca.plan_templated_pipeline``.
@@ -43,8 +44,51 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-_EXPR = re.compile(r"\$\{(.*?)\}")
-_ONLY = re.compile(r"^\$\{(.*)\}$", re.S)
+_OPENERS, _CLOSERS = "{[(", "}])"
+
+
+def spans(text: str) -> list[tuple[int, int, str]]:
+    """Each ``${...}`` in ``text`` as (start, end, body). Spring's
+    ``TemplateAwareExpressionParser.skipToCorrectEndSuffix``: the closing ``}`` is the first
+    one outside quoted literals (``'...'``, ``"..."``) and nested brackets, so a body may
+    hold ``'{'`` or an inline list."""
+    found: list[tuple[int, int, str]] = []
+    position = 0
+    while (start := text.find("${", position)) >= 0:
+        stack: list[str] = []
+        at, end = start + 2, -1
+        while at < len(text):
+            char = text[at]
+            if char in "'\"":
+                close = text.find(char, at + 1)
+                if close < 0:
+                    break
+                at = close + 1
+                continue
+            if char == "}" and not stack:
+                end = at
+                break
+            if char in _OPENERS:
+                stack.append(_CLOSERS[_OPENERS.index(char)])
+            elif char in _CLOSERS and (not stack or stack.pop() != char):
+                break
+            at += 1
+        if end < 0:
+            break  # no closing suffix: Spring's ParseException, left as text here
+        found.append((start, end + 1, text[start + 2 : end]))
+        position = end + 1
+    return found
+
+
+def _stripped(text: str) -> str:
+    """``text`` with each ``${``/``}`` removed (``escapeExpression``)."""
+    out, position = [], 0
+    for start, end, body in spans(text):
+        out += [text[position:start], body]
+        position = end
+    return "".join(out) + text[position:]
+
+
 _NUMBER = (int, float)
 
 
@@ -73,10 +117,10 @@ class Evaluator:
             return [self.render(v) for v in value]
         if not isinstance(value, str) or "${" not in value:
             return value
-        only = _ONLY.match(value)
-        if only and "${" not in only.group(1):
+        found = spans(value)
+        if len(found) == 1 and found[0][:2] == (0, len(value)):
             try:
-                result = self.value(only.group(1))
+                result = self.value(found[0][2])
             except (SpelError, TypeError, ZeroDivisionError) as exc:
                 self._failed(value, f"{value}: {exc}")
                 return value
@@ -86,17 +130,17 @@ class Evaluator:
             return result
         parts: list[str] = []
         position = 0
-        for match in _EXPR.finditer(value):
-            parts.append(value[position : match.start()])
-            position = match.end()
+        for start, end, body in found:
+            parts.append(value[position:start])
+            position = end
             try:
-                result = self.value(match.group(1))
+                result = self.value(body)
             except (SpelError, TypeError, ZeroDivisionError) as exc:
-                self._failed(value, f"{match.group(0)}: {exc}")
+                self._failed(value, f"{value[start:end]}: {exc}")
                 return value  # one part throwing leaves the whole string raw
             if result is None:
-                self._failed(value, f"{match.group(0)}: not found")
-                parts.append(match.group(0))  # a null part stays literal
+                self._failed(value, f"{value[start:end]}: not found")
+                parts.append(value[start:end])  # a null part stays literal
             else:
                 parts.append(to_text(result))
         parts.append(value[position:])
@@ -104,7 +148,7 @@ class Evaluator:
 
     def _failed(self, value: str, message: str) -> None:
         self.failures.append(message)
-        self.failed_keys.append(_EXPR.sub(lambda m: m.group(1), value))
+        self.failed_keys.append(_stripped(value))
 
 
 def _is_number(value: Any) -> bool:
@@ -163,7 +207,7 @@ def to_json(value: Any) -> str:
 
 def _method(target: Any, name: str, args: list[Any]) -> Any:
     """The few Java methods the templates call: ``size()`` and ``isEmpty()`` of a List or
-    Map (or String ``length()``); calling a method on null throws (Spring's
+    Map, String ``length()`` and ``substring``; calling a method on null throws (Spring's
     ``SpelEvaluationException`` METHOD_CALL_ON_NULL_OBJECT_NOT_ALLOWED)."""
     if target is None:
         raise SpelError(f"method {name}() on null")
@@ -173,10 +217,26 @@ def _method(target: Any, name: str, args: list[Any]) -> Any:
         return len(target) == 0
     if name == "length" and not args and isinstance(target, str):
         return len(target)
+    if name == "substring" and isinstance(target, str) and 1 <= len(args) <= 2:
+        begin, end = args[0], args[1] if len(args) == 2 else len(target)
+        if not (type(begin) is int and type(end) is int and 0 <= begin <= end <= len(target)):
+            raise SpelError(f"substring({args}) out of range")  # Java throws, no clamping
+        return target[begin:end]
     raise SpelError(f"unsupported method {type(target).__name__}.{name}()")
 
 
-_FUNCTIONS = {"toJson": to_json}
+def read_json(text: Any) -> Any:
+    """Orca ``UrlExpressionFunctionProvider.readJson``: Jackson reads a JSON text (a map or a
+    list; a duplicate key keeps the last value)."""
+    if not isinstance(text, str):
+        raise SpelError("#readJson takes a string")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpelError(f"#readJson: {exc}") from None
+
+
+_FUNCTIONS = {"toJson": to_json, "readJson": read_json}
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+\.\d+|\d+)|(?P<string>'(?:[^']|'')*')"
     r"|(?P<name>#?[A-Za-z_][A-Za-z0-9_]*)"
@@ -237,20 +297,10 @@ class _Parser:
         return lambda: then() if _boolean(condition()) else otherwise()
 
     def _or(self) -> Callable[[], Any]:
-        left = self._and()
-        while self._peek("||"):
-            self._take("||")
-            right, first = self._and(), left
-            left = lambda first=first, right=right: _boolean(first()) or _boolean(right())  # noqa: E731
-        return left
+        return self._left_to_right(self._and, ("||",))
 
     def _and(self) -> Callable[[], Any]:
-        left = self._comparison()
-        while self._peek("&&"):
-            self._take("&&")
-            right, first = self._comparison(), left
-            left = lambda first=first, right=right: _boolean(first()) and _boolean(right())  # noqa: E731
-        return left
+        return self._left_to_right(self._comparison, ("&&",))
 
     def _comparison(self) -> Callable[[], Any]:
         left = self._sum()
@@ -262,21 +312,20 @@ class _Parser:
         return left
 
     def _sum(self) -> Callable[[], Any]:
-        left = self._product()
-        while self._peek("+", "-"):
-            op = self.tokens[self.at][1]
-            self.at += 1
-            right, first = self._product(), left
-            left = lambda op=op, first=first, right=right: arithmetic(op, first(), right())  # noqa: E731
-        return left
+        return self._left_to_right(self._product, ("+", "-"))
 
     def _product(self) -> Callable[[], Any]:
-        left = self._unary()
-        while self._peek("*", "/"):
+        return self._left_to_right(self._unary, ("*", "/"))
+
+    def _left_to_right(
+        self, operand: Callable[[], Callable[[], Any]], ops: tuple[str, ...]
+    ) -> Callable[[], Any]:
+        """``operand (op operand)*``, grouped from the left; ``&&``/``||`` short-circuit."""
+        left = operand()
+        while self._peek(*ops):
             op = self.tokens[self.at][1]
             self.at += 1
-            right, first = self._unary(), left
-            left = lambda op=op, first=first, right=right: arithmetic(op, first(), right())  # noqa: E731
+            left = _binary(op, left, operand())
         return left
 
     def _unary(self) -> Callable[[], Any]:
@@ -345,6 +394,14 @@ class _Parser:
         raise SpelError(f"unexpected {raw!r}")
 
 
+def _binary(op: str, left: Callable[[], Any], right: Callable[[], Any]) -> Callable[[], Any]:
+    if op == "&&":
+        return lambda: _boolean(left()) and _boolean(right())
+    if op == "||":
+        return lambda: _boolean(left()) or _boolean(right())
+    return lambda: arithmetic(op, left(), right())
+
+
 def _boolean(value: Any) -> bool:
     """Spring converts an operand of ``?:``, ``&&``, ``||`` and ``!`` to a Boolean; null
     and anything else than a Boolean fail (``SpelMessage.TYPE_CONVERSION_ERROR``)."""
@@ -382,4 +439,4 @@ def to_text(value: Any) -> str:
 
 def expressions(text: str) -> list[str]:
     """The bodies of every ``${...}`` in ``text``."""
-    return _EXPR.findall(text)
+    return [body for _, _, body in spans(text)]
