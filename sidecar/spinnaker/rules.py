@@ -447,6 +447,7 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
             # a number; a string would only fail later, inside the stage's SpEL.
             problems.append(f"{where}: {name} must be a number, like its default")
     problems += _route_problems(given, declared, where)
+    problems += _object_problems(given, declared, where)
     template_refs = {s.get("refId") for s in (template.get("pipeline") or {}).get("stages") or []}
     for stage in config.get("stages") or []:
         if stage.get("refId") in template_refs:
@@ -474,6 +475,25 @@ def _route_problems(given: Mapping[str, Any], declared: Mapping[str, Any], where
         )
     if not all(isinstance(r, str) and r for r in routes) or len(set(routes)) != len(routes):
         problems.append(f"{where}: critical_routes must be distinct route names")
+    return problems
+
+
+COHORT_KEYS = ("never_canary", "always_canary", "header", "lease")
+
+
+def _object_problems(given: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> list:
+    """Ours: ``guard`` and ``cohorts`` are objects (typed ``object``, so Orca takes
+    anything); a ``cohorts`` that is no map would break the step's ``size()`` at plan time
+    inside a ``stageEnabled``, which Orca then skips silently (OptionalStageSupport)."""
+    problems = []
+    for name in ("guard", "cohorts"):
+        if name in declared and name in given and not isinstance(given[name], Mapping):
+            problems.append(f"{where}: {name} must be an object")
+    cohorts = given.get("cohorts")
+    if "cohorts" in declared and isinstance(cohorts, Mapping):
+        unknown = sorted(set(cohorts) - set(COHORT_KEYS))
+        if unknown:
+            problems.append(f"{where}: cohorts has unknown keys {unknown}; use {COHORT_KEYS}")
     return problems
 
 
