@@ -10,7 +10,10 @@ spinnaker/spinnaker monorepo:
 * ``orca/orca-core`` ``OptionalStageSupport`` (``ExpressionOptionalStageEvaluator``):
   ``stageEnabled: {type: expression}`` is evaluated when the stage starts; false -> SKIPPED.
   Supported: ``#stage('name')['status'].toString() == '...'`` (``!=``) joined by ``&&`` /
-  ``||``; ``#stage`` finds the stage by name, an unknown name is an error here.
+  ``||``, and ``true``/``false`` (a ``${templateVariables...}`` part the plan folded:
+  ``V2Util.planPipeline`` under SpEL v3, which this simulator plans as; under v4
+  ``StartStageHandler.shouldSkip`` folds it through ``withMergedContext``); ``#stage`` finds
+  the stage by name, an unknown name is an error here.
 * ``orca/orca-queue`` ``CompleteStageHandler``: SUCCEEDED, FAILED_CONTINUE and SKIPPED start
   the next stages; TERMINAL, CANCELED and STOPPED end their branch.
 * ``CompleteExecutionHandler.determineFinalStatus``: every stage SUCCEEDED/SKIPPED/
@@ -22,7 +25,8 @@ spinnaker/spinnaker monorepo:
   cancel (``execution.isCanceled``) does run ``onCancel``.
 * ``RunTaskHandler`` + ``Stage.kt`` ``failureStatus`` for a failing task of a native stage;
   ``ExpressionPreconditionTask``: an ``expression`` precondition that is not ``true`` ->
-  TERMINAL.
+  TERMINAL (it maps the context to a String field, so a Boolean the plan folded reads as
+  ``"true"``).
 
 Native stages are models of their effect only: ``deployManifest`` applies its manifests to
 a ``Cluster`` (also when it then fails: a rollout that never becomes stable still left its

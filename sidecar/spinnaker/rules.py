@@ -5,7 +5,9 @@ the rule. Sources of the rules (spinnaker/spinnaker monorepo):
 ``orca-pipelinetemplate/.../tasks/v2/SaveV2PipelineTemplateTask.java`` (save-time),
 ``.../graph/v2/transform/V2DefaultVariableAssignmentTransform.java`` (variable types),
 ``V2PipelineTemplate.java`` (name and variable regexes), ``PreconfiguredWebhookStage.java``
-(alias, parameters), ``orca-kayenta`` ``KayentaCanaryContext.kt`` (canary stage).
+(alias, parameters), ``orca-kayenta`` ``KayentaCanaryContext.kt`` (canary stage),
+``orca-core`` ``V2Util.planPipeline`` and ``OptionalStageSupport`` (what a plan refuses, how
+``stageEnabled`` is evaluated).
 
 Templates and configs are checked *as Orca receives them*, not as the files spell them:
 ``spin`` reads a file into Go maps (``spin/util/json_reader.go``, ``sigs.k8s.io/yaml``:
