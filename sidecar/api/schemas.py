@@ -60,6 +60,9 @@ CONTEXT = {
     "additionalProperties": False,
 }
 REASON = {"type": "string", "maxLength": 1024}
+# null = no guard, as when absent: Orca's preconfigured payload is one fixed string, so the
+# webhook stages send "guard": null when none is given (pipeline-templates/README.md).
+GUARD_OR_NULL = {**GUARD_CONFIG, "type": ["object", "null"]}
 
 SET_SPLIT = {
     "type": "object",
@@ -76,7 +79,7 @@ SET_SPLIT = {
         "expect": {**SPLIT, "description": "Compare-and-set: 409 unless the current split is this"},
         "dry_run": FLAG,
         "force": {**FLAG, "description": "Shift traffic even onto targets Kong reports unhealthy"},
-        "guard": GUARD_CONFIG,
+        "guard": GUARD_OR_NULL,
         "reason": REASON,
         "context": CONTEXT,
     },
@@ -142,7 +145,7 @@ START_RAMP = {
             **FLAG,
             "description": "allow canary and baseline shares to differ in a step",
         },
-        "guard": GUARD_CONFIG,
+        "guard": GUARD_OR_NULL,
         "reason": REASON,
         "context": CONTEXT,
     },

@@ -278,6 +278,103 @@ def expand_stage(stage: Mapping[str, Any], webhooks: Mapping[str, Any]) -> dict[
     return out
 
 
+# Route slots (issue 15): MPT v2 has no loop (V2PipelineTemplate's stages are a plain list;
+# V2Util.planPipeline only evaluates SpEL in them), so a template carries a fixed number of
+# route-level analysis stages, each enabled by ``critical_routes.size() > i``. In source.yaml
+# ``{slot}`` (1-based) and ``{index}`` (0-based) mark what differs per slot: a stage under
+# ``route_slots:`` is written once per slot, and so is a list item holding ``{slot}``.
+_SLOT_MARKS = ("{slot}", "{index}")
+
+
+def _has_slot(value: Any) -> bool:
+    return any(mark in text for _, text in _strings(value) for mark in _SLOT_MARKS)
+
+
+def _strings(value: Any) -> list[tuple[Any, str]]:
+    if isinstance(value, Mapping):
+        return [pair for item in value.values() for pair in _strings(item)]
+    if isinstance(value, list):
+        return [pair for item in value for pair in _strings(item)]
+    return [(None, value)] if isinstance(value, str) else []
+
+
+def for_slot(value: Any, index: int) -> Any:
+    """``value`` with ``{slot}``/``{index}`` filled in for slot ``index`` (0-based); a list
+    item holding a mark is written once per slot by the caller (``expand_slots``)."""
+    if isinstance(value, Mapping):
+        return {k: for_slot(v, index) for k, v in value.items()}
+    if isinstance(value, list):
+        return [for_slot(v, index) for v in value]
+    if isinstance(value, str):
+        return value.replace("{slot}", str(index + 1)).replace("{index}", str(index))
+    return value
+
+
+def expand_slots(value: Any, slots: int) -> Any:
+    """Every list item that holds a slot mark becomes ``slots`` items, one per slot;
+    ``{slots}`` is their number."""
+    if isinstance(value, Mapping):
+        return {k: expand_slots(v, slots) for k, v in value.items()}
+    if isinstance(value, list):
+        out: list[Any] = []
+        for item in value:
+            if _has_slot(item):
+                out += [for_slot(item, i) for i in range(slots)]
+            else:
+                out.append(expand_slots(item, slots))
+        return out
+    if isinstance(value, str):
+        return value.replace("{slots}", str(slots))
+    return value
+
+
+def _status_is(name: str, op: str, status: str) -> str:
+    return f"#stage('{name}')['status'].toString() {op} '{status}'"
+
+
+def stage_condition(when: Mapping[str, Any], earlier: list[str]) -> dict[str, str]:
+    """``when:`` -> a ``stageEnabled`` expression over the stages' statuses
+    (OptionalStageSupport): ``succeeded`` names must be SUCCEEDED, ``not_failed`` names must
+    not be FAILED_CONTINUE (a SKIPPED, unused route slot is fine), ``also`` is appended as
+    is; ``any_failed: before`` holds when any stage listed before this one (that continues
+    on failure) is FAILED_CONTINUE (the rollback branch)."""
+    if when.get("any_failed") == "before":
+        return {
+            "type": "expression",
+            "expression": " || ".join(_status_is(n, "==", "FAILED_CONTINUE") for n in earlier),
+        }
+    clauses = [_status_is(n, "==", "SUCCEEDED") for n in when.get("succeeded", [])]
+    clauses += [_status_is(n, "!=", "FAILED_CONTINUE") for n in when.get("not_failed", [])]
+    clauses += list(when.get("also", []))
+    return {"type": "expression", "expression": " && ".join(clauses)}
+
+
+def template_stages(source: Mapping[str, Any], raw: list[Mapping[str, Any]]) -> list[dict]:
+    """The stages of a template: route slots written out, ``when:`` turned into
+    ``stageEnabled``, ``use:`` into preconfigured webhook stages."""
+    slots = int(source.get("critical_route_slots", 0))
+    flat: list[Mapping[str, Any]] = []
+    for stage in raw:
+        if set(stage) == {"route_slots"}:
+            flat += [for_slot(stage["route_slots"], i) for i in range(slots)]
+        else:
+            flat.append(stage)
+    stages = []
+    for position, stage in enumerate(flat):
+        stage = expand_slots(dict(stage), slots)
+        if "when" in stage:
+            # only a stage that continues on failure can end FAILED_CONTINUE
+            earlier = [s["name"] for s in flat[:position] if s.get("continuePipeline") is True]
+            stage = {  # stageEnabled where `when` was, so the rendered order follows source
+                ("stageEnabled" if k == "when" else k): (
+                    stage_condition(v, earlier) if k == "when" else v
+                )
+                for k, v in stage.items()
+            }
+        stages.append(expand_stage(stage, source["webhooks"]))
+    return stages
+
+
 def render_template(source: Mapping[str, Any], tpl: Mapping[str, Any]) -> dict[str, Any]:
     shared = source["variables"]
     variables = []
@@ -287,7 +384,7 @@ def render_template(source: Mapping[str, Any], tpl: Mapping[str, Any]) -> dict[s
         variables.append(_variable(name, shared[name]))
     variables += [_variable(n, d) for n, d in (tpl.get("extra_variables") or {}).items()]
     pipeline = copy.deepcopy(dict(tpl["pipeline"]))
-    stages = [expand_stage(s, source["webhooks"]) for s in pipeline.pop("stages")]
+    stages = template_stages(source, pipeline.pop("stages"))
     metadata = dict(tpl["metadata"])
     metadata["description"] = " ".join(metadata["description"].split())
     return {

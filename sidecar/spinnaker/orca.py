@@ -232,6 +232,10 @@ def failure_status(context: Mapping[str, Any], default: str = TERMINAL) -> str:
     return STOPPED
 
 
+class PlanError(ValueError):
+    """Orca refuses to plan the templated pipeline (the execution never starts)."""
+
+
 class StageTimeout(Exception):
     """``RunTaskHandler.checkForTimeout``'s TimeoutException."""
 
@@ -583,16 +587,25 @@ def plan_templated_pipeline(
     template: Mapping[str, Any], config: Mapping[str, Any], trigger: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """What ``V2Util.planPipeline`` does to the template's pipeline: variables are the
-    config's, else the template defaults; SpEL is evaluated against ``templateVariables``
+    config's, else the template defaults (a nullable variable with neither is absent, and
+    reads as null); SpEL is evaluated against ``templateVariables``
     and ``trigger`` only, so run-time expressions (``#stage``, ``execution``) stay raw.
     Both documents are taken as Front50 stores them after ``spin``/Deck (``as_sent``)."""
     template, config = as_sent(template), as_sent(config)
-    variables = {
-        v["name"]: config.get("variables", {}).get(v["name"], v.get("defaultValue"))
+    given = config.get("variables", {})
+    variables = {  # V2DefaultVariableAssignmentTransform.configurationVariables
+        v["name"]: given.get(v["name"], v.get("defaultValue"))
         for v in template.get("variables") or []
+        if v["name"] in given or v.get("defaultValue") is not None
     }
+    if any(value is None for value in variables.values()):
+        # configurationVariables collects with Collectors.toMap, which throws on a null value
+        raise PlanError("NullPointerException: a variable given as null (leave it out instead)")
     evaluator = Evaluator({"templateVariables": variables, "trigger": dict(trigger or {})})
     pipeline = evaluator.render(copy.deepcopy(dict(template["pipeline"])))
+    failed = [k for k in evaluator.failed_keys if k.startswith("templateVariables.")]
+    if failed:  # V2Util.planPipeline: PipelineTemplateValidationException
+        raise PlanError(f"Missing template variable values for the following variables: {failed}")
     pipeline["application"] = config.get("application")
     pipeline["name"] = config.get("name")
     return pipeline

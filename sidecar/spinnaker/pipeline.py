@@ -10,7 +10,10 @@ spinnaker/spinnaker monorepo:
 * ``orca/orca-core`` ``OptionalStageSupport`` (``ExpressionOptionalStageEvaluator``):
   ``stageEnabled: {type: expression}`` is evaluated when the stage starts; false -> SKIPPED.
   Supported: ``#stage('name')['status'].toString() == '...'`` (``!=``) joined by ``&&`` /
-  ``||``; ``#stage`` finds the stage by name, an unknown name is an error here.
+  ``||``, and ``true``/``false`` (a ``${templateVariables...}`` part the plan folded:
+  ``V2Util.planPipeline`` under SpEL v3, which this simulator plans as; under v4
+  ``StartStageHandler.shouldSkip`` folds it through ``withMergedContext``); ``#stage`` finds
+  the stage by name, an unknown name is an error here.
 * ``orca/orca-queue`` ``CompleteStageHandler``: SUCCEEDED, FAILED_CONTINUE and SKIPPED start
   the next stages; TERMINAL, CANCELED and STOPPED end their branch.
 * ``CompleteExecutionHandler.determineFinalStatus``: every stage SUCCEEDED/SKIPPED/
@@ -22,7 +25,8 @@ spinnaker/spinnaker monorepo:
   cancel (``execution.isCanceled``) does run ``onCancel``.
 * ``RunTaskHandler`` + ``Stage.kt`` ``failureStatus`` for a failing task of a native stage;
   ``ExpressionPreconditionTask``: an ``expression`` precondition that is not ``true`` ->
-  TERMINAL.
+  TERMINAL (it maps the context to a String field, so a Boolean the plan folded reads as
+  ``"true"``).
 
 Native stages are models of their effect only: ``deployManifest`` applies its manifests to
 a ``Cluster`` (also when it then fails: a rollout that never becomes stable still left its
@@ -54,6 +58,7 @@ from sidecar.spinnaker.orca import (
     WebhookStageSimulator,
     failure_status,
 )
+from sidecar.spinnaker.spel import to_text
 
 NOT_STARTED = "NOT_STARTED"
 GOES_ON = (SUCCEEDED, FAILED_CONTINUE, SKIPPED)  # allUpstreamStagesComplete
@@ -307,8 +312,10 @@ class PipelineSimulator:
         elif kind == "wait":
             yield float(stage.get("waitTime") or 0)
         elif kind == "checkPreconditions":
+            # ExpressionPreconditionTask maps the context to a String field (a Boolean folded
+            # by the planner reads as "true"/"false") and wraps it in ${}
             failed = failed or any(
-                str((p.get("context") or {}).get("expression", "false")).strip() != "true"
+                to_text((p.get("context") or {}).get("expression", "false")).strip() != "true"
                 for p in stage.get("preconditions") or []
             )
         else:

@@ -5,7 +5,9 @@ the rule. Sources of the rules (spinnaker/spinnaker monorepo):
 ``orca-pipelinetemplate/.../tasks/v2/SaveV2PipelineTemplateTask.java`` (save-time),
 ``.../graph/v2/transform/V2DefaultVariableAssignmentTransform.java`` (variable types),
 ``V2PipelineTemplate.java`` (name and variable regexes), ``PreconfiguredWebhookStage.java``
-(alias, parameters), ``orca-kayenta`` ``KayentaCanaryContext.kt`` (canary stage).
+(alias, parameters), ``orca-kayenta`` ``KayentaCanaryContext.kt`` (canary stage),
+``orca-core`` ``V2Util.planPipeline`` and ``OptionalStageSupport`` (what a plan refuses, how
+``stageEnabled`` is evaluated).
 
 Templates and configs are checked *as Orca receives them*, not as the files spell them:
 ``spin`` reads a file into Go maps (``spin/util/json_reader.go``, ``sigs.k8s.io/yaml``:
@@ -194,6 +196,55 @@ def kayenta_problems(stage: Mapping[str, Any], where: str, types: Mapping[str, s
     return problems
 
 
+def _folded_when_planned(expression: str) -> bool:
+    """A ``stageEnabled`` expression whose ``${...}`` parts use only ``templateVariables``:
+    V2Util.planPipeline folds them to ``true``/``false`` text (SpEL v4: StartStageHandler's
+    ``withMergedContext`` before ``OptionalStageSupport`` wraps the rest in ``${}``). A whole
+    expression in ``${}``, or run-time names inside, would nest ``${`` at run time."""
+    parts = expressions(expression)
+    whole = expression.strip()
+    return not (whole.startswith("${") and whole.endswith("}") and len(parts) == 1) and all(
+        TEMPLATE_VAR.search(body) and not RUNTIME_ONLY.search(body) for body in parts
+    )
+
+
+_INDEXED = re.compile(r"templateVariables\.([A-Za-z0-9_]+)\[\s*(\d+)\s*\]")
+
+
+def unguarded_indexes(body: str) -> list[str]:
+    """``templateVariables.x[i]`` without ``templateVariables.x.size() > i`` beside it: past
+    the list's end Spring's Indexer throws, and a failed ``templateVariables`` expression
+    aborts the plan (V2Util.planPipeline), whatever stage it is in."""
+    return [
+        f"{name}[{index}]"
+        for name, index in _INDEXED.findall(body)
+        if not re.search(
+            rf"templateVariables\.{name}\.size\(\)\s*>\s*{index}\b|"
+            rf"templateVariables\.{name}\.size\(\)\s*>=\s*{int(index) + 1}\b",
+            body,
+        )
+    ]
+
+
+def unread_verdicts(stages: list[Mapping[str, Any]], where: str) -> list[str]:
+    """A ``kayentaCanary`` that continues on failure must have its FAILED_CONTINUE read by
+    some ``stageEnabled`` (a rollback, a cancel): otherwise a failed verdict changes
+    nothing, and the stages after it may still promote (``Stage.kt`` failureStatus)."""
+    conditions = " ".join(
+        str((s.get("stageEnabled") or {}).get("expression", ""))
+        for s in stages
+        if isinstance(s.get("stageEnabled"), Mapping)
+    )
+    return [
+        f"{where}: the FAILED_CONTINUE of kayentaCanary {s.get('name')!r} is read by no "
+        "stageEnabled (a failed verdict would roll nothing back)"
+        for s in stages
+        if s.get("type") == "kayentaCanary"
+        and s.get("continuePipeline") is True
+        and f"#stage('{s.get('name')}')['status'].toString() == 'FAILED_CONTINUE'" not in conditions
+    ]
+
+
 def _numeric(value: Any, types: Mapping[str, str]) -> float | int | str | None:
     """A number, or a lone ``${templateVariables.x}`` of a numeric type ('var')."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -263,8 +314,14 @@ def check_template(
             for a, b in TEMPLATE_VAR.findall(body):
                 if (a or b) not in types:
                     problems.append(f"{where}: {path} uses undeclared variable {(a or b)!r}")
+            for index in unguarded_indexes(body):
+                problems.append(
+                    f"{where}: {path} reads {index} without checking size() first "
+                    "(past the end the plan fails)"
+                )
     for stage in stages:
         problems += _stage_problems(stage, webhooks, types, f"{where} stage {stage.get('refId')}")
+    problems += unread_verdicts(stages, where)
     return problems
 
 
@@ -278,8 +335,11 @@ def _stage_problems(
         expr = enabled.get("expression", "") if isinstance(enabled, Mapping) else ""
         if not isinstance(enabled, Mapping) or enabled.get("type") != "expression" or not expr:
             problems.append(f"{where}: stageEnabled must be {{type: expression, expression: ...}}")
-        elif "${" in expr:
-            problems.append(f"{where}: stageEnabled.expression is written without ${{}}")
+        elif "${" in expr and not _folded_when_planned(expr):
+            problems.append(
+                f"{where}: stageEnabled.expression is written without ${{}} (only a part over "
+                "templateVariables alone, which Orca folds when it plans, may use it)"
+            )
     if stype in webhooks:
         if stage.get("alias") != "preconfiguredWebhook":
             problems.append(f"{where}: preconfigured stage needs alias 'preconfiguredWebhook'")
@@ -364,7 +424,12 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
         problems.append(f"{where}: exclude may only hold {sorted(EXCLUDABLE)}, not {sorted(bad)}")
     given = config.get("variables") or {}
     declared = {v["name"]: v for v in template.get("variables") or []}
-    for name in given:
+    for name, value in given.items():
+        if value is None:
+            problems.append(
+                f"{where}: variable {name!r} is null; leave it out instead (Orca's "
+                "configurationVariables collects with Collectors.toMap, which throws on null)"
+            )
         if name not in declared:
             problems.append(
                 f"{where}: variable {name!r} is not declared by the template (ignored by Orca)"
@@ -383,6 +448,8 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
             # Ours, not Orca's: a number typed `object` (whole or not, see as_sent) is still
             # a number; a string would only fail later, inside the stage's SpEL.
             problems.append(f"{where}: {name} must be a number, like its default")
+    problems += _route_problems(given, declared, where)
+    problems += _object_problems(given, declared, where)
     template_refs = {s.get("refId") for s in (template.get("pipeline") or {}).get("stages") or []}
     for stage in config.get("stages") or []:
         if stage.get("refId") in template_refs:
@@ -391,6 +458,44 @@ def check_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> list
             problems.append(
                 f"{where}: config stage {stage.get('refId')} needs requisiteStageRefIds or inject"
             )
+    return problems
+
+
+def _route_problems(given: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> list:
+    """Ours: per-route analysis (issue 15) needs the route-level config, and owns the
+    ``route`` key of extendedScopeParams."""
+    routes = given.get("critical_routes") or []
+    if "critical_routes" not in declared or not routes:
+        return []
+    problems = []
+    if not given.get("route_canary_config_id"):
+        problems.append(f"{where}: critical_routes needs route_canary_config_id")
+    if "route" in (given.get("extended_scope_params") or {}):
+        problems.append(
+            f"{where}: extended_scope_params must not hold 'route' with critical_routes "
+            "(each route stage sets it)"
+        )
+    if not all(isinstance(r, str) and r for r in routes) or len(set(routes)) != len(routes):
+        problems.append(f"{where}: critical_routes must be distinct route names")
+    return problems
+
+
+COHORT_KEYS = ("never_canary", "always_canary", "header", "lease")
+
+
+def _object_problems(given: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> list:
+    """Ours: ``guard`` and ``cohorts`` are objects (typed ``object``, so Orca takes
+    anything); a ``cohorts`` that is no map would break the step's ``size()`` at plan time
+    inside a ``stageEnabled``, which Orca then skips silently (OptionalStageSupport)."""
+    problems = []
+    for name in ("guard", "cohorts"):
+        if name in declared and name in given and not isinstance(given[name], Mapping):
+            problems.append(f"{where}: {name} must be an object")
+    cohorts = given.get("cohorts")
+    if "cohorts" in declared and isinstance(cohorts, Mapping):
+        unknown = sorted(set(cohorts) - set(COHORT_KEYS))
+        if unknown:
+            problems.append(f"{where}: cohorts has unknown keys {unknown}; use {COHORT_KEYS}")
     return problems
 
 

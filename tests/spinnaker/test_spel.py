@@ -87,3 +87,41 @@ def test_a_throwing_part_leaves_the_whole_string_raw() -> None:
 def test_integer_division_truncates_towards_zero_like_java(a: int, b: int) -> None:
     result, _ = render(f"${{{a}/{b}}}" if b > 0 else f"${{{a}/({b})}}")
     assert result == int(a / b)
+
+
+LISTS = {"templateVariables": {"routes": ["refunds", "payouts"], "esp": {"service": "orders"}}}
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("${templateVariables.routes.size() > 1 ? templateVariables.routes[1] : ''}", "payouts"),
+        ("${templateVariables.routes.size() > 2 ? templateVariables.routes[2] : ''}", ""),
+        ("${templateVariables.routes.size() <= 5}", True),
+        ("${!templateVariables.esp.isEmpty() && templateVariables.missing == null}", True),
+        ("${false && templateVariables.routes[9] == 'x'}", False),  # never evaluated
+        ("${true || templateVariables.routes[9] == 'x'}", True),
+        ("${1 == 1.0}", True),
+        ("${'1' == 1}", False),
+        ("${#toJson(templateVariables.missing)}", "null"),
+        ("${#toJson(templateVariables.esp)}", '{"service":"orders"}'),
+        ("${#readJson('{\"a\": [1]}')}", {"a": [1]}),
+        ("${'abc'.substring(1)}", "bc"),
+        ("a && ${templateVariables.routes.size() > 0}", "a && true"),
+    ],
+)
+def test_conditionals_comparisons_and_json_helpers(expression, value) -> None:
+    result, failures = render(expression, LISTS)
+    assert result == value and failures == []
+
+
+def test_an_index_past_the_end_fails_and_names_the_variable() -> None:
+    evaluator = Evaluator(LISTS)
+    assert evaluator.render("${templateVariables.routes[2]}") == "${templateVariables.routes[2]}"
+    assert evaluator.failed_keys == ["templateVariables.routes[2]"]
+
+
+def test_braces_inside_quotes_do_not_end_the_expression() -> None:
+    """Spring's skipToCorrectEndSuffix skips quoted literals and nested brackets."""
+    text = "${#readJson('{\"route\": ' + #toJson(templateVariables.routes[0]) + '}')}"
+    assert render(text, LISTS) == ({"route": "refunds"}, [])
