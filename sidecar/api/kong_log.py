@@ -115,9 +115,17 @@ def install_window(app: Flask) -> GatewayWindow | None:
         gateway = app.extensions.get(EXTENSION) or install(app)
         gateway.metrics.prime(upstream)
 
-    window = GatewayWindow(runtime.kong, ingest, prime=prime)
+    window = GatewayWindow(
+        runtime.kong,
+        ingest,
+        prime=prime,
+        live_wait=runtime.settings.gateway_live_wait,
+        keep_lock=runtime.service._keep_lock,  # renewal while it waits
+    )
     app.extensions[WINDOW] = window
     if runtime.settings.gateway_metrics:
+        # opened (and live) before a canary's first weight write; kept/closed after changes
+        runtime.service.preparers.append(window.prepare)
         runtime.service.observers.append(window.observe)
     return window
 

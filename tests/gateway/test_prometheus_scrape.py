@@ -77,7 +77,9 @@ class Sidecar:
 
 @pytest.fixture
 def kong() -> Iterator[RunningServer]:
-    with serve_in_thread("3.4") as server:
+    with serve_in_thread(
+        "3.4", configuration={"worker_state_update_frequency": 0.1, "db_update_frequency": 0.1}
+    ) as server:
         yield server
 
 
