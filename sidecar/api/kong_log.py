@@ -32,6 +32,7 @@ from sidecar.gateway.ingest import GatewayIngest
 from sidecar.gateway.metrics import GatewayMetrics
 from sidecar.gateway.plugin import UPSTREAM_HEADER
 from sidecar.gateway.window import GatewayWindow, IngestConfig
+from sidecar.gateway.window_check import WindowCheck
 from sidecar.kong.errors import KongError
 from sidecar.metrics import CONFIRMED_UPSTREAMS
 from sidecar.settings import ApiToken
@@ -41,6 +42,7 @@ audit = logging.getLogger("kong_canary.audit")
 
 EXTENSION = "kong_canary_gateway"
 WINDOW = "kong_canary_gateway_window"
+WINDOW_CHECK = "kong_canary_gateway_window_check"
 _install_lock = threading.Lock()
 
 
@@ -127,6 +129,12 @@ def install_window(app: Flask) -> GatewayWindow | None:
         # opened (and live) before a canary's first weight write; kept/closed after changes
         runtime.service.preparers.append(window.prepare)
         runtime.service.observers.append(window.observe)
+        # a window someone else removed: warned in GET …/split, restored by the sweeper
+        check = WindowCheck(window, runtime.service)
+        app.extensions[WINDOW_CHECK] = check
+        runtime.service.describe_warnings.append(check.warnings)
+        if runtime.sweeper is not None:
+            runtime.sweeper.also.append(check.sweep)
     return window
 
 

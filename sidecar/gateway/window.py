@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from sidecar.core.split import Split
 from sidecar.core.window_live import PluginWritten, live_delay, remaining_wait
@@ -63,6 +63,17 @@ WINDOW_CHANGES = Counter(
     "kong_canary_gateway_window_changes_total",
     "http-log attach (open) and detach (close) on an upstream's Kong services, by result",
     ["upstream", "operation", "result"],
+)
+
+
+# Set by open (1) and close (0), and by the sweeper's check (sidecar.gateway.window_check);
+# "mostrecent" in gunicorn's multiprocess mode: the last worker that looked knows.
+WINDOW_ATTACHED = Gauge(
+    "kong_canary_gateway_window_attached",
+    "1 while every Kong service of the upstream runs our http-log (window open), 0 when the "
+    "window is closed or the last check found it removed or disabled by someone else",
+    ["upstream"],
+    multiprocess_mode="mostrecent",
 )
 
 
@@ -135,6 +146,7 @@ class GatewayWindow:
             raise
         self.prime(upstream)  # series at 0 before the first batch, so rate() sees it all
         WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "open", "ok").inc()
+        WINDOW_ATTACHED.labels(CONFIRMED_UPSTREAMS.label(upstream)).set(1)
         if any(a.action != "keep" for a in attached):
             log.info("gateway metrics on for %s: %s", upstream, [a.as_json() for a in attached])
         return attached
@@ -195,6 +207,7 @@ class GatewayWindow:
             WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "close", "failed").inc()
             raise
         WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "close", "ok").inc()
+        WINDOW_ATTACHED.labels(CONFIRMED_UPSTREAMS.label(upstream)).set(0)
         if removed:
             log.info("gateway metrics off for %s: removed %s", upstream, removed)
         return removed
