@@ -174,6 +174,9 @@ class GatewayWindow:
         except Exception as exc:  # the observer's contract: the change moves, with a warning
             self._prepare_failed.upstream = event.upstream
             return [self._failed(event.upstream, True, exc)]
+        if self.live_wait <= 0:
+            return []  # gateway_live_wait 0: the operator chose not to wait (first requests
+            # after the move may go uncounted, as before issue 15)
         delay = live_delay(self.kong_configuration())
         bound = self.live_wait if delay is None else delay
         written = [PluginWritten(a.action != "keep", a.written_at) for a in attached]

@@ -153,3 +153,15 @@ def test_a_bound_beyond_the_setting_refuses_the_change_and_moves_nothing(env34: 
         f"/upstreams/{env.upstream}/targets").json()["data"]}  # fmt: skip
     assert weights == {"10.0.0.1:80": 100}
     assert len(env.ours()) == 2  # the window stays attached: a retry finds it in place
+
+
+def test_a_live_wait_of_zero_opens_the_window_without_waiting(env34: Env) -> None:
+    """The operator's opt-out: the window still opens first, and traffic moves at once."""
+    env = env34
+    env.server.app.store.configuration.update(db_update_frequency=60)
+    client, calls = recorded(env, gateway_live_wait=0)
+    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    assert answer.status_code == 200, answer.text
+    created, writes = plugin_writes(calls), target_writes(calls)
+    assert created and writes and max(c[0] for c in created) < min(c[0] for c in writes)
+    assert min(c[0] for c in writes) - max(c[0] for c in created) < 5
