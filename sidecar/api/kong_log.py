@@ -123,6 +123,7 @@ def install_window(app: Flask) -> GatewayWindow | None:
         prime=prime,
         live_wait=runtime.settings.gateway_live_wait,
         keep_lock=runtime.service._keep_lock,  # renewal while it waits
+        propagation=runtime.service.propagation,  # data planes' config hashes (hybrid, Konnect)
     )
     app.extensions[WINDOW] = window
     if runtime.settings.gateway_metrics:

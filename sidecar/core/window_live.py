@@ -21,7 +21,8 @@ batch lands on one of the sidecar's workers and replicas); Kong's interval bound
 workers of all nodes. So the interval is the signal, stateless and the same for every replica.
 A hybrid control plane (``role = control_plane``) and Konnect do not show the data planes'
 intervals (the config is pushed, then rebuilt by ``reconfigure`` on each DP): the delay is
-unknown there, and the caller waits its whole bound (``gateway_live_wait``).
+unknown there, so the window waits for every data plane's new config hash instead
+(``sidecar.propagation``, as a split's ``wait`` does), within ``gateway_live_wait``.
 """
 
 from __future__ import annotations

@@ -53,10 +53,12 @@ from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.gateway.plugin import Attached, attach_plugins, detach_http_log, managed_plugins
 from sidecar.kong.errors import KongError
 from sidecar.metrics import CONFIRMED_UPSTREAMS
+from sidecar.propagation import HYBRID, KONNECT
 from sidecar.settings import ApiToken, Settings
 from sidecar.traffic import ChangeEvent
 
 log = logging.getLogger("kong_canary.gateway")
+PLANE_METHODS = (HYBRID, KONNECT)
 INGEST_PATH = "/v1/kong-log"
 
 WINDOW_CHANGES = Counter(
@@ -107,8 +109,10 @@ class GatewayWindow:
         keep_lock: Callable[[], None] = lambda: None,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        propagation: Any = None,
     ) -> None:
         self.kong = kong
+        self.propagation = propagation  # sidecar.propagation.Propagation (hybrid, Konnect)
         self.ingest = ingest
         self.prime = prime
         self.live_wait = live_wait
@@ -169,6 +173,9 @@ class GatewayWindow:
             return []
         CONFIRMED_UPSTREAMS.confirm(event.upstream)
         self._prepare_failed.upstream = None
+        delay = live_delay(self.kong_configuration()) if self.live_wait > 0 else 0.0
+        planes = self._data_planes() if delay is None else None
+        before = planes.before_write(event.upstream) if planes is not None else None
         try:
             attached = self._open(event.upstream)
         except Exception as exc:  # the observer's contract: the change moves, with a warning
@@ -177,7 +184,9 @@ class GatewayWindow:
         if self.live_wait <= 0:
             return []  # gateway_live_wait 0: the operator chose not to wait (first requests
             # after the move may go uncounted, as before issue 15)
-        delay = live_delay(self.kong_configuration())
+        if planes is not None and any(a.action != "keep" for a in attached):
+            self._wait_for_data_planes(planes, event.upstream, before)
+            return []
         bound = self.live_wait if delay is None else delay
         written = [PluginWritten(a.action != "keep", a.written_at) for a in attached]
         remaining = remaining_wait(written, bound, self.wall_clock())
@@ -193,6 +202,30 @@ class GatewayWindow:
             )
         self._wait(remaining)
         return []
+
+    def _data_planes(self) -> Any:
+        """The change's propagation waiter when it looks at data planes' config hashes (a
+        hybrid control plane, Konnect): there Kong shows no interval, but each data plane
+        rebuilds its plugins iterator when it applies a pushed configuration (``reconfigure``
+        in ``kong/runloop/handler.lua``, DB-less), so a new hash on every data plane means the
+        window runs there. None otherwise (the interval then decides, or the whole bound)."""
+        waiter = self.propagation
+        try:
+            return waiter if waiter is not None and waiter.method() in PLANE_METHODS else None
+        except KongError:
+            return None
+
+    def _wait_for_data_planes(self, planes: Any, upstream: str, before: Any) -> None:
+        outcome = planes.wait(upstream, {}, self.live_wait, before)
+        if not outcome.get("confirmed"):
+            raise ApiError(
+                503,
+                "window_not_live",
+                f"the gateway metrics window of {upstream} did not reach every data plane "
+                f"within gateway_live_wait ({self.live_wait:g} s): {outcome.get('message')}; "
+                "nothing was moved – retry",
+                details={"retry_after": self.live_wait},
+            )
 
     def _wait(self, seconds: float) -> None:
         """Sleep in slices of at most one second, renewing the upstream's Kong lock between

@@ -88,11 +88,12 @@ def _app(env: Env, **overrides: Any):  # type: ignore[no-untyped-def]
     return create_app(Settings(**values), sweep_leases=False, clock=env.clock)
 
 
-def _env(profile: str) -> Iterator[Env]:
+def _env(profile: str, **serve: Any) -> Iterator[Env]:
     server = serve_in_thread(
         profile,
         konnect_token="kpat_test_token" if profile == "konnect" else None,
         configuration=QUICK,
+        **serve,
     )
     settings: KongSettings = kong_settings(profile, server.url)
     base, headers = server.url, {}

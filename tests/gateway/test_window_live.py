@@ -165,3 +165,32 @@ def test_a_live_wait_of_zero_opens_the_window_without_waiting(env34: Env) -> Non
     created, writes = plugin_writes(calls), target_writes(calls)
     assert created and writes and max(c[0] for c in created) < min(c[0] for c in writes)
     assert min(c[0] for c in writes) - max(c[0] for c in created) < 5
+
+
+def test_on_a_hybrid_control_plane_traffic_waits_for_the_data_planes(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Kong shows no data plane interval: the window waits until every DP runs the new
+    configuration (a new config hash), then the canary moves."""
+    env = next(envs := _env("hybrid", nodes=2, lag=(0.3, 0.6)))
+    request.addfinalizer(lambda: next(envs, None))
+    client, calls = recorded(env, gateway_live_wait=10)
+    started = time.time()
+    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    assert answer.status_code == 200, answer.text
+    created, writes = plugin_writes(calls), target_writes(calls)
+    assert created and writes
+    assert min(c[0] for c in writes) - max(c[0] for c in created) >= 0.6  # the slower DP
+    assert time.time() - started < 8  # the data planes' hashes, not the whole bound
+
+
+def test_data_planes_slower_than_the_bound_refuse_the_change(
+    request: pytest.FixtureRequest,
+) -> None:
+    env = next(envs := _env("hybrid", nodes=1, lag=30.0))
+    request.addfinalizer(lambda: next(envs, None))
+    client, calls = recorded(env, gateway_live_wait=1)
+    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "window_not_live"
+    assert target_writes(calls) == []
