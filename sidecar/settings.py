@@ -380,9 +380,6 @@ def _validate_gateway(settings: Settings, problems: list[str]) -> None:
         problems.append("gateway_max_routes: must be between 1 and 1000")
     if not 0 <= settings.gateway_live_wait <= 120:
         problems.append("gateway_live_wait: must be between 0 and 120 seconds")
-    elif settings.gateway_live_wait >= settings.lock_ttl:
-        # the wait holds the upstream's lock in Kong, renewed only between writes
-        problems.append("gateway_live_wait: must be less than lock_ttl")
     if settings.gateway_metrics:
         if token is None:
             problems.append("gateway_ingest_token: required when gateway_metrics is on")

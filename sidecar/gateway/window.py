@@ -216,20 +216,31 @@ class GatewayWindow:
             return None
 
     def _wait_for_data_planes(self, planes: Any, upstream: str, before: Any) -> None:
-        outcome = planes.wait(upstream, {}, self.live_wait, before)
-        if not outcome.get("confirmed"):
-            raise ApiError(
-                503,
-                "window_not_live",
-                f"the gateway metrics window of {upstream} did not reach every data plane "
-                f"within gateway_live_wait ({self.live_wait:g} s): {outcome.get('message')}; "
-                "nothing was moved – retry",
-                details={"retry_after": self.live_wait},
-            )
+        """Look (``Propagation.check``: one look, the push interval counted from ``since``)
+        until every data plane runs the configuration with the window, renewing the
+        upstream's Kong lock between looks; 503 ``window_not_live`` past ``live_wait``."""
+        since = self.wall_clock()
+        end = since + self.live_wait
+        while True:
+            outcome = planes.check(upstream, {}, since=since, before=before)
+            left = end - self.wall_clock()
+            if outcome.get("confirmed"):
+                return
+            if left <= 0:
+                raise ApiError(
+                    503,
+                    "window_not_live",
+                    f"the gateway metrics window of {upstream} did not reach every data plane "
+                    f"within gateway_live_wait ({self.live_wait:g} s): "
+                    f"{outcome.get('message')}; nothing was moved – retry",
+                    details={"retry_after": self.live_wait},
+                )
+            self.keep_lock()
+            self.sleep(min(0.25, left))
 
     def _wait(self, seconds: float) -> None:
         """Sleep in slices of at most one second, renewing the upstream's Kong lock between
-        them (a wait of 20 s must not outlive a 30 s lock)."""
+        them (a wait of 20 s must not outlive the lock, whatever ``lock_ttl`` is)."""
         end = self.wall_clock() + seconds
         while (left := end - self.wall_clock()) > 0:
             self.keep_lock()

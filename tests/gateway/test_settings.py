@@ -103,9 +103,3 @@ def test_route_cap_and_live_wait_defaults_and_environment() -> None:
     assert (default.gateway_max_routes, default.gateway_live_wait) == (50, 20.0)
     chosen = load_settings(environ=env(gateway_max_routes="7", gateway_live_wait="3.5"))
     assert (chosen.gateway_max_routes, chosen.gateway_live_wait) == (7, 3.5)
-
-
-def test_the_live_wait_must_end_within_the_lock() -> None:
-    assert "gateway_live_wait: must be less than lock_ttl" in problems(
-        gateway_live_wait="30", lock_ttl="30"
-    )
