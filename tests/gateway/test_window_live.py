@@ -85,6 +85,14 @@ def recorded(env: Env, **settings: Any) -> tuple[httpx.Client, list[Call]]:
     return client, calls
 
 
+def start_canary(env: Env, live_wait: float, **kong_configuration: float) -> tuple[Any, list[Call]]:
+    """The canary's first split, with Kong's ``GET /`` configuration set as given."""
+    env.server.app.store.configuration.update(kong_configuration)
+    client, calls = recorded(env, gateway_live_wait=live_wait)
+    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    return answer, calls
+
+
 def target_writes(calls: list[Call]) -> list[Call]:
     return [c for c in calls if c[1] != "GET" and "/targets" in c[2]]
 
@@ -140,9 +148,7 @@ def test_a_window_found_live_costs_no_wait(env34: Env) -> None:
 
 def test_a_bound_beyond_the_setting_refuses_the_change_and_moves_nothing(env34: Env) -> None:
     env = env34
-    env.server.app.store.configuration.update(db_update_frequency=60)
-    client, calls = recorded(env, gateway_live_wait=2)
-    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    answer, calls = start_canary(env, 2, db_update_frequency=60)
     assert answer.status_code == 503, answer.text
     error = answer.json()["error"]
     assert error["code"] == "window_not_live"
@@ -157,10 +163,7 @@ def test_a_bound_beyond_the_setting_refuses_the_change_and_moves_nothing(env34: 
 
 def test_a_live_wait_of_zero_opens_the_window_without_waiting(env34: Env) -> None:
     """The operator's opt-out: the window still opens first, and traffic moves at once."""
-    env = env34
-    env.server.app.store.configuration.update(db_update_frequency=60)
-    client, calls = recorded(env, gateway_live_wait=0)
-    answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
+    answer, calls = start_canary(env34, 0, db_update_frequency=60)
     assert answer.status_code == 200, answer.text
     created, writes = plugin_writes(calls), target_writes(calls)
     assert created and writes and max(c[0] for c in created) < min(c[0] for c in writes)
