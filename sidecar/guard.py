@@ -216,7 +216,7 @@ class Guardian:
     def record(self, tally: Tally) -> list[str]:
         """One call per ingested batch; the upstreams this batch made trip."""
         with self._lock:
-            for (upstream, variant), series in tally.series.items():
+            for (upstream, variant, *_), series in tally.series.items():  # any route
                 armed = self._armed.get(upstream)
                 if armed is not None:
                     armed.window.add(variant, series.codes, series.request)

@@ -88,6 +88,8 @@ class LeaseSweeper:
         self._jitter = random.Random()  # its own: the global one belongs to the app's users
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-sweeper", daemon=True)
+        # More sweeps on the same schedule (the gateway window check): each its own try.
+        self.also: list[Callable[[], object]] = []
 
     def start(self) -> LeaseSweeper:
         self._thread.start()
@@ -108,3 +110,8 @@ class LeaseSweeper:
                 log.warning("lease sweep failed: %s", exc.message)
             except Exception:  # the sweeper must outlive any surprise
                 log.exception("lease sweep crashed")
+            for extra in list(self.also):
+                try:
+                    extra()
+                except Exception:
+                    log.exception("sweep %s crashed", getattr(extra, "__qualname__", extra))

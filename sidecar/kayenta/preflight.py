@@ -298,7 +298,10 @@ def plugin_body(options: Sequence[str]) -> dict[str, Any]:
 
 def split_warnings(report: Report) -> list[str]:
     """One line per gap for ``GET …/split``; nothing when no service proxies to the upstream
-    (then no Kong metric could exist anyway, and the split view has its own warnings)."""
+    (then no Kong metric could exist anyway, and the split view has its own warnings). Each
+    line names the configs that lack data: metric names such as ``gateway_5xx_ratio`` are
+    shared with ``kong-canary-sidecar-gateway``, which reads the sidecar's own series and
+    gets its data without Kong's Prometheus plugin (issue 15)."""
     if not report.services:
         return []
     fix = f"kong-canary preflight --upstream {report.upstream} --fix"
@@ -313,8 +316,13 @@ def split_warnings(report: Report) -> list[str]:
             what = f"prometheus plugin {gap.plugin['id']} ({gap.scope}) lacks " + ", ".join(
                 gap.missing
             )
-        metrics = sorted({m.split(": ", 1)[1] for o in gap.missing
-                          for m in report.requirement.options.get(o, ())})  # fmt: skip
-        judged = f": Kayenta gets no {', '.join(metrics)}" if metrics else ""
+        fed = [m.split(": ", 1) for o in gap.missing for m in report.requirement.options.get(o, ())]
+        judged = ""
+        if fed:  # name the configs that lack data: others (the sidecar's own) have theirs
+            configs, metrics = sorted({c for c, _ in fed}), sorted({m for _, m in fed})
+            judged = (
+                f": Kayenta configs {', '.join(configs)} get no {', '.join(metrics)} "
+                "(configs on the sidecar's gateway metrics do not need this plugin)"
+            )
         out.append(f"Kong metrics for {where}: {what}{judged} (run: {fix})")
     return out

@@ -111,7 +111,9 @@ class AdminApi:
         ws = self.store.workspace(ws_name)
         if endpoint == "root":
             conf = self.store.kong_conf
-            return Reply(200, root_body(self.profile, **vars(self.node), kong_conf=conf))
+            body = root_body(self.profile, **vars(self.node), kong_conf=conf)
+            body["configuration"].update(self.store.configuration)
+            return Reply(200, body)
         if endpoint == "status":
             return Reply(200, status_body(self.profile))
         if endpoint == "data_planes":

@@ -113,11 +113,13 @@ class LocalKong:
         lag: float | Sequence[float] = 0.0,
         untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
         disabled_plugins: Iterable[str] = (),
+        configuration: Mapping[str, Any] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
         self.store = Store(profile, clock, node_configuration(untrusted_lua, disabled_plugins))
+        self.store.configuration.update(configuration or {})
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -466,12 +468,15 @@ def create_wsgi_app(
     lag: float | Sequence[float] = 0.0,
     untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
     disabled_plugins: Iterable[str] = (),
+    configuration: Mapping[str, Any] | None = None,
 ) -> LocalKong:
     """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
     hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
     seconds each of the others sees a write late (one value, or one per lagging node).
     ``untrusted_lua``: kong.conf's (on/off/sandbox), shown by ``GET /``;
-    ``disabled_plugins``: bundled plugins left out of kong.conf's ``plugins``."""
+    ``disabled_plugins``: bundled plugins left out of kong.conf's ``plugins``;
+    ``configuration``: what ``GET /`` shows under ``configuration`` instead of the profile's
+    values (e.g. a short ``worker_state_update_frequency``; ``sidecar.kong_local.worker_state``)."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -486,6 +491,7 @@ def create_wsgi_app(
         lag=lag,
         untrusted_lua=untrusted_lua,
         disabled_plugins=disabled_plugins,
+        configuration=configuration,
     )
 
 

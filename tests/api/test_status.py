@@ -173,9 +173,10 @@ def test_gateway_metrics_become_rates_5xx_and_p99_per_variant(sidecar, upstream)
 
 def test_the_counter_reader_sums_the_gateway_series_of_an_upstream():
     name = f"reader-{uuid.uuid4().hex[:8]}"
-    REQUESTS.labels(name, "canary", "5xx").inc(3)
-    REQUESTS.labels(name, "canary", "2xx").inc(7)
-    REQUEST_LATENCY.labels(name, "canary").observe(12)
+    REQUESTS.labels(name, "canary", "refunds", "5xx").inc(3)  # summed over the route label
+    REQUESTS.labels(name, "canary", "orders", "2xx").inc(5)
+    REQUESTS.labels(name, "canary", "refunds", "2xx").inc(2)
+    REQUEST_LATENCY.labels(name, "canary", "orders").observe(12)
     reading = read_gateway_counters(5.0)[name]
     assert reading.at == 5.0
     canary = reading.variants["canary"]

@@ -33,6 +33,9 @@ INGEST_URL = "http://kong-canary.canary.svc:8080"
 CANARY = {"split": {"stable": 90, "baseline": 5, "canary": 5}}
 TARGETS = {"baseline": ["10.0.0.2:80"], "canary": ["10.0.0.3:80"]}
 CHECKER = OpenApiChecker()
+# Kong's intervals, shortened: a canary's first split waits for the window (db + worker
+# update frequencies) before it moves traffic (tests/gateway/test_window_live.py).
+QUICK = {"worker_state_update_frequency": 0.1, "db_update_frequency": 0.1}
 
 
 @dataclass
@@ -79,14 +82,18 @@ def _app(env: Env, **overrides: Any):  # type: ignore[no-untyped-def]
         "gateway_metrics": True,
         "gateway_ingest_url": INGEST_URL,
         "gateway_ingest_token": INGEST.token,
+        "gateway_live_wait": 1.0,  # Konnect shows no interval: the whole bound is waited
         **overrides,
     }
     return create_app(Settings(**values), sweep_leases=False, clock=env.clock)
 
 
-def _env(profile: str) -> Iterator[Env]:
+def _env(profile: str, **serve: Any) -> Iterator[Env]:
     server = serve_in_thread(
-        profile, konnect_token="kpat_test_token" if profile == "konnect" else None
+        profile,
+        konnect_token="kpat_test_token" if profile == "konnect" else None,
+        configuration=QUICK,
+        **serve,
     )
     settings: KongSettings = kong_settings(profile, server.url)
     base, headers = server.url, {}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sidecar.app import close_app, create_app
+from sidecar.kayenta.library import load_rendered
 from sidecar.settings import ApiToken, KongSettings, Settings
 from tests.preflight.conftest import Kong, start
 
@@ -79,3 +80,15 @@ def test_a_kong_error_on_plugins_leaves_the_view_alone(setup):
     kong.local.faults.fail(mode="500", methods=["GET"], path_contains="/plugins")
     assert warnings(client) == []
     assert kong.local.faults.pending == 0  # the fault fired: the check did run and failed
+
+
+def test_the_warning_names_only_the_configs_that_lack_data(setup):
+    """The sidecar-gateway config's metrics share names with the Kong configs' (issue 15):
+    the warning names the Kong configs, never the one fed by the sidecar's own series."""
+    kong, client, _ = setup
+    kong.service("orders-svc")
+    (first,) = warnings(client)
+    kong_configs = [n for n in load_rendered() if n.startswith("kong-3x")]
+    assert kong_configs and all(name in first for name in kong_configs)
+    assert "kong-canary-sidecar-gateway" not in first
+    assert "do not need this plugin" in first
