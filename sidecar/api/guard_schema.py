@@ -56,7 +56,11 @@ GUARD_VIEW: dict[str, Any] = {
     "required": ["upstream", "armed"],
     "properties": {
         "upstream": {"type": "string"},
-        "armed": {"type": "boolean", "description": "false: no guard in this process"},
+        "armed": {
+            "type": "boolean",
+            "description": "false: no guard armed (in Kong, or in this process when Kong "
+            "could not take it)",
+        },
         "config": {**GUARD_CONFIG, "required": list(GUARD_CONFIG["properties"])},
         "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
         "metric": {"type": ["string", "null"]},
@@ -72,7 +76,26 @@ GUARD_VIEW: dict[str, Any] = {
             "additionalProperties": False,
         },
         "rolled_back": {"type": "boolean"},
-        "replica": {"type": "string"},
+        "replica": {
+            "type": "string",
+            "description": "the worker answering (host:pid); its figures are the batches it "
+            "ingested",
+        },
+        "trip": {
+            "type": "object",
+            "description": "the trip recorded in Kong for this arming, by whichever worker or "
+            "replica tripped first",
+            "required": ["guard", "ramp", "metric", "message", "replica", "at"],
+            "properties": {
+                "guard": {"type": ["string", "null"]},
+                "ramp": {"type": ["string", "null"]},
+                "metric": {"type": ["string", "null"]},
+                "message": {"type": "string"},
+                "replica": {"type": "string"},
+                "at": {"type": "number"},
+            },
+            "additionalProperties": False,
+        },
     },
     "additionalProperties": False,
 }

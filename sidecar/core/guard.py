@@ -214,6 +214,11 @@ class GuardState:
             above += counts[index]
             index -= 1
 
+    def adopt(self, verdict: Verdict) -> None:
+        """Another process's verdict on the same arming (a trip it recorded in Kong): this
+        guard stops judging too."""
+        self.verdict = verdict
+
     def observe(self, look: Look) -> Verdict:
         """Fold one window in and decide; a tripped guard stays tripped."""
         if self.verdict.tripped:
