@@ -159,3 +159,35 @@ def test_a_rollback_on_one_replica_disarms_the_other(sidecar, upstream, replicas
     start_canary(sidecar.client(), upstream)
     assert feed(b, clock, upstream, 5, 30) == []
     assert sidecar.kong_weights(upstream)[CANARY] > 0
+
+
+class CountingStore:
+    """The real store, counting its reads of Kong."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store, self.loads = store, 0
+
+    def load(self, upstream: str):  # type: ignore[no-untyped-def]
+        self.loads += 1
+        return self.store.load(upstream)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+
+def test_a_replica_reads_kongs_guard_once_per_sync_interval_not_per_batch(
+    sidecar, upstream, replicas
+):  # type: ignore[no-untyped-def]
+    a, b, clock = replicas
+    body = {"split": SPLIT, "targets": {"canary": [CANARY], "baseline": [BASELINE]}, "guard": {}}
+    assert (
+        a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS).status_code
+        == 200
+    )
+    b.guardian.store = counting = CountingStore(b.guardian.store)
+    for _ in range(60):  # 60 s, four batches a second
+        for _ in range(4):
+            b.guardian.record(batch(upstream, {"stable": (48, 0), "canary": (1, 0)}))
+        clock.now += 1.0
+    assert 25 <= counting.loads <= 31  # every 2 s (sync_seconds), not 240 times
+    assert b.guardian.view(upstream)["variants"]["canary"]["requests"] > 200  # type: ignore[index]
