@@ -35,8 +35,9 @@ baseline 5xx 0.5 %): 5 canary and 5 baseline requests a second.
   drifting reference cannot trip it) and the effect size (a mixture over odds ratios);
   300 healthy seconds leave its 5xx test in run 4 (median of 100 runs), whose bar is
   ``log(k(k+1)/alpha)`` = 8.3 nats, from evidence at about -1.9 nats: ~10 nats to climb,
-  less than the CUSUM's 12.8, but with less per 5xx (its mixture's components and the
-  conditioning give less than the 4.1 nats a known 0.5 % -> 30 % gives). A CUSUM on
+  less than the CUSUM's 12.8, so the loss is elsewhere – not measured here; candidates
+  are the mixture's dilution (up to ``log 4`` = 1.4 nats), the conditioning on the
+  totals, and the ``errors_increase`` floor judged on the run's figures. A CUSUM on
   the pooled reference's estimated ratio (195 requests a second pin 0.5 % to about
   ±30 % within 10 s) could approach the oracle; not built.
 
