@@ -301,9 +301,11 @@ class Guardian:
                     del self._armed[upstream]  # disarmed by another process
                 return
             if local is None or local.guard_id != shared.id:
+                # a follower judges "no canary traffic" only once it ingests this upstream's
+                # batches: a process that gets none (an API-only replica) knows nothing of it
                 local = _Armed(
                     GuardState(shared.config, self.bounds, now),
-                    True,
+                    False,
                     next_look=now + shared.config.window_seconds,
                     ramp=shared.ramp,
                     guard_id=shared.id,
@@ -326,6 +328,7 @@ class Guardian:
                 guard = self._armed.get(upstream)
                 if guard is not None:
                     guard.window.add(variant, series.codes, series.request)
+                    guard.canary_expected = True
         return self.evaluate()
 
     def evaluate(self) -> list[str]:

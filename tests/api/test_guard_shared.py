@@ -191,3 +191,31 @@ def test_a_replica_reads_kongs_guard_once_per_sync_interval_not_per_batch(
         clock.now += 1.0
     assert 25 <= counting.loads <= 31  # every 2 s (sync_seconds), not 240 times
     assert b.guardian.view(upstream)["variants"]["canary"]["requests"] > 200  # type: ignore[index]
+
+
+def test_a_replica_that_ingests_nothing_does_not_judge_the_canary_traffic_missing(
+    sidecar, upstream, replicas
+):  # type: ignore[no-untyped-def]
+    """An API-only replica learns the guard (GET …/guard) but gets no batches: it must not
+    roll back for "no canary traffic"; a replica that ingests batches without any canary
+    request does."""
+    a, b, clock = replicas
+    guard = {"trip_on_no_traffic": True, "no_traffic_seconds": 30}
+    body = {"split": SPLIT, "targets": {"canary": [CANARY], "baseline": [BASELINE]}, "guard": guard}
+    assert (
+        a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS).status_code
+        == 200
+    )
+    a.guardian.disarm(upstream)  # A stands for the replica that armed it, gone since
+    assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]
+    for _ in range(60):
+        clock.now += 1.0
+        assert b.guardian.evaluate() == []
+    assert sidecar.kong_weights(upstream)[CANARY] > 0
+    for _ in range(40):
+        clock.now += 1.0
+        tripped = b.guardian.record(batch(upstream, {"stable": (190, 0), "baseline": (5, 0)}))
+        if tripped:
+            break
+    assert tripped == [upstream]
+    assert b.get(f"/v1/upstreams/{upstream}/guard")["metric"] == "traffic"
