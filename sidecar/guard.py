@@ -225,7 +225,9 @@ class Guardian:
                 guard_id = self.store.arm(upstream, config, ramp)
             except Exception:
                 log.exception("guard of %s not shared through Kong: this process guards", upstream)
-        self.arm(upstream, config, ramp=ramp, guard_id=guard_id)
+        # shared: like every follower, it judges missing canary traffic only once it ingests
+        # the upstream's batches (they may all go to other processes); alone, it judges
+        self.arm(upstream, config, ramp=ramp, guard_id=guard_id, canary_expected=guard_id is None)
 
     def disarm_shared(self, upstream: str) -> None:
         """After a rollback or promote: no process guards the upstream any more."""
@@ -319,9 +321,9 @@ class Guardian:
 
     def record(self, tally: Tally) -> list[str]:
         """One call per ingested batch; the upstreams this batch made trip."""
-        with self._lock:
-            armed = set(self._armed)
-        for upstream in {u for (u, v) in tally.series if v == "canary" or u in armed}:
+        # the series are the upstreams with our tagged targets whose window is open (a canary
+        # under way): each is read from Kong at most once per sync_seconds
+        for upstream in {u for (u, _) in tally.series}:
             self.sync(upstream)
         with self._lock:
             for (upstream, variant), series in tally.series.items():
