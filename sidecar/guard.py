@@ -323,10 +323,11 @@ class Guardian:
         """One call per ingested batch; the upstreams this batch made trip."""
         # the series are the upstreams with our tagged targets whose window is open (a canary
         # under way): each is read from Kong at most once per sync_seconds
-        for upstream in {u for (u, _) in tally.series}:
+        for upstream in {key[0] for key in tally.series}:
             self.sync(upstream)
         with self._lock:
-            for (upstream, variant), series in tally.series.items():
+            for key, series in tally.series.items():  # (upstream, variant[, route])
+                upstream, variant = key[0], key[1]
                 guard = self._armed.get(upstream)
                 if guard is not None:
                     guard.window.add(variant, series.codes, series.request)
