@@ -112,6 +112,10 @@ class Settings:
     gateway_metrics: bool = False  # switch it on/off with the split (else only by endpoint)
     gateway_ingest_url: str | None = None  # base URL Kong's proxies reach us at (public_url)
     gateway_ingest_token: str | None = field(default=None, repr=False)  # one of ``tokens``
+    gateway_max_routes: int = 50  # route label values per upstream per process; then "other"
+    # Seconds a change that starts a canary waits for a new window to be live in Kong before
+    # it moves traffic (sidecar.gateway.window); 503 window_not_live, nothing moved, after.
+    gateway_live_wait: float = 20.0
     # Request bodies (413 beyond). JSON routes: the largest body the schemas admit (1,000
     # targets of 512 characters per variant) is ~1.6 MB. ``/v1/kong-log``: the window asks
     # Kong for batches of 200 entries (``MAX_BATCH`` 1,000); recorded entries are ~2 kB, one
@@ -206,6 +210,8 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "gateway_metrics": ("", "gateway_metrics", _bool),
     "gateway_ingest_url": ("", "gateway_ingest_url", _opt_str),
     "gateway_ingest_token": ("", "gateway_ingest_token", _opt_str),
+    "gateway_max_routes": ("", "gateway_max_routes", _int),
+    "gateway_live_wait": ("", "gateway_live_wait", _float),
     "max_body_bytes": ("", "max_body_bytes", _int),
     "kong_log_max_body_bytes": ("", "kong_log_max_body_bytes", _int),
     "kong_admin_url": ("kong", "admin_url", _opt_str),
@@ -370,6 +376,10 @@ def _validate_gateway(settings: Settings, problems: list[str]) -> None:
             )
         elif not match.can("write"):
             problems.append(f"gateway_ingest_token: token {match.name!r} needs role write")
+    if not 1 <= settings.gateway_max_routes <= 1000:
+        problems.append("gateway_max_routes: must be between 1 and 1000")
+    if not 0 <= settings.gateway_live_wait <= 120:
+        problems.append("gateway_live_wait: must be between 0 and 120 seconds")
     if settings.gateway_metrics:
         if token is None:
             problems.append("gateway_ingest_token: required when gateway_metrics is on")

@@ -29,6 +29,7 @@ from sidecar.api.body import read_body
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
+from sidecar.gateway.metrics import GatewayMetrics
 from sidecar.gateway.plugin import UPSTREAM_HEADER
 from sidecar.gateway.window import GatewayWindow, IngestConfig
 from sidecar.kong.errors import KongError
@@ -50,8 +51,12 @@ def install(app: Flask, gateway: GatewayIngest | None = None) -> GatewayIngest:
         if gateway is None and existing is not None:
             return existing
         if gateway is None:
-            kong = app.extensions["kong_canary"].kong
-            gateway = GatewayIngest(VariantResolver(kong.health, upstream=kong.upstream))
+            runtime = app.extensions["kong_canary"]
+            kong = runtime.kong
+            gateway = GatewayIngest(
+                VariantResolver(kong.health, upstream=kong.upstream),
+                GatewayMetrics(max_routes=runtime.settings.gateway_max_routes),
+            )
         app.extensions[EXTENSION] = gateway
         return gateway
 
@@ -96,6 +101,12 @@ def install_window(app: Flask) -> GatewayWindow | None:
     """Build the window when an ingest URL and token are configured; with ``gateway_metrics``
     on, every change of a split opens or closes it (``TrafficService.observers``)."""
     runtime = app.extensions["kong_canary"]
+
+    def route_warnings(upstream: str) -> list[str]:
+        gateway: GatewayIngest | None = app.extensions.get(EXTENSION)
+        return [] if gateway is None else gateway.metrics.route_warnings(upstream)
+
+    runtime.service.describe_warnings.append(route_warnings)
     ingest = IngestConfig.from_settings(runtime.settings)
     if ingest is None:
         return None
@@ -104,9 +115,17 @@ def install_window(app: Flask) -> GatewayWindow | None:
         gateway = app.extensions.get(EXTENSION) or install(app)
         gateway.metrics.prime(upstream)
 
-    window = GatewayWindow(runtime.kong, ingest, prime=prime)
+    window = GatewayWindow(
+        runtime.kong,
+        ingest,
+        prime=prime,
+        live_wait=runtime.settings.gateway_live_wait,
+        keep_lock=runtime.service._keep_lock,  # renewal while it waits
+    )
     app.extensions[WINDOW] = window
     if runtime.settings.gateway_metrics:
+        # opened (and live) before a canary's first weight write; kept/closed after changes
+        runtime.service.preparers.append(window.prepare)
         runtime.service.observers.append(window.observe)
     return window
 

@@ -395,7 +395,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         "that was undone)",
         503: "Kong is unreachable or timed out; overloaded: the sidecar is busy with requests "
         "waiting on Kong (Retry-After); upstream_busy: another change of this upstream held "
-        "its lock for lock_wait seconds; Orca retries",
+        "its lock for lock_wait seconds; window_not_live: a canary's first change waits for "
+        "the gateway metrics window to run in Kong, which would take longer than "
+        "gateway_live_wait (error.details.retry_after; nothing moved); Orca retries",
     }
     return {str(s): _json("Error", meaning[s]) for s in statuses}
 

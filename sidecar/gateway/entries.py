@@ -6,6 +6,12 @@ version we record (2.8.5, 3.4.2, 3.9.3) has ``service.host``, ``response.status`
 balancer_latency}``; 3.x adds ``upstream_status`` and ``*_ns`` fields, 3.9 ``source`` and
 ``latencies.receive``, 2.8 has none of those. Only the shared fields are read.
 
+- ``route`` is the matched route entity (``ctx.route``; absent when none matched, e.g. a
+  global plugin answered first), the same shape in 2.8 and 3.x: its ``name`` (optional in
+  Kong) else its ``id`` becomes the series' ``route`` label, ``""`` when there is none
+  (``route_of``). The label's cardinality is capped where the series are fed
+  (``sidecar.gateway.routes``), not here.
+
 - ``tries`` is ``ctx.balancer_data.tries``: absent (nil drops the key) or an empty table
   (cjson encodes it as ``{}``) when Kong answered without reaching a target – auth plugins,
   "no healthy upstream" 503s. The last try is the target that produced the response.
@@ -98,10 +104,39 @@ class Series:
     def empty(cls, buckets: int) -> Series:
         return cls({}, [0] * buckets, 0.0, [0] * buckets)
 
+    def add(self, other: Series) -> None:
+        """Fold ``other`` in (routes past the cap share one ``route="other"`` series)."""
+        for code_class, count in other.codes.items():
+            self.codes[code_class] = self.codes.get(code_class, 0) + count
+        self.request = [a + b for a, b in zip(self.request, other.request, strict=True)]
+        self.request_sum += other.request_sum
+        self.upstream = [a + b for a, b in zip(self.upstream, other.upstream, strict=True)]
+        self.upstream_sum += other.upstream_sum
+        self.upstream_count += other.upstream_count
+
+    @property
+    def count(self) -> int:
+        return sum(self.codes.values())
+
+
+SeriesKey = tuple[str, str, str]  # (upstream, variant, route)
+
+
+def route_of(entry: Mapping[str, Any]) -> str:
+    """The ``route`` label of an entry: the route's name, else its id, else ``""``."""
+    route = entry.get("route")
+    if type(route) is not dict:
+        return ""
+    name = route.get("name")
+    if type(name) is str and name:
+        return name
+    route_id = route.get("id")
+    return route_id if type(route_id) is str else ""
+
 
 @dataclass(slots=True)
 class Tally:
-    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    series: dict[SeriesKey, Series] = field(default_factory=dict)
     unmapped: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     unknown_upstreams: set[str] = field(default_factory=set)
@@ -178,7 +213,7 @@ def tally(
                 continue
             refreshed = lookup.map_for(name)  # a miss may have refreshed the map
             maps[name] = "unknown_upstream" if refreshed is None else refreshed
-        key = (name, variant)
+        key = (name, variant, route_of(entry))
         s = series.get(key)
         if s is None:
             s = series[key] = Series.empty(n_buckets)

@@ -71,7 +71,7 @@ class GatewayIngest:
                 raise unknown_upstream(upstream)
             upstream = name
         counted = tally(entries, self.resolver, BOUNDS, upstream=upstream, allowed=allowed)
-        for name in {name for name, _ in counted.series}:
+        for name in {key[0] for key in counted.series}:
             self.metrics.prime(name)
         self.metrics.record(counted)
         result = IngestResult(len(entries), counted)

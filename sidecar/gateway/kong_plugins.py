@@ -46,6 +46,15 @@ class KongPlugins:
             writable=info is None or info.writable,
         )
 
+    def configuration(self) -> dict[str, Any] | None:
+        """``GET /`` ``configuration`` (Kong's settings, e.g. ``worker_consistency``); None on
+        Konnect, which has no ``GET /``, or when the node does not show it."""
+        if self._konnect:
+            return None
+        body = wire.call(self._http, "GET", "/")
+        config = body.get("configuration") if isinstance(body, dict) else None
+        return config if isinstance(config, dict) else None
+
     def services(self) -> list[dict[str, Any]]:
         return self._collect("/services")
 

@@ -117,6 +117,14 @@ class PluginWrite:
     action: str  # "create" (under a service) | "update" (a plugin of ours) | "keep"
     ref: str  # service id for create, plugin id for update and keep
     service: str = ""
+    written_at: float | None = None  # keep: Kong's updated_at (3.x), else created_at
+
+
+def written_at(plugin: Mapping[str, Any]) -> float | None:
+    """When Kong last stored the plugin (whole seconds): ``updated_at`` exists from 3.0 on,
+    2.8 has ``created_at`` only (``kong/db/schema/entities/plugins.lua``)."""
+    value = plugin.get("updated_at", plugin.get("created_at"))
+    return float(value) if type(value) in (int, float) else None
 
 
 def covers(current: Any, wanted: Any, key: str = "") -> bool:
@@ -164,8 +172,12 @@ def plan_attach(
                 "not create; Kong allows one per service",
             )
         if ours:
-            action = "keep" if body is not None and up_to_date(ours[0], body) else "update"
-            writes.append(PluginWrite(action, str(ours[0]["id"]), service_id))
+            if body is not None and up_to_date(ours[0], body):
+                writes.append(
+                    PluginWrite("keep", str(ours[0]["id"]), service_id, written_at(ours[0]))
+                )
+            else:
+                writes.append(PluginWrite("update", str(ours[0]["id"]), service_id))
         else:
             writes.append(PluginWrite("create", service_id, service_id))
     return writes
@@ -176,6 +188,7 @@ class Attached:
     plugin: str
     service: str
     action: str  # "create" | "update" | "keep"
+    written_at: float | None = None  # keep: when Kong last stored it (see ``written_at``)
 
     def as_json(self) -> dict[str, str]:
         return {"id": self.plugin, "service": self.service, "action": self.action}
@@ -215,7 +228,7 @@ def _attach_once(plugins: KongPlugins, upstream: str, body: dict[str, Any]) -> l
                 plugin_id = plugins.update(write.ref, write.service, body)["id"]
             else:
                 plugin_id = write.ref
-            done.append(Attached(plugin_id, write.service, write.action))
+            done.append(Attached(plugin_id, write.service, write.action, write.written_at))
     except (KongError, ApiError):
         for plugin_id in created:
             with contextlib.suppress(KongError):

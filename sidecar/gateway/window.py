@@ -12,11 +12,34 @@ a ``warnings`` entry saying what is missing and how to fix it (the explicit
 ``/v1/upstreams/{u}/gateway-metrics`` endpoints), the failure is logged, and
 ``kong_canary_gateway_window_changes_total{result="failed"}`` counts it for alerting. Kayenta
 then finds no sidecar-gateway data and judges NODATA – visible, never a silent pass.
+
+Opening before traffic moves (``GatewayWindow.prepare``, a ``TrafficService`` preparer): Kong
+runs a new plugin only after its workers rebuilt their plugins iterator (up to
+``worker_state_update_frequency`` with ``worker_consistency = eventual``, plus the cluster's
+``db_update_frequency``: ``sidecar.core.window_live``), and on a real Kong 3.4.2 the first ~40
+canary requests of a window opened with the traffic were never counted. So a change that takes
+an upstream from stable-only to canary/baseline traffic opens the window first, under the
+upstream's locks and before its first weight write, and waits until Kong's own bound has
+passed since the plugins were written (``gateway_live_wait`` at most). The split's ``wait``
+comes after the weights, so it never confirms before the window is live.
+
+When Kong's bound exceeds ``gateway_live_wait`` (a cluster with a long
+``db_update_frequency``, or a plugin found written a moment ago by another replica's attempt),
+the change is refused with 503 ``window_not_live`` and nothing of it is written: moving with a
+warning would lose exactly the first canary requests the window exists to count, and silently
+for Kayenta (the canary's first errors never reach the 5xx ratio). The plugins stay attached,
+so a retry (Orca retries a 503 webhook, ``details.retry_after`` says when) finds them in place
+and written long enough ago, and moves at once. An attach that fails outright (no service, a
+foreign http-log, an ingest token not allowed) keeps today's contract: the change moves and
+answers a warning, since retrying would not fix it and Kayenta then judges NODATA, visibly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +47,10 @@ from typing import Any
 from prometheus_client import Counter
 
 from sidecar.core.split import Split
+from sidecar.core.window_live import PluginWritten, live_delay, remaining_wait
 from sidecar.errors import ApiError, from_kong_error
-from sidecar.gateway.plugin import attach_plugins, detach_http_log, managed_plugins
+from sidecar.gateway.kong_plugins import KongPlugins
+from sidecar.gateway.plugin import Attached, attach_plugins, detach_http_log, managed_plugins
 from sidecar.kong.errors import KongError
 from sidecar.metrics import CONFIRMED_UPSTREAMS
 from sidecar.settings import ApiToken, Settings
@@ -67,13 +92,28 @@ class GatewayWindow:
         ingest: IngestConfig,
         *,
         prime: Callable[[str], None] = lambda upstream: None,
+        live_wait: float = 20.0,
+        keep_lock: Callable[[], None] = lambda: None,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.kong = kong
         self.ingest = ingest
         self.prime = prime
+        self.live_wait = live_wait
+        self.keep_lock = keep_lock  # renews the upstream's Kong lock while the preparer waits
+        self.sleep = sleep
+        self.wall_clock = wall_clock
+        self._configuration: tuple[dict[str, Any] | None] | None = None
+        # The upstream whose window this thread's preparer failed to open: its observer then
+        # does not try again (the change's answer already carries the warning).
+        self._prepare_failed = threading.local()
 
     def open(self, upstream: str) -> list[dict[str, str]]:
         """Attach (or confirm) our http-log on the upstream's services; ApiError/KongError."""
+        return [a.as_json() for a in self._open(upstream)]
+
+    def _open(self, upstream: str) -> list[Attached]:
         if not self.ingest.token.allows(upstream):
             raise ApiError(
                 409,
@@ -97,7 +137,55 @@ class GatewayWindow:
         WINDOW_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "open", "ok").inc()
         if any(a.action != "keep" for a in attached):
             log.info("gateway metrics on for %s: %s", upstream, [a.as_json() for a in attached])
-        return [a.as_json() for a in attached]
+        return attached
+
+    def kong_configuration(self) -> dict[str, Any] | None:
+        """``GET /`` ``configuration``, read once per process (a node's settings do not change
+        under it); None when Kong does not show it."""
+        if self._configuration is None:
+            config = None
+            with contextlib.suppress(KongError):
+                config = KongPlugins.of(self.kong).configuration()
+            self._configuration = (config,)
+        return self._configuration[0]
+
+    def prepare(self, event: ChangeEvent) -> list[str]:
+        """The TrafficService preparer: a change that starts canary/baseline traffic opens the
+        window and waits until Kong runs it; 503 ``window_not_live`` (nothing moved) when that
+        would take longer than ``live_wait``. Any other change: nothing to do."""
+        if not (carries_canary(event.split) and not carries_canary(event.previous)):
+            return []
+        CONFIRMED_UPSTREAMS.confirm(event.upstream)
+        self._prepare_failed.upstream = None
+        try:
+            attached = self._open(event.upstream)
+        except Exception as exc:  # the observer's contract: the change moves, with a warning
+            self._prepare_failed.upstream = event.upstream
+            return [self._failed(event.upstream, True, exc)]
+        delay = live_delay(self.kong_configuration())
+        bound = self.live_wait if delay is None else delay
+        written = [PluginWritten(a.action != "keep", a.written_at) for a in attached]
+        remaining = remaining_wait(written, bound, self.wall_clock())
+        if remaining > self.live_wait:
+            raise ApiError(
+                503,
+                "window_not_live",
+                f"the gateway metrics window of {event.upstream} runs on every Kong worker "
+                f"only {remaining:.0f} s from now (Kong's worker_state_update_frequency and "
+                f"db_update_frequency), more than gateway_live_wait ({self.live_wait:g} s); "
+                "nothing was moved – retry then",
+                details={"retry_after": round(remaining, 1)},
+            )
+        self._wait(remaining)
+        return []
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep in slices of at most one second, renewing the upstream's Kong lock between
+        them (a wait of 20 s must not outlive a 30 s lock)."""
+        end = self.wall_clock() + seconds
+        while (left := end - self.wall_clock()) > 0:
+            self.keep_lock()
+            self.sleep(min(1.0, left))
 
     def close(self, upstream: str) -> list[str]:
         """Remove our http-log plugins of the upstream; the ids removed."""
@@ -119,32 +207,45 @@ class GatewayWindow:
 
     def observe(self, event: ChangeEvent) -> list[str]:
         """The TrafficService observer: warnings for the change's answer, never an error."""
-        opening = event.split is not None and event.split != Split.STABLE_ONLY
+        opening = carries_canary(event.split)
         CONFIRMED_UPSTREAMS.confirm(event.upstream)  # the change read it from Kong
+        failed_before = getattr(self._prepare_failed, "upstream", None) == event.upstream
+        self._prepare_failed.upstream = None
+        if opening and failed_before:
+            return []  # the preparer's warning says it, and what to do
         try:
             if opening:
                 self.open(event.upstream)
             else:
                 self.close(event.upstream)
             return []
-        except ApiError as exc:
-            reason = exc.message
-        except KongError as exc:
-            reason = from_kong_error(exc).message
         except Exception as exc:  # an observer must never turn a done change into an error
-            log.exception("gateway metrics window of %s", event.upstream)
+            return [self._failed(event.upstream, opening, exc)]
+
+    def _failed(self, upstream: str, opening: bool, exc: Exception) -> str:
+        if isinstance(exc, ApiError):
+            reason = exc.message
+        elif isinstance(exc, KongError):
+            reason = from_kong_error(exc).message
+        else:
+            log.exception("gateway metrics window of %s", upstream)
             reason = f"unexpected error: {exc}"
-        path = f"/v1/upstreams/{event.upstream}/gateway-metrics"
+        path = f"/v1/upstreams/{upstream}/gateway-metrics"
         if opening:
             warning = (
-                f"gateway metrics: http-log could not be attached for {event.upstream} "
+                f"gateway metrics: http-log could not be attached for {upstream} "
                 f"({reason}); the sidecar-gateway Kayenta metrics get no data for this "
                 f"canary – fix it and POST {path}"
             )
         else:
             warning = (
-                f"gateway metrics: http-log could not be removed for {event.upstream} "
+                f"gateway metrics: http-log could not be removed for {upstream} "
                 f"({reason}); Kong keeps posting request logs to the sidecar – DELETE {path}"
             )
         log.warning("%s", warning)
-        return [warning]
+        return warning
+
+
+def carries_canary(split: Split | None) -> bool:
+    """Baseline or canary traffic: the window should be open."""
+    return split is not None and split != Split.STABLE_ONLY

@@ -107,11 +107,13 @@ class LocalKong:
         clock: Callable[[], float],
         nodes: int = 1,
         lag: float | Sequence[float] = 0.0,
+        configuration: Mapping[str, Any] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
         self.store = Store(profile, clock)
+        self.store.configuration.update(configuration or {})
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -441,10 +443,13 @@ def create_wsgi_app(
     clock: Callable[[], float] = time.time,
     nodes: int = 1,
     lag: float | Sequence[float] = 0.0,
+    configuration: Mapping[str, Any] | None = None,
 ) -> LocalKong:
     """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
     hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
-    seconds each of the others sees a write late (one value, or one per lagging node)."""
+    seconds each of the others sees a write late (one value, or one per lagging node).
+    ``configuration``: what ``GET /`` shows under ``configuration`` instead of the profile's
+    values (e.g. a short ``worker_state_update_frequency``; ``sidecar.kong_local.worker_state``)."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -457,6 +462,7 @@ def create_wsgi_app(
         clock=clock,
         nodes=nodes,
         lag=lag,
+        configuration=configuration,
     )
 
 

@@ -46,6 +46,7 @@ class Store:
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0
+        self.configuration: dict[str, Any] = {}  # GET / ``configuration`` overrides (tests)
 
     def workspace(self, name: str) -> Workspace:
         return self.workspaces.setdefault(name, Workspace())

@@ -129,7 +129,10 @@ def parse_exposition(text: str) -> dict[Sample, float]:
 
 
 def sample(values: dict[Sample, float], name: str, **labels: str) -> float:
-    return values.get((name, frozenset(labels.items())), 0.0)
+    """The sum over every series of ``name`` carrying ``labels`` (any others, e.g. ``route``,
+    summed away as a service-level ``sum by (...)`` query does)."""
+    wanted = frozenset(labels.items())
+    return sum(v for (n, have), v in values.items() if n == name and wanted <= have)
 
 
 @pytest.fixture

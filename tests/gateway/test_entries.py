@@ -94,8 +94,8 @@ def test_parse_batch_refuses_what_is_not_a_batch(body: bytes, code: str) -> None
 
 def test_counts_per_variant_class_and_bucket() -> None:
     result = run([entry(9111, 200, 3, 2), entry(9111, 503, 3.5, 3), entry(9112, 200, 70, 61)])
-    stable = result.series[("orders", "stable")]
-    baseline = result.series[("orders", "baseline")]
+    stable = result.series[("orders", "stable", "orders")]
+    baseline = result.series[("orders", "baseline", "orders")]
     assert stable.codes == {"2xx": 1, "5xx": 1}
     assert baseline.codes == {"2xx": 1}
     assert stable.request[BOUNDS.index(3.0)] == 1 and stable.request[BOUNDS.index(4.0)] == 1
@@ -109,19 +109,19 @@ def test_the_last_try_is_the_one_that_counts() -> None:
     retried = entry(9112, 200)
     retried["tries"].insert(0, {"ip": "127.0.0.1", "port": 9111, "state": "failed", "code": 502})
     result = run([retried])
-    assert list(result.series) == [("orders", "baseline")]
+    assert list(result.series) == [("orders", "baseline", "orders")]
 
 
 def test_no_target_reached_means_no_upstream_latency() -> None:
     result = run([entry(9111, 502, 5, -1)])
-    stable = result.series[("orders", "stable")]
+    stable = result.series[("orders", "stable", "orders")]
     assert stable.codes == {"5xx": 1} and stable.upstream_count == 0 and sum(stable.upstream) == 0
     assert sum(stable.request) == 1
 
 
 def test_latency_beyond_the_last_bound_lands_in_inf() -> None:
     result = run([entry(request=120000, proxy=119000)])
-    stable = result.series[("orders", "stable")]
+    stable = result.series[("orders", "stable", "orders")]
     assert stable.request[-1] == 1 and stable.upstream[-1] == 1
 
 
@@ -230,7 +230,7 @@ def test_non_finite_huge_and_boolean_latencies_are_refused_per_entry(field: str,
     result = run(parse_batch(body.encode()))
     assert result.rejected == {"bad_latencies": 1}
     assert result.accepted == 1
-    stable = result.series[("orders", "stable")]
+    stable = result.series[("orders", "stable", "orders")]
     assert stable.request_sum == 12 and stable.upstream_sum == 10
 
 

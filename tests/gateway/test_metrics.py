@@ -27,10 +27,14 @@ def test_bulk_feed_matches_observe_sample_for_sample() -> None:
     values = [rng.choice([0, 1, 3.5, 60000, 70000]) or rng.expovariate(1 / 40) for _ in range(500)]
     reference = CollectorRegistry()
     hist = Histogram(
-        "h_ms", "h", ["upstream", "variant"], buckets=LATENCY_BUCKETS_MS, registry=reference
+        "h_ms",
+        "h",
+        ["upstream", "variant", "route"],
+        buckets=LATENCY_BUCKETS_MS,
+        registry=reference,
     )
     for v in values:
-        hist.labels("orders", "canary").observe(v)
+        hist.labels("orders", "canary", "refunds").observe(v)
 
     series = Series.empty(len(BOUNDS))
     from bisect import bisect_left
@@ -40,7 +44,9 @@ def test_bulk_feed_matches_observe_sample_for_sample() -> None:
         series.request_sum += v
     series.codes["2xx"] = len(values)
     registry = CollectorRegistry()
-    GatewayMetrics.in_registry(registry).record(Tally(series={("orders", "canary"): series}))
+    GatewayMetrics.in_registry(registry).record(
+        Tally(series={("orders", "canary", "refunds"): series})
+    )
 
     want = parse_exposition(generate_latest(reference).decode())
     got = parse_exposition(generate_latest(registry).decode())
@@ -78,7 +84,7 @@ def test_children_are_cached_not_looked_up_per_batch() -> None:
     series.codes["2xx"] = 1
     series.request[0] = 1
     for _ in range(3):
-        metrics.record(Tally(series={("orders", "stable"): series}, rejected={"bad_tries": 1}))
+        metrics.record(Tally(series={("orders", "stable", ""): series}, rejected={"bad_tries": 1}))
     assert len(metrics._children) == 3  # requests, request latency, rejected
     values = parse_exposition(generate_latest(registry).decode())
     assert sample(values, "kong_canary_gateway_rejected_total", reason="bad_tries") == 3

@@ -83,3 +83,23 @@ def test_body_caps_come_from_the_environment_and_are_bounded() -> None:
         "max_body_bytes: must be between 65536 and 1073741824 bytes",
         "kong_log_max_body_bytes: must be between 65536 and 1073741824 bytes",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("gateway_max_routes", "0", "gateway_max_routes: must be between 1 and 1000"),
+        ("gateway_max_routes", "1001", "gateway_max_routes: must be between 1 and 1000"),
+        ("gateway_live_wait", "-1", "gateway_live_wait: must be between 0 and 120 seconds"),
+        ("gateway_live_wait", "121", "gateway_live_wait: must be between 0 and 120 seconds"),
+    ],
+)
+def test_route_cap_and_live_wait_are_bounded(name: str, value: str, rule: str) -> None:
+    assert rule in problems(**{name: value})
+
+
+def test_route_cap_and_live_wait_defaults_and_environment() -> None:
+    default = load_settings(environ=env())
+    assert (default.gateway_max_routes, default.gateway_live_wait) == (50, 20.0)
+    chosen = load_settings(environ=env(gateway_max_routes="7", gateway_live_wait="3.5"))
+    assert (chosen.gateway_max_routes, chosen.gateway_live_wait) == (7, 3.5)
