@@ -71,10 +71,19 @@ class _Window:
 
 
 @dataclass
+class _Route:
+    """One listed route's own guard: its canary against the same route of the reference."""
+
+    state: GuardState
+    window: _Window = field(default_factory=_Window)
+
+
+@dataclass
 class _Armed:
     state: GuardState
     canary_expected: bool
     window: _Window = field(default_factory=_Window)
+    routes: dict[str, _Route] = field(default_factory=dict)
     next_look: float = 0.0
     rolled_back: bool = False
     rolling_back: bool = False  # a rollback is under way (off the lock): no second one
@@ -207,14 +216,25 @@ class Guardian:
         """Start (or restart, with fresh evidence) the guard of an upstream's canary here."""
         now = self.clock()
         with self._lock:
-            self._armed[upstream] = _Armed(
-                GuardState(config, self.bounds, now),
-                canary_expected,
-                next_look=now + config.window_seconds,
-                ramp=ramp,
-                guard_id=guard_id,
-            )
+            self._armed[upstream] = self._fresh(config, now, canary_expected, ramp, guard_id)
             self._synced[upstream] = now  # what was just written is what Kong says
+
+    def _fresh(
+        self,
+        config: GuardConfig,
+        now: float,
+        canary_expected: bool,
+        ramp: str | None,
+        guard_id: str | None,
+    ) -> _Armed:
+        return _Armed(
+            GuardState(config, self.bounds, now),
+            canary_expected,
+            routes={r: _Route(GuardState(config, self.bounds, now)) for r in config.routes},
+            next_look=now + config.window_seconds,
+            ramp=ramp,
+            guard_id=guard_id,
+        )
 
     def arm_shared(self, upstream: str, config: GuardConfig, *, ramp: str | None = None) -> None:
         """Write the arming to Kong so every process guards, then guard here at once. Kong
@@ -274,6 +294,11 @@ class Guardian:
                 "rolled_back": armed.rolled_back,
                 "replica": self.replica,
                 **({"trip": asdict(armed.trip)} if armed.trip is not None else {}),
+                **(
+                    {"routes": {name: r.state.view() for name, r in armed.routes.items()}}
+                    if armed.routes
+                    else {}
+                ),
             }
 
     def sync(self, upstream: str, *, force: bool = False) -> None:
@@ -305,13 +330,7 @@ class Guardian:
             if local is None or local.guard_id != shared.id:
                 # a follower judges "no canary traffic" only once it ingests this upstream's
                 # batches: a process that gets none (an API-only replica) knows nothing of it
-                local = _Armed(
-                    GuardState(shared.config, self.bounds, now),
-                    False,
-                    next_look=now + shared.config.window_seconds,
-                    ramp=shared.ramp,
-                    guard_id=shared.id,
-                )
+                local = self._fresh(shared.config, now, False, shared.ramp, shared.id)
                 self._armed[upstream] = local
             if trip is not None and trip.guard == shared.id and local.trip is None:
                 local.trip = trip
@@ -332,6 +351,9 @@ class Guardian:
                 if guard is not None:
                     guard.window.add(variant, series.codes, series.request)
                     guard.canary_expected = True
+                    route = guard.routes.get(key[2]) if len(key) > 2 else None
+                    if route is not None:
+                        route.window.add(variant, series.codes, series.request)
         return self.evaluate()
 
     def evaluate(self) -> list[str]:
@@ -351,12 +373,26 @@ class Guardian:
                 step = guard.state.config.window_seconds
                 guard.next_look = now + step
                 verdict = guard.state.observe(window.look(now, guard.canary_expected))
+                verdict = self._routes_look(guard, now, verdict)
                 if verdict.tripped and not (guard.rolled_back or guard.rolling_back):
                     guard.rolling_back = True
                     actions.append((upstream, guard, verdict))
         return [
             upstream for upstream, guard, verdict in actions if self._trip(upstream, guard, verdict)
         ]
+
+    @staticmethod
+    def _routes_look(armed: _Armed, now: float, verdict: Verdict) -> Verdict:
+        """Each listed route's look (its window ends with the upstream's); the first route to
+        trip trips the guard, its message naming the route. A quiet route is no failure
+        (its share of the canary may be small): only the upstream judges missing traffic."""
+        for name, route in armed.routes.items():
+            window, route.window = route.window, _Window()
+            seen = route.state.observe(window.look(now, False))
+            if seen.tripped and not verdict.tripped:
+                verdict = Verdict("tripped", seen.metric, f"route {name}: {seen.message}")
+                armed.state.adopt(verdict)
+        return verdict
 
     def _claim(self, upstream: str, armed: _Armed, verdict: Verdict) -> str:
         """Record the trip in Kong before rolling back, so a ramp's poll on any process that

@@ -25,6 +25,13 @@ GUARD_CONFIG: dict[str, Any] = {
             "maxLength": 2048,
             "description": "POSTed {text: ...} on a trip (Slack incoming webhook); shown redacted",
         },
+        "routes": {
+            "type": "array",
+            "maxItems": 50,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Kong routes (name, else id) also judged one by one",
+        },
     },
     "additionalProperties": False,
 }
@@ -51,6 +58,16 @@ _TEST = {
     },
     "additionalProperties": False,
 }
+_VARIANTS = {
+    "type": "object",
+    "properties": {"canary": _FIGURES, "reference": _FIGURES},
+    "additionalProperties": False,
+}
+_TESTS = {
+    "type": "object",
+    "properties": {"5xx": _TEST, "p99_latency": _TEST},
+    "additionalProperties": False,
+}
 GUARD_VIEW: dict[str, Any] = {
     "type": "object",
     "required": ["upstream", "armed"],
@@ -65,15 +82,23 @@ GUARD_VIEW: dict[str, Any] = {
         "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
         "metric": {"type": ["string", "null"]},
         "message": {"type": "string"},
-        "variants": {
+        "variants": _VARIANTS,
+        "tests": _TESTS,
+        "routes": {
             "type": "object",
-            "properties": {"canary": _FIGURES, "reference": _FIGURES},
-            "additionalProperties": False,
-        },
-        "tests": {
-            "type": "object",
-            "properties": {"5xx": _TEST, "p99_latency": _TEST},
-            "additionalProperties": False,
+            "description": "each listed route's own view (config.routes)",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["status", "metric", "message", "variants", "tests"],
+                "properties": {
+                    "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
+                    "metric": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                    "variants": _VARIANTS,
+                    "tests": _TESTS,
+                },
+                "additionalProperties": False,
+            },
         },
         "rolled_back": {"type": "boolean"},
         "replica": {
