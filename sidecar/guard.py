@@ -147,7 +147,7 @@ class Guardian:
     and replica through Kong's upstream tags.
 
     Sharing: an arming is written to Kong, and any process that ingests batches of an
-    upstream with canary traffic, or looks at an armed one on its timer, reads the upstream's
+    upstream (its window is open), or looks at an armed one on its timer, reads the upstream's
     guard at most once per ``sync_seconds`` (never once per batch) and follows it: a new
     arming restarts its evidence, a removed one ends its guard, a trip recorded by another
     process stops it. A process whose guard trips first claims the trip in Kong (under the
@@ -255,7 +255,7 @@ class Guardian:
             try:
                 self.store.disarm(upstream)
             except Exception:
-                log.exception("guard of %s still in Kong: others disarm at the rollback", upstream)
+                log.exception("guard of %s still in Kong: other processes keep it", upstream)
         self.disarm(upstream)
 
     def trip_of_ramp(self, upstream: str, ramp: str) -> str | None:
