@@ -249,14 +249,18 @@ class Guardian:
         # the upstream's batches (they may all go to other processes); alone, it judges
         self.arm(upstream, config, ramp=ramp, guard_id=guard_id, canary_expected=guard_id is None)
 
-    def disarm_shared(self, upstream: str) -> None:
-        """After a rollback or promote: no process guards the upstream any more."""
+    def disarm_shared(self, upstream: str, *, ramp: str | None = None) -> None:
+        """After a rollback or promote: no process guards the upstream any more. With
+        ``ramp`` (a cancelled ramp's short id): only the guard that ramp armed."""
         if self.store is not None:
             try:
-                self.store.disarm(upstream)
+                self.store.disarm(upstream, ramp=ramp)
             except Exception:
                 log.exception("guard of %s still in Kong: other processes keep it", upstream)
-        self.disarm(upstream)
+        with self._lock:
+            armed = self._armed.get(upstream)
+            if armed is not None and (ramp is None or armed.ramp == ramp):
+                del self._armed[upstream]
 
     def trip_of_ramp(self, upstream: str, ramp: str) -> str | None:
         """The trip message when the guard armed by ``ramp`` (its short id) rolled the canary

@@ -18,6 +18,7 @@ from sidecar.core.guard_tags import (
     GuardTrip,
     claim_trip,
     guard_tag,
+    read_guard,
     trip_tag,
     with_guard,
     with_trip,
@@ -32,7 +33,7 @@ class GuardStore(Protocol):
 
     def arm(self, upstream: str, config: GuardConfig, ramp: str | None) -> str: ...
 
-    def disarm(self, upstream: str) -> None: ...
+    def disarm(self, upstream: str, *, ramp: str | None = None) -> None: ...
 
     def claim(self, upstream: str, guard_id: str | None, trip: GuardTrip) -> str: ...
 
@@ -53,9 +54,17 @@ class KongGuardStore:
         self._rewrite(upstream, lambda tags: with_trip(with_guard(tags, tag), None))
         return guard_id
 
-    def disarm(self, upstream: str) -> None:
-        """No canary left to guard; the last trip stays readable (``GET …/guard``)."""
-        self._rewrite(upstream, lambda tags: with_guard(tags, None))
+    def disarm(self, upstream: str, *, ramp: str | None = None) -> None:
+        """No canary left to guard; the last trip stays readable (``GET …/guard``). With
+        ``ramp`` (a short id): only the guard that ramp armed."""
+
+        def remove(tags: Sequence[str]) -> Sequence[str]:
+            armed = read_guard(tags)
+            if ramp is not None and (armed is None or armed.ramp != ramp):
+                return tags
+            return with_guard(tags, None)
+
+        self._rewrite(upstream, remove)
 
     def claim(self, upstream: str, guard_id: str | None, trip: GuardTrip) -> str:
         """``claimed``, ``tripped`` or ``gone`` (:func:`~sidecar.core.guard_tags.claim_trip`);
@@ -64,12 +73,19 @@ class KongGuardStore:
 
         def decide(tags: Sequence[str]) -> Sequence[str]:
             outcome.append(claim_trip(tags, guard_id, trip))
-            return with_trip(tags, trip_tag(trip)) if outcome[0] == "claimed" else tags
+            return with_trip(tags, trip_tag(trip)) if outcome[-1] == "claimed" else tags
 
         self._rewrite(upstream, decide)
-        return outcome[0]
+        return outcome[-1]
 
     def _rewrite(self, upstream: str, change: Callable[[Sequence[str]], Sequence[str]]) -> None:
+        """``change`` applied to the upstream's tags under its locks. A first read without the
+        locks skips them when nothing would change (a rollback of an unguarded upstream, a
+        trip already recorded): those answers cannot be undone by a concurrent writer (an
+        arming id is never reused), so only a write needs the Kong lock."""
+        current = self.service.kong.upstream(upstream)
+        if set(change(current.tags)) == set(current.tags):
+            return
         with self.service.exclusive(upstream):
             current = self.service.kong.upstream(upstream)
             tags = tuple(change(current.tags))

@@ -109,11 +109,12 @@ def ramp_view(view: RampView) -> RampView:
     return view if message is None else dataclasses.replace(view, status=FAILED, message=message)
 
 
-def disarm(upstream: str) -> None:
-    """After a rollback or promote: no canary left to guard."""
+def disarm(upstream: str, *, ramp: str | None = None) -> None:
+    """After a rollback or promote: no canary left to guard. ``ramp``: a cancelled ramp's
+    id, whose guard alone ends (a later change's guard is not the cancel's to end)."""
     guardian = current_app.extensions.get(EXTENSION)
     if guardian is not None:
-        guardian.disarm_shared(upstream)
+        guardian.disarm_shared(upstream, ramp=None if ramp is None else short_id(ramp))
 
 
 def live_view(upstream: str) -> dict[str, Any] | None:

@@ -218,3 +218,24 @@ def test_a_replica_that_ingests_nothing_does_not_judge_the_canary_traffic_missin
             break
     assert tripped == [upstream]
     assert b.get(f"/v1/upstreams/{upstream}/guard")["metric"] == "traffic"
+
+
+def test_cancelling_a_ramp_ends_the_guard_it_armed_on_every_replica(sidecar, upstream, replicas):  # type: ignore[no-untyped-def]
+    a, b, clock = replicas
+    start_canary(sidecar.client(), upstream, {"stable": 99, "baseline": 0.5, "canary": 0.5})
+    body = {"split": SPLIT, "duration": 600, "steps": 5, "guard": {}}
+    answer = a.client.post(f"/v1/upstreams/{upstream}/ramps", json=body, headers=HEADERS)
+    assert answer.status_code == 202, answer.get_json()
+    ramp_id = answer.get_json()["id"]
+    assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]
+    canceled = a.client.post(f"/v1/ramps/{ramp_id}/cancel", json={"wait": 0}, headers=HEADERS)
+    assert canceled.status_code == 200, canceled.get_json()
+    clock.now += 5.0
+    assert b.get(f"/v1/upstreams/{upstream}/guard") == {"upstream": upstream, "armed": False}
+    # a guard armed since (PUT …/guard) is not the old ramp's: cancelling it again keeps it
+    armed = a.client.put(f"/v1/upstreams/{upstream}/guard", json={}, headers=HEADERS)
+    assert armed.status_code == 200
+    again = a.client.post(f"/v1/ramps/{ramp_id}/cancel", json={"wait": 0}, headers=HEADERS)
+    assert again.status_code == 200
+    clock.now += 5.0
+    assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]
