@@ -3,10 +3,12 @@
 The guard (``sidecar.guard``) is fed by ``POST /v1/kong-log`` (one call per batch) and
 rolls back through ``TrafficService.rollback`` – the path of ``POST .../rollback``.
 
-Scope of this first wiring: the guard lives in the process that armed it, and sees the
-batches this process ingests. Several workers or replicas each see a sample of the batches
-(detection slows by about the number of processes, ``sidecar.core.guard``); keeping the
-armed config in Kong (tags, like leases) so every replica guards is the next step.
+The guard is shared by every gunicorn worker and replica through Kong: the arming and the
+last trip are upstream tags (``sidecar.core.guard_tags``, written by
+``sidecar.guard_store``), so whichever process ingests an upstream's batches guards it,
+any one's trip rolls back, and any one answers a ramp's poll FAILED and ``GET …/guard``
+with the config and the trip. Each process still judges only the batches it ingests: a
+random sample when several share them (``README.md``, Guard, "Workers and replicas").
 """
 
 from __future__ import annotations
@@ -14,19 +16,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
 from sidecar.core.guard_config import GuardConfig
+from sidecar.core.ramp_token import short_id
 from sidecar.core.split import SplitError
 from sidecar.errors import ApiError
 from sidecar.gateway.entries import Tally
 from sidecar.gateway.metrics import BOUNDS
 from sidecar.guard import Guardian
+from sidecar.guard_store import KongGuardStore
 from sidecar.ramps import CANCELED, FAILED, RampView
 
 bp = Blueprint("guard", __name__, url_prefix="/v1/upstreams")
@@ -36,19 +42,36 @@ EXTENSION = "kong_canary_guard"
 bp.before_request(require_token)
 
 
+def shared_guardian(
+    app: Flask, *, clock: Callable[[], float] = time.monotonic, replica: str | None = None
+) -> Guardian:
+    """A guardian that rolls back through ``TrafficService.rollback`` (the path of ``POST
+    …/rollback``) and shares the guard through the app's Kong; not started."""
+    runtime = app.extensions["kong_canary"]
+
+    def rollback(upstream: str, reason: str) -> object:
+        return runtime.service.rollback(upstream)
+
+    return Guardian(
+        clock=clock,
+        rollback=rollback,
+        bounds=BOUNDS,
+        replica=replica or replica_name(),
+        store=KongGuardStore(runtime.service),
+    )
+
+
 def install(app: Flask, guardian: Guardian | None = None) -> Guardian:
     """The process's guardian; tests pass one with a fake clock and rollback."""
     if guardian is None:
-        runtime = app.extensions["kong_canary"]
-
-        def rollback(upstream: str, reason: str) -> object:
-            return runtime.service.rollback(upstream)
-
-        guardian = Guardian(
-            clock=time.monotonic, rollback=rollback, bounds=BOUNDS, replica=socket.gethostname()
-        ).start()
+        guardian = shared_guardian(app).start()
     app.extensions[EXTENSION] = guardian
     return guardian
+
+
+def replica_name() -> str:
+    """The pod (host name) and the worker in it: what the audit and the trip name."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def record(app: Flask, tally: Tally) -> None:
@@ -69,27 +92,29 @@ def parse_guard(body: dict[str, Any]) -> GuardConfig | None:
 
 
 def arm(upstream: str, config: GuardConfig | None, *, ramp: str | None = None) -> None:
-    """After a split or ramp that carried a guard took effect."""
+    """After a split or ramp that carried a guard took effect: armed in Kong for every
+    worker and replica (``ramp``: the ramp's id, kept as its short id)."""
     if config is not None:
-        _guardian().arm(upstream, config, ramp=ramp)
+        _guardian().arm_shared(upstream, config, ramp=None if ramp is None else short_id(ramp))
 
 
 def ramp_view(view: RampView) -> RampView:
-    """A ramp this process's guard ended reports FAILED with the trip's figures (Orca shows
-    the message), not the CANCELED its rollback's cancel mark alone would give. Other
-    processes, which did not trip, still say CANCELED (the guard is per process for now)."""
+    """A ramp the guard ended reports FAILED with the trip's figures (Orca shows the
+    message), not the CANCELED its rollback's cancel mark alone would give, on whichever
+    worker or replica the poll lands (the trip is recorded in Kong before the rollback)."""
     guardian = current_app.extensions.get(EXTENSION)
     if guardian is None or view.status != CANCELED:
         return view
-    message = guardian.trip_of_ramp(view.upstream, view.id)
+    message = guardian.trip_of_ramp(view.upstream, short_id(view.id))
     return view if message is None else dataclasses.replace(view, status=FAILED, message=message)
 
 
-def disarm(upstream: str) -> None:
-    """After a rollback or promote: no canary left to guard."""
+def disarm(upstream: str, *, ramp: str | None = None) -> None:
+    """After a rollback or promote: no canary left to guard. ``ramp``: a cancelled ramp's
+    id, whose guard alone ends (a later change's guard is not the cancel's to end)."""
     guardian = current_app.extensions.get(EXTENSION)
     if guardian is not None:
-        guardian.disarm(upstream)
+        guardian.disarm_shared(upstream, ramp=None if ramp is None else short_id(ramp))
 
 
 def live_view(upstream: str) -> dict[str, Any] | None:
@@ -113,7 +138,7 @@ def set_guard(upstream: str):  # type: ignore[no-untyped-def]
     config = parse_guard({"guard": body})
     assert config is not None
     guardian = _guardian()
-    guardian.arm(upstream, config)
+    guardian.arm_shared(upstream, config)
     audit.info(
         json.dumps(
             {"event": "guard_set", "token": g.caller.name, "upstream": upstream,

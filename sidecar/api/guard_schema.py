@@ -25,6 +25,13 @@ GUARD_CONFIG: dict[str, Any] = {
             "maxLength": 2048,
             "description": "POSTed {text: ...} on a trip (Slack incoming webhook); shown redacted",
         },
+        "routes": {
+            "type": "array",
+            "maxItems": 50,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Kong routes (name, else id) also judged one by one",
+        },
     },
     "additionalProperties": False,
 }
@@ -51,28 +58,69 @@ _TEST = {
     },
     "additionalProperties": False,
 }
+_VARIANTS = {
+    "type": "object",
+    "properties": {"canary": _FIGURES, "reference": _FIGURES},
+    "additionalProperties": False,
+}
+_TESTS = {
+    "type": "object",
+    "properties": {"5xx": _TEST, "p99_latency": _TEST},
+    "additionalProperties": False,
+}
 GUARD_VIEW: dict[str, Any] = {
     "type": "object",
     "required": ["upstream", "armed"],
     "properties": {
         "upstream": {"type": "string"},
-        "armed": {"type": "boolean", "description": "false: no guard in this process"},
+        "armed": {
+            "type": "boolean",
+            "description": "false: no guard armed (in Kong, or in this process when Kong "
+            "could not take it)",
+        },
         "config": {**GUARD_CONFIG, "required": list(GUARD_CONFIG["properties"])},
         "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
         "metric": {"type": ["string", "null"]},
         "message": {"type": "string"},
-        "variants": {
+        "variants": _VARIANTS,
+        "tests": _TESTS,
+        "routes": {
             "type": "object",
-            "properties": {"canary": _FIGURES, "reference": _FIGURES},
-            "additionalProperties": False,
-        },
-        "tests": {
-            "type": "object",
-            "properties": {"5xx": _TEST, "p99_latency": _TEST},
-            "additionalProperties": False,
+            "description": "each listed route's own view (config.routes)",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["status", "metric", "message", "variants", "tests"],
+                "properties": {
+                    "status": {"enum": ["collecting", "ok", "no_canary_traffic", "tripped"]},
+                    "metric": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                    "variants": _VARIANTS,
+                    "tests": _TESTS,
+                },
+                "additionalProperties": False,
+            },
         },
         "rolled_back": {"type": "boolean"},
-        "replica": {"type": "string"},
+        "replica": {
+            "type": "string",
+            "description": "the worker answering (host:pid); its figures are the batches it "
+            "ingested",
+        },
+        "trip": {
+            "type": "object",
+            "description": "the trip recorded in Kong for this arming, by whichever worker or "
+            "replica tripped first",
+            "required": ["guard", "ramp", "metric", "message", "replica", "at"],
+            "properties": {
+                "guard": {"type": ["string", "null"]},
+                "ramp": {"type": ["string", "null"]},
+                "metric": {"type": ["string", "null"]},
+                "message": {"type": "string"},
+                "replica": {"type": "string"},
+                "at": {"type": "number"},
+            },
+            "additionalProperties": False,
+        },
     },
     "additionalProperties": False,
 }

@@ -140,6 +140,7 @@ def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     body = parse_body(request, CANCEL, optional=True)
     view = _ramps().cancel(ramp_id, wait=rollback_wait(body))
+    guard.disarm(view.upstream, ramp=ramp_id)  # the guard it armed ends (its trip stays)
     _audit("ramp_canceled", view, body)
     return jsonify(view.as_json(_urls(view)))
 
@@ -153,6 +154,8 @@ def cancel_upstream_ramp(upstream: str):  # type: ignore[no-untyped-def]
     # A cancel is a rollback: its answer waits for the nodes, and statusUrl lets a monitored
     # stage wait longer, until canary traffic has stopped everywhere checkable.
     result = _ramps().cancel_on_upstream(upstream, execution_id, wait=rollback_wait(body))
+    if result.get("status") == "CANCELED":
+        guard.disarm(upstream)  # rolled back: no canary left to guard (its trip stays)
     result["statusUrl"] = status_url(upstream, Split.STABLE_ONLY, since)
     audit.info(
         json.dumps(

@@ -20,12 +20,26 @@ baseline 5xx 0.5 %): 5 canary and 5 baseline requests a second.
 
 - A regression that starts late costs more evidence than one present from the start: not
   knowing when a change begins, a detector whose false alarms stay below ``alpha`` over a
-  horizon needs about ``log(horizon / alpha)`` nats (Lorden 1971), here ~12 instead of ~7.
-  A 30 % canary brings ~3 nats per 5xx less ~1 per reference 5xx, i.e. needs 8 canary 5xx
-  in 10 s – which 15 expected give in ~97 % of cases even to an oracle that knows the
-  odds ratio: the issue's "99 % within 10 s" holds from the canary's start (measured
-  100 %), not mid-ramp (measured 86 % within 10 s, all within 20 s). The simulations
-  (``tests/unit/core/test_guard_simulation.py``) pin both.
+  horizon needs about ``log(horizon / alpha)`` nats (Lorden 1971), here ~12.8 instead of
+  ~5.3. This guard meets the issue's "99 % within 10 s" for 30 % 5xx from the canary's
+  start (measured 100 %) but not mid-ramp (measured 86 % within 10 s, all within 20 s;
+  ``tests/unit/core/test_guard_simulation.py``). That is this guard's price, not the
+  data's limit (an earlier note said "even an oracle reaches ~97 %": measured, wrong).
+  Seeded simulations (``tests/unit/core/test_guard_oracle.py``, 3,000 runs each, 5xx
+  budget 0.005): an oracle knowing the change point and both 5xx ratios (SPRT from the
+  change, 5.3 nats) trips within 10 s in 2,997/3,000 runs (95 % lower bound 99.74 %;
+  median 2 s, p99 7 s); Page's CUSUM knowing both ratios but not the change point, its
+  false alarms over 30 minutes held below 0.005 by a union bound (12.8 nats; A/A 0/600),
+  in 2,991/3,000 (lower bound 99.48 %; median 3 s, p99 9 s). What this guard does not
+  know is the reference's 5xx ratio (it conditions on the totals, Fisher's law, so a
+  drifting reference cannot trip it) and the effect size (a mixture over odds ratios);
+  300 healthy seconds leave its 5xx test in run 4 (median of 100 runs), whose bar is
+  ``log(k(k+1)/alpha)`` = 8.3 nats, from evidence at about -1.9 nats: ~10 nats to climb,
+  less than the CUSUM's 12.8, so the loss is elsewhere – not measured here; candidates
+  are the mixture's dilution (up to ``log 4`` = 1.4 nats), the conditioning on the
+  totals, and the ``errors_increase`` floor judged on the run's figures. A CUSUM on
+  the pooled reference's estimated ratio (195 requests a second pin 0.5 % to about
+  ±30 % within 10 s) could approach the oracle; not built.
 
 The 5xx test: per look, given the canary's and the reference's request counts and the total
 5xx, the canary's 5xx follow Fisher's noncentral hypergeometric law in the odds ratio alone
@@ -213,6 +227,11 @@ class GuardState:
             self.reference_bound = index
             above += counts[index]
             index -= 1
+
+    def adopt(self, verdict: Verdict) -> None:
+        """Another process's verdict on the same arming (a trip it recorded in Kong): this
+        guard stops judging too."""
+        self.verdict = verdict
 
     def observe(self, look: Look) -> Verdict:
         """Fold one window in and decide; a tripped guard stays tripped."""

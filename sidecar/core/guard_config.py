@@ -38,6 +38,10 @@ class GuardConfig:
       too small to bound a 0.5 % error rate in seconds (see ``sidecar.core.guard``).
     - ``no_traffic_seconds``/``trip_on_no_traffic``: a canary with a share but no requests
       for that long is reported, and tripped only if asked.
+    - ``routes``: Kong routes (name, else id: the gateway metrics' ``route`` label) the
+      guard also judges one by one, each canary route against the same route of the
+      reference, so a regression confined to a low-traffic critical route is not drowned
+      in the upstream's other routes. None by default (the upstream as a whole only).
     - ``alert_url``: where a trip is announced (a POST of ``{"text": ...}``, as a Slack
       incoming webhook takes it); none by default. It is a secret for Slack, so views show
       only its scheme and host (:func:`redacted`).
@@ -53,13 +57,14 @@ class GuardConfig:
     no_traffic_seconds: float = 60.0
     trip_on_no_traffic: bool = False
     alert_url: str | None = None
+    routes: tuple[str, ...] = ()
 
     @property
     def alpha(self) -> float:
         return 1.0 - self.confidence
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "routes": list(self.routes)}
 
     @classmethod
     def from_json(cls, raw: object, *, field: str = "guard") -> GuardConfig:
@@ -131,6 +136,22 @@ def redacted(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
+MAX_ROUTES = 50  # the gateway metrics' default route cap (GATEWAY_MAX_ROUTES)
+
+
+def _routes(value: object, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SplitError(field, "must be a list of route names or ids")
+    if len(value) > MAX_ROUTES:
+        raise SplitError(field, f"must list at most {MAX_ROUTES} routes")
+    for index, route in enumerate(value):
+        if not isinstance(route, str) or not 1 <= len(route) <= 255:
+            raise SplitError(f"{field}[{index}]", "must be a route name or id (1-255 characters)")
+    if len(set(value)) != len(value):
+        raise SplitError(field, "must not list a route twice")
+    return tuple(value)
+
+
 def _flag(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise SplitError(field, "must be true or false")
@@ -148,4 +169,5 @@ _RULES = {
     "no_traffic_seconds": _between(1.0, 86400.0),
     "trip_on_no_traffic": _flag,
     "alert_url": _alert_url,
+    "routes": _routes,
 }

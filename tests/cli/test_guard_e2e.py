@@ -1,7 +1,7 @@
-"""The guard with real processes: ``kong-canary serve`` (gunicorn, one worker: the guard is
-per process for now) on the embedded Kong, the http-log batches Kong 2.8.5 and 3.9.3 really
-posted replayed to ``/v1/kong-log``, a regression injected mid-ramp, and the alert received
-by a local HTTP server."""
+"""The guard with real processes: ``kong-canary serve`` (gunicorn, two workers sharing the
+guard through Kong) on the embedded Kong, the http-log batches Kong 2.8.5 and 3.9.3 really
+posted replayed to ``/v1/kong-log`` (each on a new connection, so the workers share them),
+a regression injected mid-ramp, and the alert received by a local HTTP server."""
 
 from __future__ import annotations
 
@@ -47,11 +47,13 @@ def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, alert_in
     received = handler.received
     entries = recorded_entries(version)
     port = free_port()
-    with process(["serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"], sidecar_env()):
+    with process(["serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], sidecar_env()):
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=10,
+            # a new connection per request: gunicorn hands each to either worker
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         wait_until(lambda: client.get("/readyz").status_code == 200, 30, "readiness")
         targets = {"canary": ["127.0.0.1:9113"], "baseline": ["127.0.0.1:9112"]}
@@ -75,9 +77,9 @@ def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, alert_in
         for _ in range(10):  # healthy for a second
             post(batch(entries, broken=False))
             time.sleep(0.1)
-        view = client.get("/v1/upstreams/orders/guard").json()
-        assert view["armed"] and view["status"] != "tripped", view
-        assert view["variants"]["canary"]["requests"] > 0
+        views = [client.get("/v1/upstreams/orders/guard").json() for _ in range(20)]
+        assert all(v["armed"] and v["status"] != "tripped" for v in views), views
+        assert any(v["variants"]["canary"]["requests"] > 0 for v in views)
 
         def tripped() -> bool:
             post(batch(entries, broken=True))
@@ -85,14 +87,23 @@ def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, alert_in
             return client.get("/v1/upstreams/orders/guard").json()["status"] == "tripped"
 
         wait_until(tripped, 30, "the guard to trip")
-        view = client.get("/v1/upstreams/orders/guard").json()
-        assert view["metric"] == "5xx" and view["rolled_back"], view
         split = client.get("/v1/upstreams/orders/split").json()
         assert split["split"] == {"stable": 100, "baseline": 0, "canary": 0}
-        ramp_status = client.get(status_url).json()
-        assert ramp_status["status"] == "FAILED", ramp_status
-        assert "guard tripped on 5xx" in ramp_status["message"]
-        assert "canary 100.00%" in ramp_status["message"]
+        time.sleep(2.5)  # past the workers' cached read of Kong's guard (2 s)
+        workers: set[str] = set()
+
+        def both_workers_answered() -> bool:
+            view = client.get("/v1/upstreams/orders/guard").json()
+            assert view["status"] == "tripped" and view["metric"] == "5xx", view
+            assert view["rolled_back"] and view["trip"]["metric"] == "5xx", view
+            workers.add(view["replica"])
+            ramp_status = client.get(status_url).json()  # on either worker
+            assert ramp_status["status"] == "FAILED", ramp_status
+            assert "guard tripped on 5xx" in ramp_status["message"]
+            assert "canary 100.00%" in ramp_status["message"]
+            return len(workers) >= 2
+
+        wait_until(both_workers_answered, 20, "both workers to answer")
         wait_until(lambda: received, 15, "the alert")
         time.sleep(0.5)  # a second alert would have arrived by now
         assert len(received) == 1 and "5xx" in received[0]["text"], received
