@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api import guard
 from sidecar.api.auth import require_token
+from sidecar.api.cohorts import cohort_view
 from sidecar.api.schemas import (
     PROMOTE,
     ROLLBACK,
@@ -41,6 +42,7 @@ def read_split(upstream: str):  # type: ignore[no-untyped-def]
     guarded = guard.live_view(upstream)
     if guarded is not None:
         body["guard"] = guarded
+    body.update(cohort_view(upstream))
     return jsonify(body)
 
 
