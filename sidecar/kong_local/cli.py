@@ -7,6 +7,7 @@ import click
 from sidecar.kong_local.profiles import PROFILE_TABLE, PROFILES
 from sidecar.kong_local.seed import DEFAULT_SEED, default_seed, load_seed
 from sidecar.kong_local.server import serve_forever
+from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA, UNTRUSTED_LUA_VALUES
 
 __all__ = ["DEFAULT_SEED", "kong_local", "parse_bind", "parse_dns"]
 
@@ -78,6 +79,20 @@ def parse_dns(values: tuple[str, ...]) -> dict[str, list[str]]:
     show_default=True,
     help="Seconds the other nodes (data planes) see each write late.",
 )
+@click.option(
+    "--untrusted-lua",
+    type=click.Choice(UNTRUSTED_LUA_VALUES),
+    default=DEFAULT_UNTRUSTED_LUA,
+    show_default=True,
+    help="kong.conf untrusted_lua, as GET / shows it (off: serverless code cannot run).",
+)
+@click.option(
+    "--disable-plugin",
+    "disabled_plugins",
+    multiple=True,
+    metavar="NAME",
+    help="A bundled plugin left out of kong.conf 'plugins', e.g. post-function (repeatable).",
+)
 @click.option("--quiet", is_flag=True, help="Do not log every request (benchmarks).")
 def kong_local(
     profile: str,
@@ -92,6 +107,8 @@ def kong_local(
     test_controls: bool,
     nodes: int,
     lag: float,
+    untrusted_lua: str,
+    disabled_plugins: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Run a Kong-compatible Admin API server in memory (for local runs and tests)."""
@@ -124,5 +141,7 @@ def kong_local(
         control_plane_id=control_plane_id,
         dns=parse_dns(dns),
         test_controls=test_controls,
+        untrusted_lua=untrusted_lua,
+        disabled_plugins=disabled_plugins,
         quiet=quiet,
     )

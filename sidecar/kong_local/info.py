@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sidecar.kong_local.configuration import NodeConfiguration
 from sidecar.kong_local.profiles import Profile
 
 # A subset of bundled plugins with their 3.x handler priorities.
@@ -29,6 +30,7 @@ _PLUGIN_PRIORITIES = {
     "http-log": 12,
     "file-log": 9,
     "tcp-log": 7,
+    "post-function": -1000,  # kong/plugins/post-function/handler.lua
 }
 
 
@@ -46,14 +48,23 @@ def server_header(profile: Profile, enterprise: bool) -> str:
     return f"kong/{profile.version}{suffix}"
 
 
-def root_body(profile: Profile, *, node_id: str, hostname: str, enterprise: bool) -> dict[str, Any]:
+def root_body(
+    profile: Profile,
+    *,
+    node_id: str,
+    hostname: str,
+    enterprise: bool,
+    configuration: NodeConfiguration | None = None,
+) -> dict[str, Any]:
+    """``configuration.untrusted_lua`` and the available plugins follow ``configuration``."""
+    conf = configuration or NodeConfiguration()
+    plugins = {n: p for n, p in _PLUGIN_PRIORITIES.items() if n not in conf.disabled_plugins}
     if profile.is_3x:
         available: dict[str, Any] = {
-            name: {"version": profile.version, "priority": prio}
-            for name, prio in _PLUGIN_PRIORITIES.items()
+            name: {"version": profile.version, "priority": prio} for name, prio in plugins.items()
         }
     else:
-        available = dict.fromkeys(_PLUGIN_PRIORITIES, True)
+        available = dict.fromkeys(plugins, True)
     body: dict[str, Any] = {
         "version": display_version(profile, enterprise),
         "tagline": "Welcome to kong",
@@ -69,6 +80,7 @@ def root_body(profile: Profile, *, node_id: str, hostname: str, enterprise: bool
             "db_update_frequency": 5,
             "worker_consistency": "eventual" if profile.is_3x else "strict",
             "worker_state_update_frequency": 5,
+            "untrusted_lua": conf.untrusted_lua,
         },
         "timers": {"running": 0, "pending": 5},
         "prng_seeds": {},

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sidecar.kong_local import serverless
 from sidecar.kong_local.errors import ApiError, schema_violation
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.schemas import REQUIRED, UNKNOWN, Body, is_uuid, validate_tags
@@ -41,7 +42,7 @@ HEADER_NAME = re.compile(r"^[a-zA-Z0-9\-_]+$")
 
 @dataclass(frozen=True)
 class Field:
-    kind: str  # string|integer|number|boolean|record|map_string|map_array|url|set
+    kind: str  # string|integer|number|boolean|record|map_string|map_array|url|set|array
     default: Any = None
     required: bool = False
     one_of: tuple[Any, ...] = ()
@@ -68,6 +69,8 @@ def _type_error(spec: Field, value: Any) -> str | None:
         return None if isinstance(value, dict) else "expected a map"
     if kind == "set":
         return None if isinstance(value, list) else "expected a set"
+    if kind == "array":
+        return None if isinstance(value, list) else "expected an array"
     raise AssertionError(kind)
 
 
@@ -107,6 +110,10 @@ def _check_value(spec: Field, value: Any) -> Any:
     if spec.kind == "set" and spec.check is not None:
         problems = [spec.check(v) for v in value]
         return next((p for p in problems if p), None)
+    if spec.kind == "array" and spec.check is not None:
+        # Kong reports an array's element errors at their positions (nulls elsewhere).
+        positioned = [spec.check(v) for v in value]
+        return positioned if any(positioned) else None
     return None
 
 
@@ -240,9 +247,20 @@ def prometheus_fields(profile: Profile) -> dict[str, Field]:
     return fields
 
 
+def post_function_fields(profile: Profile) -> dict[str, Field]:
+    """``post-function``: arrays of Lua, compiled by LuaJIT (``serverless.py`` cites Kong)."""
+    check = serverless.function_error
+    return {phase: Field("array", [], check=check) for phase in serverless.phase_fields(profile)}
+
+
 PLUGIN_CONFIGS: dict[str, Callable[[Profile], dict[str, Field]]] = {
     "http-log": http_log_fields,
     "prometheus": prometheus_fields,
+    serverless.PLUGIN_NAME: post_function_fields,
+}
+# Entity checks of a plugin's schema, over its config with defaults (``@entity`` errors).
+ENTITY_CHECKS: dict[str, Callable[[Body, Profile], list[str]]] = {
+    serverless.PLUGIN_NAME: serverless.entity_errors,
 }
 
 
@@ -275,8 +293,11 @@ def _foreign(value: Any) -> str | dict[str, str] | None:
     return None
 
 
-def validate_plugin(body: Body, profile: Profile, *, partial: bool) -> Body:
-    """Clean top-level fields (config is checked later, against the plugin's schema)."""
+def validate_plugin(
+    body: Body, profile: Profile, *, partial: bool, disabled: frozenset[str] = frozenset()
+) -> Body:
+    """Clean top-level fields (config is checked later, against the plugin's schema).
+    ``disabled``: bundled plugins this node was started without (not in ``plugins``)."""
     allowed = plugin_fields(profile)
     errors: Errors = {key: UNKNOWN for key in body if key not in allowed}
     name = body.get("name")
@@ -284,8 +305,10 @@ def validate_plugin(body: Body, profile: Profile, *, partial: bool) -> Body:
         errors["name"] = REQUIRED
     elif name is not None and not isinstance(name, str):
         errors["name"] = "expected a string"
-    elif name is not None and name not in PLUGIN_CONFIGS:
+    elif name is not None and (name not in PLUGIN_CONFIGS or name in disabled):
         errors["name"] = NOT_ENABLED.format(name)
+    elif name == serverless.PLUGIN_NAME and body.get("consumer") is not None:
+        errors["consumer"] = "value must be null"  # typedefs.no_consumer (eq = null)
     if "enabled" in body and not isinstance(body["enabled"], bool):
         errors["enabled"] = "expected a boolean"
     if body.get("protocols") is not None:
@@ -297,7 +320,7 @@ def validate_plugin(body: Body, profile: Profile, *, partial: bool) -> Body:
         if problem:
             errors["tags"] = problem
     for key in ("service", "route", "consumer"):
-        if body.get(key) is not None:
+        if body.get(key) is not None and key not in errors:
             problem = _foreign(body[key])
             if problem:
                 errors[key] = problem
@@ -317,7 +340,11 @@ def build_plugin_config(name: str, config: Body, profile: Profile) -> Body:
     errors = validate_record(fields, config)
     if errors:
         raise schema_violation({"config": errors})
-    return with_defaults(fields, config)
+    full = with_defaults(fields, config)
+    entity = ENTITY_CHECKS[name](full, profile) if name in ENTITY_CHECKS else []
+    if entity:
+        raise schema_violation({"@entity": entity})
+    return full
 
 
 def render_plugin(rec: Body, profile: Profile) -> Body:

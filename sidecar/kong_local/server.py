@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from sidecar.kong_local.addresses import format_target
 from sidecar.kong_local.admin_api import AdminApi, NodeIdentity, Reply
+from sidecar.kong_local.configuration import node_configuration
 from sidecar.kong_local.errors import UNEXPECTED, ApiError, cannot_parse_json
 from sidecar.kong_local.faults import FaultRule, Faults
 from sidecar.kong_local.info import server_header
@@ -32,6 +33,7 @@ from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
 from sidecar.kong_local.propagation import History, LagView, data_planes_body, lagging_nodes
 from sidecar.kong_local.schemas import Body
 from sidecar.kong_local.seed import DEFAULT_SEED
+from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA
 from sidecar.kong_local.store import Store, Workspace
 
 __all__ = [
@@ -107,11 +109,14 @@ class LocalKong:
         clock: Callable[[], float],
         nodes: int = 1,
         lag: float | Sequence[float] = 0.0,
+        untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
+        disabled_plugins: Iterable[str] = (),
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
-        self.store = Store(profile, clock)
+        configuration = node_configuration(untrusted_lua, disabled_plugins)
+        self.store = Store(profile, clock, configuration)
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -441,10 +446,14 @@ def create_wsgi_app(
     clock: Callable[[], float] = time.time,
     nodes: int = 1,
     lag: float | Sequence[float] = 0.0,
+    untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
+    disabled_plugins: Iterable[str] = (),
 ) -> LocalKong:
     """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
     hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
-    seconds each of the others sees a write late (one value, or one per lagging node)."""
+    seconds each of the others sees a write late (one value, or one per lagging node).
+    ``untrusted_lua``: kong.conf's (on/off/sandbox), shown by ``GET /``;
+    ``disabled_plugins``: bundled plugins left out of kong.conf's ``plugins``."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -457,6 +466,8 @@ def create_wsgi_app(
         clock=clock,
         nodes=nodes,
         lag=lag,
+        untrusted_lua=untrusted_lua,
+        disabled_plugins=disabled_plugins,
     )
 
 

@@ -269,7 +269,8 @@ class _Routes:
         *,
         patch: bool = False,
     ) -> Body:
-        validate_plugin(body, self.profile, partial=patch)
+        disabled = self.store.configuration.disabled_plugins
+        validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]
             fields = PLUGIN_CONFIGS[name](self.profile)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.kong_local.addresses import format_target
+from sidecar.kong_local.configuration import NodeConfiguration
 from sidecar.kong_local.errors import (
     ApiError,
     invalid_offset,
@@ -40,9 +41,15 @@ class Workspace:
 
 
 class Store:
-    def __init__(self, profile: Profile, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        clock: Callable[[], float],
+        configuration: NodeConfiguration | None = None,
+    ) -> None:
         self.profile = profile
         self.clock = clock
+        self.configuration = configuration or NodeConfiguration()
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0

@@ -1,0 +1,231 @@
+"""The ``post-function`` plugin on the local server, against the facts measured on a real
+Kong 3.4.2 (``kong-admin-api.md`` section 11, bodies in ``tests/fixtures/kong/
+kong-3.4.2-post-function.json``) and against Kong's source (``kong/plugins/pre-function/
+_schema.lua``, ``kong/templates/kong_defaults.lua``, ``kong/db/schema/init.lua``; tags 2.8.5,
+3.4.2, 3.9.3)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sidecar.kong_local.serverless import PHASES, lua_syntax_error
+from tests.kong_local.conftest import StartKong
+
+FACTS = json.loads(
+    (
+        Path(__file__).resolve().parents[1] / "fixtures/kong/kong-3.4.2-post-function.json"
+    ).read_text()
+)
+WRITABLE = ("2.8", "3.4", "3.9")
+ROUTER = "return function() kong.service.set_upstream('coh--stable') end"
+
+
+def _service(client: httpx.Client, name: str = "svc") -> dict[str, Any]:
+    r = client.post("/services", json={"name": name, "host": "coh.upstream"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _matches(expected: Any, actual: Any, bound: dict[str, str]) -> None:
+    """Recorded (sub)bodies with ``<service_id>``-style placeholders, bound on first sight:
+    every key given must be there with that value (the note quotes bodies in part)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(expected) <= set(actual), (expected, actual)
+        for key, value in expected.items():
+            _matches(value, actual[key], bound)
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(expected) == len(actual), (expected, actual)
+        for want, got in zip(expected, actual, strict=True):
+            _matches(want, got, bound)
+    elif isinstance(expected, str) and re.search(r"<\w+_id>", expected):
+        names = re.findall(r"<(\w+_id)>", expected)
+        pattern = re.escape(expected)
+        for name in names:
+            known = bound.get(name)
+            pattern = pattern.replace(
+                re.escape(f"<{name}>"), re.escape(known) if known else f"(?P<{name}>[0-9a-f-]+)"
+            )
+        found = re.fullmatch(pattern, actual)
+        assert found, (expected, actual)
+        bound.update(found.groupdict())
+    else:
+        assert expected == actual, (expected, actual)
+
+
+def test_replays_the_measured_3_4_2_answers(start_kong: StartKong, client_for) -> None:
+    """Each recorded request gets the recorded status and body (placeholders for ids)."""
+    client = client_for(start_kong("3.4"))
+    bound: dict[str, str] = {}
+    for step in FACTS["steps"]:
+        request = step["request"]
+        r = client.request(request["method"], request["path"], json=request.get("json"))
+        assert r.status_code == step["status"], (step["request"], r.text)
+        _matches(step["body"], r.json(), bound)
+
+
+def test_root_shows_untrusted_lua_and_post_function_by_default(
+    start_kong: StartKong, client_for
+) -> None:
+    """``untrusted_lua = sandbox`` is the default of every modelled version; post-function
+    is bundled (2.x lists names -> true, 3.x name -> {version, priority=-1000})."""
+    for profile in WRITABLE:
+        body = client_for(start_kong(profile)).get("/").json()
+        assert body["configuration"]["untrusted_lua"] == "sandbox"
+        available = body["plugins"]["available_on_server"]
+        if profile == "2.8":
+            assert available["post-function"] is True
+        else:
+            assert available["post-function"]["priority"] == -1000
+
+
+@pytest.mark.parametrize("mode", ["on", "off", "sandbox"])
+def test_untrusted_lua_is_set_at_start_and_off_still_accepts_the_plugin(
+    start_kong: StartKong, client_for, mode: str
+) -> None:
+    """The schema checks syntax only (``loadstring``); ``untrusted_lua = off`` stops the code
+    when it runs (``kong/tools/sandbox.lua``), not when it is created."""
+    client = client_for(start_kong("3.9", untrusted_lua=mode))
+    assert client.get("/").json()["configuration"]["untrusted_lua"] == mode
+    _service(client)
+    r = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}}
+    )
+    assert r.status_code == 201
+
+
+def test_untrusted_lua_rejects_unknown_values() -> None:
+    from sidecar.kong_local.server import create_wsgi_app
+
+    with pytest.raises(ValueError, match="untrusted_lua must be one of on, off, sandbox"):
+        create_wsgi_app("3.9", untrusted_lua="maybe")
+
+
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_a_kong_without_post_function_refuses_it(
+    start_kong: StartKong, client_for, profile: str
+) -> None:
+    """Left out of ``plugins``: not in ``available_on_server``, and create says so
+    (``kong/db/schema/entities/plugins.lua`` subschema_error)."""
+    client = client_for(start_kong(profile, disabled_plugins=["post-function"]))
+    assert "post-function" not in client.get("/").json()["plugins"]["available_on_server"]
+    _service(client)
+    r = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}}
+    )
+    assert r.status_code == 400
+    assert r.json()["fields"] == {
+        "name": "plugin 'post-function' not enabled; add it to the 'plugins' configuration property"
+    }
+
+
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_every_phase_is_echoed_and_2_8_keeps_functions(
+    start_kong: StartKong, client_for, profile: str
+) -> None:
+    client = client_for(start_kong(profile))
+    _service(client)
+    r = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}}
+    )
+    assert r.status_code == 201
+    expected = {phase: [] for phase in PHASES} | {"access": [ROUTER]}
+    if profile == "2.8":
+        expected["functions"] = []
+    assert r.json()["config"] == expected
+
+
+def test_2_8_functions_and_access_are_mutually_exclusive(start_kong: StartKong, client_for) -> None:
+    """2.8.5 ``_schema.lua`` entity check ``mutually_exclusive_sets``; 3.x dropped
+    ``functions`` (unknown field)."""
+    config = {"functions": [ROUTER], "access": [ROUTER]}
+    client = client_for(start_kong("2.8"))
+    _service(client)
+    r = client.post("/services/svc/plugins", json={"name": "post-function", "config": config})
+    assert r.status_code == 400
+    assert r.json()["fields"] == {
+        "@entity": ["these sets are mutually exclusive: ('config.functions'), ('config.access')"]
+    }
+    client = client_for(start_kong("3.9"))
+    _service(client)
+    r = client.post("/services/svc/plugins", json={"name": "post-function", "config": config})
+    assert r.status_code == 400
+    assert r.json()["fields"] == {"config": {"functions": "unknown field"}}
+
+
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_one_phase_at_least(start_kong: StartKong, client_for, profile: str) -> None:
+    """``at_least_one_of`` the phases; an empty array is empty (``is_nonempty``)."""
+    client = client_for(start_kong(profile))
+    _service(client)
+    r = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": []}}
+    )
+    assert r.status_code == 400
+    [message] = r.json()["fields"]["@entity"]
+    assert message.startswith("at least one of these fields must be non-empty: ")
+    assert ("'config.functions'" in message) == (profile == "2.8")
+
+
+def test_only_the_bad_element_is_reported(start_kong: StartKong, client_for) -> None:
+    client = client_for(start_kong("3.4"))
+    _service(client)
+    config = {"log": ["return function() end", "x ="]}
+    r = client.post("/services/svc/plugins", json={"name": "post-function", "config": config})
+    assert r.status_code == 400
+    error = lua_syntax_error("x =")
+    assert error is not None
+    assert r.json()["fields"] == {
+        "config": {"log": [None, f"error parsing post-function: {error}"]}
+    }
+
+
+def test_no_consumer_scope(start_kong: StartKong, client_for) -> None:
+    """``consumer = typedefs.no_consumer`` (``eq = null``)."""
+    client = client_for(start_kong("3.9"))
+    body = {"name": "post-function", "consumer": {"id": "4b7a9f9d-54b7-4c43-8e8a-0bd4e1e6b8a1"}}
+    body["config"] = {"access": [ROUTER]}
+    r = client.post("/plugins", json=body)
+    assert r.status_code == 400
+    assert r.json()["fields"] == {"consumer": "value must be null"}
+
+
+def test_run_time_errors_are_accepted_at_create(start_kong: StartKong, client_for) -> None:
+    """Only syntax is checked: ``require("os")`` fails in the sandbox when run, not here."""
+    client = client_for(start_kong("3.4"))
+    _service(client)
+    code = 'return function() require("os").exit() end'
+    r = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [code]}}
+    )
+    assert r.status_code == 201
+
+
+def test_patch_is_validated_like_create(start_kong: StartKong, client_for) -> None:
+    client = client_for(start_kong("3.9"))
+    _service(client)
+    created = client.post(
+        "/services/svc/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}}
+    ).json()
+    r = client.patch(f"/plugins/{created['id']}", json={"config": {"access": ["end"]}})
+    assert r.status_code == 400
+    assert r.json()["fields"]["config"]["access"][0].startswith("error parsing post-function: ")
+    assert client.get(f"/plugins/{created['id']}").json()["config"]["access"] == [ROUTER]
+    r = client.patch(f"/plugins/{created['id']}", json={"config": {"access": [ROUTER + " "]}})
+    assert r.status_code == 200 and r.json()["config"]["access"] == [ROUTER + " "]
+
+
+@pytest.mark.parametrize("profile", ["dbless", "data-plane"])
+def test_dbless_refuses_the_write_as_for_any_entity(
+    start_kong: StartKong, client_for, profile: str
+) -> None:
+    """``kong/db/strategies/off/init.lua``: 405 ``cannot create 'plugins' entities …``."""
+    client = client_for(start_kong(profile))
+    r = client.post("/plugins", json={"name": "post-function", "config": {"access": [ROUTER]}})
+    assert r.status_code == 405
+    assert r.json()["message"] == "cannot create 'plugins' entities when not using a database"
