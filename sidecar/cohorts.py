@@ -110,8 +110,8 @@ def render(upstream: str, stored: Stored) -> str:
     header = stored.spec.header
     return cohort_lua.render_access_lua(
         cohort_lua.CohortRouting(
-            never_ids=sorted(stored.resolved.never_ids),
-            always_ids=sorted(stored.resolved.always_ids),
+            never_ids=stored.resolved.never_ids,
+            always_ids=stored.resolved.always_ids,
             header=(
                 cohort_lua.HeaderOverride(header.name, header.always, header.never)
                 if header
@@ -225,6 +225,18 @@ class CohortService:
             "canary_live": stored.canary_live,
         }
 
+    @staticmethod
+    def resolve(kong: CohortKong, spec: CohortSpec, *, strict: bool = True) -> Resolved:
+        """Consumer ids from Kong's consumers and ACLs (only what the spec needs is read)."""
+        names = spec.never.consumers + spec.always.consumers
+        groups = spec.never.groups + spec.always.groups
+        return core.resolve(
+            spec,
+            core.consumer_index(kong.consumers()) if names else {},
+            core.group_index(kong.acls()) if groups else {},
+            strict=strict,
+        )
+
     # ---- refusals --------------------------------------------------------------------
 
     def check_kong(self, kong: CohortKong, name: str) -> list[str]:
@@ -299,11 +311,7 @@ class CohortService:
                     raise ApiError(422, "invalid_upstream", exc.message, field=exc.field) from None
                 service_ids = self.check_kong(kong, name)
                 try:
-                    resolved = core.resolve(
-                        spec,
-                        core.consumer_index(kong.consumers()),
-                        core.group_index(kong.acls()),
-                    )
+                    resolved = self.resolve(kong, spec)
                 except CohortError as exc:
                     raise ApiError(422, "unknown_consumer", exc.message, field=exc.field) from None
                 now = self.clock()
@@ -554,12 +562,7 @@ class CohortService:
                     stored = self.stored(name)
                     if stored is None:
                         continue
-                    resolved = core.resolve(
-                        stored.spec,
-                        core.consumer_index(kong.consumers()),
-                        core.group_index(kong.acls()),
-                        strict=False,
-                    )
+                    resolved = self.resolve(kong, stored.spec, strict=False)
                     if resolved == stored.resolved:
                         continue
                     fresh = Stored(stored.spec, resolved, stored.canary_live)

@@ -1,0 +1,303 @@
+"""Cohorts end to end (issue 14): sidecar over HTTP -> Kong-compatible server (2.8, 3.4, 3.9;
+Konnect is refused) or a real Kong (``KONG_ADMIN_URL``).
+
+Shadow upstreams follow every split change, rollback/promote/lease expiry leave no cohort
+entity behind, refusals leave Kong byte-identical, and the plugin Kong holds, run under
+LuaJIT against a fake PDK, routes as the rules say."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sidecar.leases import sweep
+from tests.api.conftest import TOKENS
+
+STABLE = "10.0.0.1:80"
+CANARY = "10.0.0.3:80"
+BASELINE = "10.0.0.2:80"
+HEADER = {"header": {"name": "X-Canary", "always": "always", "never": "never"}}
+
+
+def _page(kong: httpx.Client, path: str) -> list[dict[str, Any]]:
+    answer = kong.get(path, params={"size": 1000})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def dump(kong: httpx.Client) -> str:
+    """Every entity cohorts could touch, as Kong returns them (bytes compared)."""
+    upstreams = sorted(_page(kong, "/upstreams"), key=lambda u: u["id"])
+    state = {
+        "upstreams": upstreams,
+        "targets": {
+            u["name"]: sorted(_page(kong, f"/upstreams/{u['id']}/targets"), key=lambda t: t["id"])
+            for u in upstreams
+        },
+        "services": sorted(_page(kong, "/services"), key=lambda s: s["id"]),
+        "plugins": sorted(_page(kong, "/plugins"), key=lambda p: p["id"]),
+    }
+    return json.dumps(state, sort_keys=True)
+
+
+def cohort_entities(kong: httpx.Client, upstream: str) -> list[str]:
+    tag = f"kong-canary-cohorts={upstream}"
+    found = [f"plugin {p['id']}" for p in _page(kong, "/plugins") if tag in (p.get("tags") or [])]
+    found += [u["name"] for u in _page(kong, "/upstreams") if tag in (u.get("tags") or [])]
+    return found
+
+
+@pytest.fixture
+def routed(sidecar, upstream) -> Iterator[str]:
+    """The upstream behind a Kong service (cohorts need one to attach to)."""
+    if sidecar.profile == "konnect":
+        pytest.skip("cohorts are refused on Konnect (tested on their own)")
+    kong = sidecar.kong_client()
+    service = kong.post("/services", json={"name": f"svc-{upstream}", "host": upstream})
+    assert service.status_code == 201, service.text
+    yield upstream
+    for plugin in _page(kong, f"/services/{service.json()['id']}/plugins"):
+        kong.delete(f"/plugins/{plugin['id']}")
+    kong.delete(f"/services/{service.json()['id']}")
+    for suffix in ("--stable", "--canary"):
+        kong.delete(f"/upstreams/{upstream}{suffix}")
+
+
+def shadow_weights(sidecar, upstream: str) -> dict[str, dict[str, int]]:
+    kong = sidecar.kong_client()
+    out = {}
+    for variant in ("stable", "canary"):
+        rows = _page(kong, f"/upstreams/{upstream}--{variant}/targets")
+        out[variant] = {t["target"]: t["weight"] for t in rows}
+    return out
+
+
+def main_weights_by_variant(sidecar, upstream: str) -> dict[str, dict[str, int]]:
+    rows = _page(sidecar.kong_client(), f"/upstreams/{upstream}/targets")
+    out: dict[str, dict[str, int]] = {"stable": {}, "canary": {}}
+    for t in rows:
+        variant = next(
+            (tag.split("=", 1)[1] for tag in t.get("tags") or [] if tag.startswith("variant=")),
+            "stable",
+        )
+        if variant in out:
+            out[variant][t["target"]] = t["weight"]
+    return out
+
+
+def set_split(client: httpx.Client, upstream: str, split: dict[str, float]) -> None:
+    body = {"split": split, "targets": {"canary": [CANARY], "baseline": [BASELINE]}}
+    answer = client.put(f"/v1/upstreams/{upstream}/split", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+def test_set_read_and_clear_cohorts(sidecar, routed):
+    client = sidecar.client()
+    answer = client.put(f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "lease": 600})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["cohorts"]["header"] == HEADER["header"]
+    assert body["canary_live"] is False  # no canary weight yet
+    assert body["lease"]["epoch"] == int(sidecar.clock.now) + 600
+    assert [p["action"] for p in body["kong"]["written_plugins"]] == ["create"]
+
+    view = client.get(f"/v1/upstreams/{routed}/cohorts").json()
+    assert view["cohorts"]["header"]["name"] == "X-Canary"
+    assert len(view["kong"]["plugins"]) == 1
+    assert {s["name"]: s["targets"] for s in view["kong"]["shadow_upstreams"]} == {
+        f"{routed}--stable": {STABLE: 100},
+        f"{routed}--canary": {},
+    }
+    split_view = client.get(f"/v1/upstreams/{routed}/split").json()
+    assert split_view["cohorts"]["header"]["name"] == "X-Canary"
+
+    again = client.put(f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "lease": 600}).json()
+    assert [p["action"] for p in again["kong"]["written_plugins"]] == ["keep"]
+
+    cleared = client.delete(f"/v1/upstreams/{routed}/cohorts")
+    assert cleared.status_code == 200, cleared.text
+    assert sorted(cleared.json()["removed"]["shadow_upstreams"]) == [
+        f"{routed}--canary",
+        f"{routed}--stable",
+    ]
+    assert cohort_entities(sidecar.kong_client(), routed) == []
+    assert client.get(f"/v1/upstreams/{routed}/cohorts").json()["cohorts"] is None
+    assert client.get(f"/v1/upstreams/{routed}/split").json()["cohorts"] is None
+
+
+def test_shadow_upstreams_follow_every_split_change(sidecar, routed):
+    client = sidecar.client()
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    for split in (
+        {"stable": 90, "baseline": 5, "canary": 5},
+        {"stable": 50, "baseline": 25, "canary": 25},
+        {"stable": 100},
+        {"stable": 80, "baseline": 10, "canary": 10},
+    ):
+        set_split(client, routed, split)
+        assert shadow_weights(sidecar, routed) == main_weights_by_variant(sidecar, routed)
+        live = client.get(f"/v1/upstreams/{routed}/cohorts").json()["canary_live"]
+        assert live is (split.get("canary", 0) > 0)
+
+
+def test_shadows_mirror_the_upstreams_settings(sidecar, routed):
+    kong = sidecar.kong_client()
+    kong.patch(
+        f"/upstreams/{routed}",
+        json={"hash_on": "header", "hash_on_header": "X-User", "slots": 1000},
+    ).raise_for_status()
+    assert sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    main = kong.get(f"/upstreams/{routed}").json()
+    for suffix in ("--stable", "--canary"):
+        shadow = kong.get(f"/upstreams/{routed}{suffix}").json()
+        for key in ("algorithm", "hash_on", "hash_on_header", "slots", "healthchecks"):
+            assert shadow[key] == main[key], key
+
+
+@pytest.mark.parametrize("ending", ["rollback", "promote", "lease_expiry"])
+def test_the_end_of_the_canary_removes_every_cohort_entity(sidecar, routed, ending):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    answer = client.put(f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "lease": 300})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["canary_live"] is True
+    assert cohort_entities(sidecar.kong_client(), routed)
+    if ending == "lease_expiry":
+        sidecar.clock.advance(301)
+        service = sidecar.app.extensions["kong_canary"].service
+        assert sweep(service, sidecar.clock()) == [routed]
+    else:
+        done = client.post(f"/v1/upstreams/{routed}/{ending}", json={})
+        assert done.status_code == 200, done.text
+        assert done.json()["warnings"] == [] or not any(
+            "cohorts" in w for w in done.json()["warnings"]
+        )
+    assert cohort_entities(sidecar.kong_client(), routed) == []
+
+
+def test_a_ramp_step_keeps_the_cohorts(sidecar, routed):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    set_split(client, routed, {"stable": 80, "baseline": 10, "canary": 10})
+    assert len(cohort_entities(sidecar.kong_client(), routed)) == 3
+
+
+def test_a_lease_renewed_by_cohorts_is_the_splits(sidecar, routed):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    client.put(f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "lease": 7200})
+    lease = client.get(f"/v1/upstreams/{routed}/split").json()["lease"]
+    assert lease["epoch"] == int(sidecar.clock.now) + 7200
+
+
+def test_dry_run_changes_nothing(sidecar, routed):
+    kong = sidecar.kong_client()
+    before = dump(kong)
+    answer = sidecar.client().put(
+        f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "dry_run": True}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["dry_run"] is True
+    assert dump(kong) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "never_canary"),
+        ({"never_canary": {"consumers": "alice"}}, "never_canary.consumers"),
+        ({"header": {"name": "X Canary"}}, "header.name"),
+        ({**HEADER, "surprise": 1}, "surprise"),
+        ({**HEADER, "lease": 0}, "lease"),
+    ],
+)
+def test_bad_input_names_the_field_and_changes_nothing(sidecar, routed, body, field):
+    kong = sidecar.kong_client()
+    before = dump(kong)
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field
+    assert dump(kong) == before
+
+
+def test_a_foreign_post_function_is_refused_and_kong_is_unchanged(sidecar, routed):
+    kong = sidecar.kong_client()
+    service = _page(kong, "/services")
+    sid = next(s["id"] for s in service if s["host"] == routed)
+    theirs = kong.post(
+        f"/services/{sid}/plugins",
+        json={"name": "post-function", "config": {"access": ["kong.log.info('mine')"]}},
+    )
+    assert theirs.status_code == 201, theirs.text
+    before = dump(kong)
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=HEADER)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "post_function_in_use"
+    assert "pre-function" in answer.json()["error"]["message"]
+    assert dump(kong) == before
+
+
+def test_writes_need_a_write_token_for_the_upstream(sidecar, routed):
+    viewer = sidecar.client(TOKENS[1].token)
+    assert viewer.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 403
+    assert viewer.get(f"/v1/upstreams/{routed}/cohorts").status_code == 200
+    scoped = sidecar.client(TOKENS[2].token)  # orders* only; the fixture's are orders-…
+    other = f"payments-{uuid.uuid4().hex[:6]}"
+    assert scoped.put(f"/v1/upstreams/{other}/cohorts", json=HEADER).status_code == 403
+
+
+# ---- the plugin Kong holds, run under LuaJIT ------------------------------------------
+
+
+def run_plugin(code: str, *, consumer: str | None = None, headers: dict | None = None) -> list:
+    """Run a post-function access chunk against a fake PDK; the set_upstream calls back."""
+    lupa = pytest.importorskip("lupa")
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    calls: list[str] = []
+    sent = {k.lower(): v for k, v in (headers or {}).items()}
+
+    def set_upstream(name: str):  # type: ignore[no-untyped-def]
+        calls.append(name)
+        return True
+
+    pdk = lua.eval("function(t) return t end")
+    kong = lua.table_from(
+        {
+            "client": lua.table_from(
+                {
+                    "get_consumer": lambda: (
+                        lua.table_from({"id": consumer}) if consumer is not None else None
+                    )
+                }
+            ),
+            "request": lua.table_from({"get_header": lambda name: sent.get(str(name).lower())}),
+            "service": lua.table_from({"set_upstream": set_upstream}),
+            "log": lua.table_from({"err": lambda *args: None}),
+        }
+    )
+    lua.globals().kong = pdk(kong)
+    handler = lua.execute(code)
+    handler()
+    return calls
+
+
+def test_the_plugin_kong_holds_routes_the_header_override(sidecar, routed):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    plugins = [
+        p
+        for p in _page(sidecar.kong_client(), "/plugins")
+        if f"kong-canary-cohorts={routed}" in (p.get("tags") or [])
+    ]
+    assert len(plugins) == 1
+    code = plugins[0]["config"]["access"][0]
+    assert run_plugin(code, headers={"X-Canary": "never"}) == [f"{routed}--stable"]
+    assert run_plugin(code, headers={"x-canary": "always"}) == [f"{routed}--canary"]
+    assert run_plugin(code) == []  # everyone else follows the split
