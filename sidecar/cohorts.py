@@ -291,6 +291,39 @@ class CohortService:
 
     # ---- changing --------------------------------------------------------------------
 
+    def _plan(
+        self, kong: CohortKong, upstream: str, spec: CohortSpec, lease: float | None
+    ) -> tuple[Any, list[str], Stored, float | None]:
+        """Every read and refusal of a PUT, no write: the upstream's state, its services,
+        what the plugins will carry and the lease deadline."""
+        state = self.traffic.read(upstream)
+        name = state.upstream.name
+        try:
+            core.check_shadow_names(name)
+        except CohortError as exc:
+            raise ApiError(422, "invalid_upstream", exc.message, field=exc.field) from None
+        service_ids = self.check_kong(kong, name)
+        for shadow in core.shadow_names(name):
+            entity = kong.upstream_entity(shadow)
+            if entity is not None and not core.is_ours(entity.get("tags"), name):
+                raise _refused(
+                    "shadow_name_taken",
+                    f"an upstream named {shadow!r} exists that kong-canary did not create; "
+                    "rename or remove it (cohorts need that name)",
+                )
+        try:
+            resolved = self.resolve(kong, spec)
+        except CohortError as exc:
+            raise ApiError(422, "unknown_consumer", exc.message, field=exc.field) from None
+        now = self.clock()
+        try:
+            deadline = self.traffic.leases.deadline(now, lease)
+        except SplitError as exc:
+            raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+        deadline = renewed(read_marks(state.upstream.tags).lease_until, deadline, now)
+        canary_weight = sum(t.weight for t in state.targets if t.variant == "canary")
+        return state, service_ids, Stored(spec, resolved, core.canary_live(canary_weight)), deadline
+
     def set(
         self,
         upstream: str,
@@ -300,64 +333,65 @@ class CohortService:
         dry_run: bool = False,
         wait: float | None = None,
     ) -> dict[str, Any]:
-        with self.traffic.exclusive(upstream):
-            kong = self.kong
-            try:
-                state = self.traffic.read(upstream)
-                name = state.upstream.name
-                try:
-                    core.check_shadow_names(name)
-                except CohortError as exc:
-                    raise ApiError(422, "invalid_upstream", exc.message, field=exc.field) from None
-                service_ids = self.check_kong(kong, name)
-                try:
-                    resolved = self.resolve(kong, spec)
-                except CohortError as exc:
-                    raise ApiError(422, "unknown_consumer", exc.message, field=exc.field) from None
-                now = self.clock()
-                marks = read_marks(state.upstream.tags)
-                try:
-                    deadline = self.traffic.leases.deadline(now, lease)
-                except SplitError as exc:
-                    raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
-                deadline = renewed(marks.lease_until, deadline, now)
-                canary_weight = sum(t.weight for t in state.targets if t.variant == "canary")
-                stored = Stored(spec, resolved, core.canary_live(canary_weight))
-                answer = {
-                    "upstream": name,
-                    "dry_run": dry_run,
-                    "cohorts": spec.as_json(),
-                    "resolved": resolved.as_json(),
-                    "canary_live": stored.canary_live,
-                    "lease": lease_json(deadline),
-                    "services": service_ids,
-                }
-                if dry_run:
-                    return answer
-                waiter = self.traffic.propagation if wait is not None else None
-                before = waiter.before_write(name + core.STABLE_SUFFIX) if waiter else None
-                new_tags = write_marks(
-                    state.upstream.tags, marks.but(managed=True, lease_until=deadline)
-                )
-                if set(new_tags) != set(state.upstream.tags):
-                    self.traffic.kong.update_upstream(name, tags=list(new_tags))
-                created = self._sync_shadows(kong, name, state)
-                try:
-                    plugins = self._put_plugins(kong, name, service_ids, stored)
-                except (KongError, ApiError):
-                    for shadow_id in created:
-                        kong.delete_upstream(shadow_id)
-                    raise
-            except KongError as exc:
-                COHORT_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "set", "failed").inc()
-                raise from_kong_error(exc, upstream=upstream) from exc
+        """Refusals and dry runs never take the upstream's Kong lock (a lock is a write);
+        the plan is made again under the lock before anything is written."""
+        kong = self.kong
+        try:
+            state, service_ids, stored, deadline = self._plan(kong, upstream, spec, lease)
+            if not dry_run:
+                with self.traffic.exclusive(upstream):
+                    state, service_ids, stored, deadline = self._plan(kong, upstream, spec, lease)
+                    plugins, before = self._apply(kong, state, service_ids, stored, deadline, wait)
+        except KongError as exc:
+            COHORT_CHANGES.labels(CONFIRMED_UPSTREAMS.label(upstream), "set", "failed").inc()
+            raise from_kong_error(exc, upstream=upstream) from exc
+        name = state.upstream.name
+        answer: dict[str, Any] = {
+            "upstream": name,
+            "dry_run": dry_run,
+            "cohorts": spec.as_json(),
+            "resolved": stored.resolved.as_json(),
+            "canary_live": stored.canary_live,
+            "lease": lease_json(deadline),
+            "services": service_ids,
+        }
+        if dry_run:
+            return answer
         COHORT_CHANGES.labels(CONFIRMED_UPSTREAMS.label(name), "set", "ok").inc()
         answer["kong"] = self.view(name)["kong"] | {"written_plugins": plugins}
+        waiter = self.traffic.propagation
         if waiter is not None and wait is not None:
             stable_shadow = name + core.STABLE_SUFFIX
             weights = kong.shadow_targets(stable_shadow)
             answer["propagation"] = waiter.wait(stable_shadow, weights, wait, before)
         return answer
+
+    def _apply(
+        self,
+        kong: CohortKong,
+        state: Any,
+        service_ids: list[str],
+        stored: Stored,
+        deadline: float | None,
+        wait: float | None,
+    ) -> tuple[list[dict[str, str]], Any]:
+        """The lease first (a crash after it leaves entities the sweeper will remove), then
+        the shadows, then the plugins that name them; created shadows go again on failure."""
+        name = state.upstream.name
+        waiter = self.traffic.propagation if wait is not None else None
+        before = waiter.before_write(name + core.STABLE_SUFFIX) if waiter else None
+        marks = read_marks(state.upstream.tags)
+        new_tags = write_marks(state.upstream.tags, marks.but(managed=True, lease_until=deadline))
+        if set(new_tags) != set(state.upstream.tags):
+            self.traffic.kong.update_upstream(name, tags=list(new_tags))
+        created = self._sync_shadows(kong, name, state)
+        try:
+            plugins = self._put_plugins(kong, name, service_ids, stored)
+        except (KongError, ApiError):
+            for shadow_id in created:
+                kong.delete_upstream(shadow_id)
+            raise
+        return plugins, before
 
     def clear(self, upstream: str, *, dry_run: bool = False) -> dict[str, Any]:
         with self.traffic.exclusive(upstream):
