@@ -301,3 +301,60 @@ def test_the_plugin_kong_holds_routes_the_header_override(sidecar, routed):
     assert run_plugin(code, headers={"X-Canary": "never"}) == [f"{routed}--stable"]
     assert run_plugin(code, headers={"x-canary": "always"}) == [f"{routed}--canary"]
     assert run_plugin(code) == []  # everyone else follows the split
+
+
+# ---- order of writes and failures (local Kong only: its call log and faults) ------------
+
+
+def local_only(sidecar) -> None:
+    if sidecar.local is None:
+        pytest.skip("needs the local Kong's call log and fault injection")
+
+
+def test_the_plugin_leaves_the_canary_before_the_canary_loses_its_weight(sidecar, routed):
+    local_only(sidecar)
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).json()["canary_live"]
+    start = len(sidecar.local.calls)
+    set_split(client, routed, {"stable": 100})
+    calls = [c for c in sidecar.local.calls[start:] if c[0] != "GET"]
+    plugin_patch = next(i for i, c in enumerate(calls) if c[0] == "PATCH" and "/plugins/" in c[1])
+    canary_write = next(
+        i for i, c in enumerate(calls) if c[0] == "PATCH" and c[1].endswith(f"/targets/{CANARY}")
+    )
+    assert plugin_patch < canary_write, calls
+    assert client.get(f"/v1/upstreams/{routed}/cohorts").json()["canary_live"] is False
+
+
+def test_a_set_split_whose_plugin_cannot_leave_the_canary_is_refused(sidecar, routed):
+    local_only(sidecar)
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER)
+    before = sidecar.kong_weights(routed)
+    sidecar.local.faults.fail(1, "500", ("PATCH",), path_contains="/plugins/")
+    try:
+        answer = client.put(f"/v1/upstreams/{routed}/split", json={"split": {"stable": 100}})
+    finally:
+        sidecar.local.faults.clear()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "cohorts_not_updated"
+    assert sidecar.kong_weights(routed) == before  # the canary kept its weight
+
+
+def test_a_rollback_is_never_blocked_by_a_cohort_failure(sidecar, routed):
+    local_only(sidecar)
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER)
+    sidecar.local.faults.fail(1, "500", ("DELETE",), path_contains="/plugins/")
+    try:
+        answer = client.post(f"/v1/upstreams/{routed}/rollback", json={})
+    finally:
+        sidecar.local.faults.clear()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["split"] == {"stable": 100, "baseline": 0, "canary": 0}
+    assert any("cohorts" in w for w in answer.json()["warnings"])
+    # the observer's second attempt removed them after the failed first one
+    assert cohort_entities(sidecar.kong_client(), routed) == []
