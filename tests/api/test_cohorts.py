@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
 from sidecar.leases import sweep
 from tests.api.conftest import TOKENS
 
@@ -255,52 +256,27 @@ def test_writes_need_a_write_token_for_the_upstream(sidecar, routed):
 # ---- the plugin Kong holds, run under LuaJIT ------------------------------------------
 
 
-def run_plugin(code: str, *, consumer: str | None = None, headers: dict | None = None) -> list:
-    """Run a post-function access chunk against a fake PDK; the set_upstream calls back."""
-    lupa = pytest.importorskip("lupa")
-    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-    calls: list[str] = []
-    sent = {k.lower(): v for k, v in (headers or {}).items()}
-
-    def set_upstream(name: str):  # type: ignore[no-untyped-def]
-        calls.append(name)
-        return True
-
-    pdk = lua.eval("function(t) return t end")
-    kong = lua.table_from(
-        {
-            "client": lua.table_from(
-                {
-                    "get_consumer": lambda: (
-                        lua.table_from({"id": consumer}) if consumer is not None else None
-                    )
-                }
-            ),
-            "request": lua.table_from({"get_header": lambda name: sent.get(str(name).lower())}),
-            "service": lua.table_from({"set_upstream": set_upstream}),
-            "log": lua.table_from({"err": lambda *args: None}),
-        }
-    )
-    lua.globals().kong = pdk(kong)
-    handler = lua.execute(code)
-    handler()
-    return calls
+def kong_plugin_handler(sidecar, upstream: str) -> tuple[ServerlessRuntime, Any]:
+    """Our post-function as Kong holds it, loaded into LuaJIT with Kong's sandbox and PDK
+    modelled (``sidecar.kong_local.serverless_runtime``), the shadows known by name."""
+    plugins = [
+        p
+        for p in _page(sidecar.kong_client(), "/plugins")
+        if f"kong-canary-cohorts={upstream}" in (p.get("tags") or [])
+    ]
+    assert len(plugins) == 1
+    runtime = ServerlessRuntime([f"{upstream}--stable", f"{upstream}--canary"])
+    return runtime, runtime.load(plugins[0]["config"]["access"][0])
 
 
 def test_the_plugin_kong_holds_routes_the_header_override(sidecar, routed):
     client = sidecar.client()
     set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
     assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
-    plugins = [
-        p
-        for p in _page(sidecar.kong_client(), "/plugins")
-        if f"kong-canary-cohorts={routed}" in (p.get("tags") or [])
-    ]
-    assert len(plugins) == 1
-    code = plugins[0]["config"]["access"][0]
-    assert run_plugin(code, headers={"X-Canary": "never"}) == [f"{routed}--stable"]
-    assert run_plugin(code, headers={"x-canary": "always"}) == [f"{routed}--canary"]
-    assert run_plugin(code) == []  # everyone else follows the split
+    runtime, handler = kong_plugin_handler(sidecar, routed)
+    assert runtime.request(handler, None, {"X-Canary": "never"}) == f"{routed}--stable"
+    assert runtime.request(handler, None, {"x-canary": "always"}) == f"{routed}--canary"
+    assert runtime.request(handler, Consumer("someone")) is None  # follows the split
 
 
 # ---- order of writes and failures (local Kong only: its call log and faults) ------------
