@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from werkzeug.routing import MapAdapter
 
-from sidecar.kong_local import service_routes
+from sidecar.kong_local import consumer_routes, service_routes
 from sidecar.kong_local.addresses import format_host, normalize_ip
 from sidecar.kong_local.errors import (
     ApiError,
@@ -101,6 +101,9 @@ class AdminApi:
         if segments and segments[0] in service_routes.ROOTS:
             ws = self.store.workspace(ws_name)
             return service_routes.handle(self.store, ws, method, segments, args, read_body)
+        if segments and segments[0] in consumer_routes.ROOTS:
+            ws = self.store.workspace(ws_name)
+            return consumer_routes.handle(self.store, ws, method, segments, args, read_body)
         # no route: 404, including the disabled global /targets
         endpoint, values = match(self._routes_table, segments, method)
         if method == "HEAD":  # werkzeug lets HEAD through to GET rules; Kong's do not

@@ -49,6 +49,7 @@ JSON_UTF8 = "application/json; charset=utf-8"
 RBAC_MISSING = "Invalid credentials. Token or User credentials required"  # EE 3.x, seen live
 RBAC_WRONG = "Invalid RBAC credentials"  # EE rbac.lua / developer.konghq.com RBAC how-to
 ROOT_ROUTES = {"upstreams", "targets", "status", "services", "routes", "plugins", "tags"}
+ROOT_ROUTES |= {"consumers", "acls"}
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.kong_local.consumer_routes import consumer_exists
 from sidecar.kong_local.errors import (
     method_not_allowed,
     not_found,
@@ -88,6 +89,7 @@ class _Routes:
         self.store = store
         self.profile: Profile = store.profile
         self.state = entities(ws)
+        self.ws = ws
         self.konnect = konnect
 
     # ------------------------------------------------------------ dispatch
@@ -309,9 +311,11 @@ class _Routes:
         service = plugin.get("service")
         if service is not None and service["id"] not in self.state.services:
             raise foreign_key_violation("service", "services", {"id": service["id"]})
-        for key, entity in (("route", "routes"), ("consumer", "consumers")):
-            if plugin.get(key) is not None:  # neither is modelled: none exists
-                raise foreign_key_violation(key, entity, {"id": plugin[key]["id"]})
+        consumer = plugin.get("consumer")
+        if consumer is not None and not consumer_exists(self.ws, consumer["id"]):
+            raise foreign_key_violation("consumer", "consumers", {"id": consumer["id"]})
+        if plugin.get("route") is not None:  # routes are not modelled: none exists
+            raise foreign_key_violation("route", "routes", {"id": plugin["route"]["id"]})
 
     def _check_unique(self, plugin: Body, ident: str) -> None:
         scope = ("name", "route", "service", "consumer")

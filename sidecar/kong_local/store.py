@@ -305,6 +305,15 @@ def page_by_id(
     return page, offset, next_page
 
 
+def page_body(rows: list[Body], args: dict[str, str], base_path: str) -> Body:
+    """A top-level or nested collection's answer: ``data``, ``next`` and ``offset`` if any."""
+    page, offset, next_page = page_by_id(rows, args, base_path)
+    body: Body = {"data": page, "next": next_page}
+    if offset is not None:
+        body["offset"] = offset
+    return body
+
+
 def parse_strict_size(raw: str | None) -> int:
     """endpoints.lua: a number between 1 and 1000, else 400 code 9 (recorded for size=0)."""
     if raw is None or raw == "":
