@@ -334,3 +334,95 @@ def test_a_rollback_is_never_blocked_by_a_cohort_failure(sidecar, routed):
     assert any("cohorts" in w for w in answer.json()["warnings"])
     # the observer's second attempt removed them after the failed first one
     assert cohort_entities(sidecar.kong_client(), routed) == []
+
+
+# ---- consumers and ACL groups ---------------------------------------------------------
+
+
+@pytest.fixture
+def people(sidecar, routed) -> Iterator[dict[str, str]]:
+    """Consumers in Kong: alice (username), merchant-7 (custom_id only), qa-bob in ACL group
+    qa, vip-carol in ACL group vip. Their ids by name."""
+    kong = sidecar.kong_client()
+    tag = uuid.uuid4().hex[:6]
+    made = {}
+    for key, body in {
+        "alice": {"username": f"alice-{tag}"},
+        "merchant": {"custom_id": f"merchant-{tag}"},
+        "bob": {"username": f"qa-bob-{tag}"},
+        "carol": {"username": f"vip-carol-{tag}"},
+    }.items():
+        answer = kong.post("/consumers", json=body)
+        assert answer.status_code == 201, answer.text
+        made[key] = answer.json()["id"]
+    for key, group in (("bob", f"qa-{tag}"), ("carol", f"vip-{tag}")):
+        assert kong.post(f"/consumers/{made[key]}/acls", json={"group": group}).status_code == 201
+    made["tag"] = tag
+    yield made
+    for key in ("alice", "merchant", "bob", "carol"):
+        kong.delete(f"/consumers/{made[key]}")
+
+
+def test_consumers_and_groups_resolve_to_ids(sidecar, routed, people):
+    tag = people["tag"]
+    body = {
+        "never_canary": {
+            "consumers": [f"alice-{tag}", f"merchant-{tag}"],
+            "groups": [f"vip-{tag}"],
+        },
+        "always_canary": {"consumers": [people["bob"]], "groups": [f"vip-{tag}"]},
+    }
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=body)
+    assert answer.status_code == 200, answer.text
+    resolved = answer.json()["resolved"]
+    assert sorted(resolved["never_canary"]) == sorted(
+        [people["alice"], people["merchant"], people["carol"]]
+    )
+    assert resolved["always_canary"] == [people["bob"]]  # carol: never wins over always
+    view = sidecar.client().get(f"/v1/upstreams/{routed}/cohorts").json()
+    assert view["resolved"] == resolved
+
+
+def test_an_unknown_consumer_is_422_naming_it_and_kong_is_unchanged(sidecar, routed, people):
+    kong = sidecar.kong_client()
+    before = dump(kong)
+    body = {"never_canary": {"consumers": [f"alice-{people['tag']}", "nobody-at-all"]}}
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "unknown_consumer"
+    assert error["field"] == "never_canary.consumers[1]"
+    assert "nobody-at-all" in error["message"]
+    assert dump(kong) == before
+
+
+def test_the_plugin_kong_holds_keeps_a_never_canary_consumer_on_stable(sidecar, routed, people):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 50, "baseline": 25, "canary": 25})
+    body = {
+        "never_canary": {"consumers": [f"alice-{people['tag']}"]},
+        "always_canary": {"groups": [f"qa-{people['tag']}"]},
+    }
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=body).status_code == 200
+    runtime, handler = kong_plugin_handler(sidecar, routed)
+    assert runtime.request(handler, Consumer(people["alice"])) == f"{routed}--stable"
+    assert runtime.request(handler, Consumer(people["bob"])) == f"{routed}--canary"
+    assert runtime.request(handler, Consumer(people["carol"])) is None
+    # the stable shadow holds stable targets only: alice cannot reach canary or baseline
+    assert shadow_weights(sidecar, routed)["stable"] == {
+        STABLE: main_weights_by_variant(sidecar, routed)["stable"][STABLE]
+    }
+
+
+def test_the_refresh_picks_up_a_new_group_member(sidecar, routed, people):
+    client = sidecar.client()
+    group = f"qa-{people['tag']}"
+    body = {"always_canary": {"groups": [group]}}
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=body).status_code == 200
+    kong = sidecar.kong_client()
+    kong.post(f"/consumers/{people['alice']}/acls", json={"group": group}).raise_for_status()
+    service = sidecar.app.extensions["kong_canary_cohorts"]
+    assert service.refresh() == [routed]
+    resolved = client.get(f"/v1/upstreams/{routed}/cohorts").json()["resolved"]
+    assert sorted(resolved["always_canary"]) == sorted([people["alice"], people["bob"]])
+    assert service.refresh() == []  # nothing new: nothing written
