@@ -163,7 +163,7 @@ class CohortService:
     def ours(self, kong: CohortKong, upstream: str) -> list[dict[str, Any]]:
         return [
             p
-            for p in kong.plugins()
+            for p in kong.plugins_tagged(f"{core.COHORT_TAG_PREFIX}{upstream}")
             if p.get("name") == POST_FUNCTION and core.is_ours(p.get("tags"), upstream)
         ]
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.kong import wire
-from sidecar.kong.errors import KongNotFound
+from sidecar.kong.errors import KongNotFound, KongProtocolError
 
 POST_FUNCTION = "post-function"
 
@@ -26,6 +26,24 @@ class CohortKong(KongPlugins):
         root = getattr(self._http, "admin_root", None)  # a workspace client: bypass it
         body = wire.call(self._http, "GET", "/", url=root if root is not None else None)
         return body if isinstance(body, dict) else {}
+
+    def plugins_tagged(self, tag: str) -> list[dict[str, Any]]:
+        """``GET /plugins?tags=<tag>``: Kong filters server-side (``kong/api/endpoints.lua``,
+        the same on 2.8 and 3.x), so a split change of an upstream without cohorts reads
+        one short page, not every plugin of the cluster."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"size": 1000, "tags": tag}
+        while True:
+            page = wire.call(self._http, "GET", "/plugins", params=params)
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise KongProtocolError(
+                    "expected a page {data, offset}", method="GET", path="/plugins"
+                )
+            items.extend(item for item in data if isinstance(item, dict))
+            if not page.get("offset"):
+                return items
+            params = {**params, "offset": page["offset"]}
 
     def consumers(self) -> list[dict[str, Any]]:
         return self._collect("/consumers")

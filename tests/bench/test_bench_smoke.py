@@ -116,3 +116,11 @@ def test_guard_bench_quickest():
     detections = rows(lines, rf"(\d+)\s+(\d+)\s+{NUMBER}")
     assert [int(m[1]) for m in detections] == [0, 1], lines
     assert all(0 < int(m[2]) <= 600 for m in detections), lines
+
+
+def test_cohorts_bench_quickest():
+    lines = run_bench("cohorts.py", "--rounds", "3", "--excluded", "1000", "--requests", "1000")
+    changes = rows(lines, rf"(without cohorts|with cohorts|ratio cohorts/none)\s+{NUMBER}( ms)?")
+    assert [m[1] for m in changes] == ["without cohorts", "with cohorts", "ratio cohorts/none"]
+    lua = rows(lines, rf"(excluded consumer|other consumer|header never)\s+{NUMBER} us")
+    assert len(lua) == 3, lines
