@@ -246,8 +246,10 @@ class CohortService:
         if info.flavour is Flavour.KONNECT:
             raise _refused(
                 "cohorts_unsupported",
-                "cohorts need the post-function plugin's untrusted Lua, which Konnect does "
-                "not run; use a self-managed Kong (traditional or hybrid) for cohorts",
+                "cohorts are not supported on Konnect by this sidecar: Konnect runs "
+                "post-function, but its control-plane API shows no data plane's untrusted_lua "
+                "and addresses targets by id only; use a self-managed Kong (traditional or "
+                "hybrid) for cohorts",
             )
         if not info.writable:
             raise _refused(

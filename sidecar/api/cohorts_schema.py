@@ -16,7 +16,10 @@ _NAMES = {
 MEMBERS: dict[str, Any] = {
     "type": "object",
     "description": "consumers by username, custom_id or id; groups are Kong ACL groups",
-    "properties": {"consumers": _NAMES, "groups": _NAMES},
+    "properties": {
+        "consumers": {"oneOf": [_NAMES, {"type": "null"}]},
+        "groups": {"oneOf": [_NAMES, {"type": "null"}]},
+    },
     "additionalProperties": False,
 }
 HEADER: dict[str, Any] = {
@@ -31,20 +34,23 @@ HEADER: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+NULL = {"type": "null"}
 SET_COHORTS: dict[str, Any] = {
     "type": "object",
+    "description": "Every member may be null (= absent): an Orca preconfigured webhook's payload "
+    "is one fixed text and cannot leave a member out",
     "properties": {
-        "never_canary": MEMBERS,
-        "always_canary": MEMBERS,
-        "header": HEADER,
+        "never_canary": {"oneOf": [MEMBERS, NULL]},
+        "always_canary": {"oneOf": [MEMBERS, NULL]},
+        "header": {"oneOf": [HEADER, NULL]},
         "lease": {
-            **SECONDS,
+            "oneOf": [*SECONDS["oneOf"], {"type": "null"}],
             "description": "seconds the canary window (split and cohorts: one lease) lives "
             "unless renewed; renews the split's lease like PUT …/split does",
         },
         "dry_run": FLAG,
         "wait": {
-            **WAIT,
+            "oneOf": [*WAIT["oneOf"], {"type": "null"}],
             "description": "seconds (0..300) to wait until Kong's nodes serve the shadow "
             "upstreams (hybrid: the data planes' config hash, which carries the plugin too)",
         },

@@ -426,3 +426,18 @@ def test_the_refresh_picks_up_a_new_group_member(sidecar, routed, people):
     resolved = client.get(f"/v1/upstreams/{routed}/cohorts").json()["resolved"]
     assert sorted(resolved["always_canary"]) == sorted([people["alice"], people["bob"]])
     assert service.refresh() == []  # nothing new: nothing written
+
+
+def test_an_orca_payload_with_null_members_is_read_as_absent(sidecar, routed):
+    body = {
+        "never_canary": None,
+        "always_canary": {"consumers": None, "groups": []},
+        "header": {"name": "X-Canary"},
+        "lease": None,
+        "wait": None,
+        "dry_run": "true",
+    }
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cohorts"]["never_canary"] == {"consumers": [], "groups": []}
+    assert answer.json()["dry_run"] is True
