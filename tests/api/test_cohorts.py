@@ -441,3 +441,12 @@ def test_an_orca_payload_with_null_members_is_read_as_absent(sidecar, routed):
     assert answer.status_code == 200, answer.text
     assert answer.json()["cohorts"]["never_canary"] == {"consumers": [], "groups": []}
     assert answer.json()["dry_run"] is True
+
+
+def test_wait_covers_the_shadow_upstreams(sidecar, routed):
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    answer = client.put(f"/v1/upstreams/{routed}/cohorts", json={**HEADER, "wait": 5})
+    assert answer.status_code == 200, answer.text
+    propagation = answer.json()["propagation"]
+    assert propagation["confirmed"] is True, propagation
