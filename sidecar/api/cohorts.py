@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
+from sidecar.api.audit import audit_entry
 from sidecar.api.auth import require_token
 from sidecar.api.cohorts_schema import CLEAR_COHORTS, SET_COHORTS
 from sidecar.api.schemas import flag, lease_param, parse_body, seconds
@@ -69,14 +70,7 @@ def clear_cohorts(upstream: str):  # type: ignore[no-untyped-def]
 def _audited(
     operation: str, upstream: str, body: dict[str, Any], change: Callable[[], dict[str, Any]]
 ):  # type: ignore[no-untyped-def]
-    entry: dict[str, Any] = {
-        "event": operation,
-        "token": g.caller.name,
-        "upstream": upstream,
-        **(body.get("context") or {}),
-    }
-    if body.get("reason"):
-        entry["reason"] = body["reason"]
+    entry = audit_entry(operation, body, upstream)
     try:
         answer = change()
     except ApiError as exc:

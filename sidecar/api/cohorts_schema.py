@@ -83,7 +83,7 @@ COHORTS: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
-_PLUGIN = {
+PLUGIN_WRITE: dict[str, Any] = {  # also the gateway window's plugins (api/openapi.py)
     "type": "object",
     "required": ["id", "service"],
     "properties": {
@@ -98,8 +98,8 @@ KONG_SIDE: dict[str, Any] = {
     "description": "what Kong runs: our post-function per service, the shadow upstreams",
     "required": ["plugins", "shadow_upstreams"],
     "properties": {
-        "plugins": {"type": "array", "items": _PLUGIN},
-        "written_plugins": {"type": "array", "items": _PLUGIN},
+        "plugins": {"type": "array", "items": PLUGIN_WRITE},
+        "written_plugins": {"type": "array", "items": PLUGIN_WRITE},
         "shadow_upstreams": {
             "type": "array",
             "items": {

@@ -9,7 +9,14 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
-from sidecar.api.cohorts_schema import CLEAR_COHORTS, CLEARED, COHORTS, SET_COHORTS, cohorts_view
+from sidecar.api.cohorts_schema import (
+    CLEAR_COHORTS,
+    CLEARED,
+    COHORTS,
+    PLUGIN_WRITE,
+    SET_COHORTS,
+    cohorts_view,
+)
 from sidecar.api.guard_schema import GUARD_CONFIG, GUARD_VIEW
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
@@ -306,19 +313,7 @@ GATEWAY_WINDOW = {
         "upstream": {"type": "string"},
         "attached": {"type": "boolean", "description": "our http-log is on its services"},
         "endpoint": {"type": "string", "format": "uri", "description": "where Kong posts"},
-        "plugins": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "service"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "service": {"type": "string"},
-                    "action": {"enum": ["create", "update", "keep"]},
-                },
-                "additionalProperties": False,
-            },
-        },
+        "plugins": {"type": "array", "items": PLUGIN_WRITE},
         "removed": {"type": "array", "items": {"type": "string"}},
     },
     "additionalProperties": False,
