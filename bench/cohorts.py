@@ -1,17 +1,14 @@
-"""Benchmark: what cohorts cost a split change, and what their Lua costs a request.
+"""Benchmark: what cohorts cost a split change (the Lua's cost per request: cohort_lua.py).
 
-1. ``PUT …/split`` end to end (sidecar in process, local Kong 3.9 on loopback) on two
-   upstreams alike but for one thing: one has cohorts (a post-function on its service and the
-   shadow upstreams the observer keeps in step), the other has none. The changes alternate
-   between the two upstreams and between 90/5/5 and 80/10/10, ``--rounds`` times each; the
-   medians and their ratio (cohorts / none) come from the same run. The extra cost is the
-   preparer's and the observer's reads (our plugins, the shadows) and the shadows' target
-   writes.
-2. The generated Lua per request under LuaJIT (``sidecar.kong_local.serverless_runtime``:
-   Kong's sandbox and PDK modelled), with ``--excluded`` never-canary consumer ids, for a
-   consumer in the set, one not in it and the override header; issue 14's target is < 5 µs.
+``PUT …/split`` end to end (sidecar in process, local Kong 3.9 on loopback) on two
+upstreams alike but for one thing: one has cohorts (a post-function on its service and the
+shadow upstreams the observer keeps in step), the other has none. The changes alternate
+between the two upstreams and between 90/5/5 and 80/10/10, ``--rounds`` times each; the
+medians and their ratio (cohorts / none) come from the same run. The extra cost is the
+preparer's and the observer's reads (our plugins, the shadows) and the shadows' target
+writes.
 
-    python bench/cohorts.py [--rounds 15] [--excluded 10000]
+    python bench/cohorts.py [--rounds 15]
 
 Prints a table; writes nothing.
 """
@@ -21,14 +18,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 
 import httpx
 
 from sidecar.app import close_app, create_app
-from sidecar.core.cohort_lua import CohortRouting, HeaderOverride, render_access_lua
 from sidecar.kong_local.server import serve_in_thread
-from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
 from sidecar.settings import ApiToken, KongSettings, Settings
 
 TOKEN = ApiToken("bench", "bench-token-0123456789abcdef", "write")
@@ -85,43 +79,15 @@ def split_changes(rounds: int) -> tuple[float, float]:
     return statistics.median(times["plain"]), statistics.median(times["cohort"])
 
 
-def lua_per_request(excluded: int, count: int) -> list[tuple[str, float]]:
-    ids = frozenset(str(uuid.UUID(int=i)) for i in range(excluded))
-    routing = CohortRouting(
-        never_ids=ids,
-        always_ids=frozenset({"qa-1"}),
-        header=HeaderOverride("X-Canary", "always", "never"),
-        stable_upstream="orders--stable",
-        canary_upstream="orders--canary",
-        canary_live=True,
-    )
-    runtime = ServerlessRuntime(["orders--stable", "orders--canary"])
-    handler = runtime.load(render_access_lua(routing))
-    cases = [
-        ("excluded consumer", Consumer(str(uuid.UUID(int=excluded // 2))), None),
-        ("other consumer", Consumer("someone-else"), None),
-        ("header never", None, {"X-Canary": "never"}),
-    ]
-    return [
-        (label, runtime.seconds_per_request(handler, consumer, headers, count))
-        for label, consumer, headers in cases
-    ]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="split changes per upstream")
-    parser.add_argument("--excluded", type=int, default=10_000, help="never-canary ids")
-    parser.add_argument("--requests", type=int, default=200_000, help="Lua calls per row")
     args = parser.parse_args(argv)
     plain, cohort = split_changes(args.rounds)
     print(f"split change, median of {args.rounds} (sidecar in process, local Kong 3.9)")
     print(f"{'without cohorts':<28} {plain * 1000:>9.2f} ms")
     print(f"{'with cohorts':<28} {cohort * 1000:>9.2f} ms")
     print(f"{'ratio cohorts/none':<28} {cohort / plain:>9.2f}")
-    print(f"cohort Lua per request under LuaJIT, {args.excluded} excluded ids")
-    for label, seconds in lua_per_request(args.excluded, args.requests):
-        print(f"{label:<28} {seconds * 1e6:>9.3f} us")
     return 0
 
 

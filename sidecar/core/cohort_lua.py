@@ -12,9 +12,9 @@ Why the chunk *returns* a function: Kong's serverless handler
 returns a function, calls that function on every request from then on; the id tables are
 built once per worker, not per request.
 
-What the code may use, and why it is enough: the sandbox (``kong/tools/sandbox.lua`` with the
-``sandbox`` rock in 2.8/3.4, ``kong/tools/kong-lua-sandbox.lua`` in 3.9) exposes a fixed list
-of safe globals plus the ``kong`` and ``ngx`` the handler passes in its env; the template
+What the code may use, and why it is enough: the sandbox (``kong/tools/sandbox.lua`` and
+``kong/tools/kong-lua-sandbox.lua``, the same in 2.8.5 to 3.9.3) exposes a fixed list of safe
+globals plus the ``kong`` and ``ngx`` the handler passes in its env; the template
 only uses ``kong`` and local variables. The PDK calls exist from 2.8.5 on (``kong/pdk/``):
 ``kong.client.get_consumer`` (``client.lua``, authenticated consumer or nil),
 ``kong.request.get_header`` (``request.lua``: names case-insensitive, a repeated header gives

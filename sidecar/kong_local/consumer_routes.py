@@ -25,6 +25,7 @@ caller holds ``store.lock``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,12 @@ from sidecar.kong_local.errors import (
     operation_unsupported,
     schema_violation,
 )
-from sidecar.kong_local.plugin_schemas import foreign_key_violation, new_id, unique_violation
+from sidecar.kong_local.plugin_schemas import (
+    foreign_key_violation,
+    new_id,
+    unique_violation,
+    when_updating,
+)
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.routing import match, route_table
@@ -55,6 +61,17 @@ _ROUTES = route_table(
 )
 _ATTRIBUTE = "_kong_local_consumers"
 AT_LEAST_ONE = "at least one of these fields must be non-empty: 'custom_id', 'username'"
+
+
+@dataclass(frozen=True)
+class _EntityOps:
+    """What the generic single-entity handler needs to know of one entity kind."""
+
+    name: str  # "consumers", as in Kong's messages
+    render: Callable[[Body], Body]
+    save: Callable[[Body, Body | None, Body | None], Body]  # (fields, patch base, replacing)
+    delete: Callable[[Body], object]
+    put_body: Callable[[Body, Body | None], Body]  # PUT fields + the path key
 
 
 @dataclass
@@ -164,53 +181,69 @@ class _Routes:
         return Reply(201, self._render_consumer(self._save_consumer(fields, None)))
 
     def _consumer(self, method: str, key: str, read_body: BodyReader) -> Reply:
-        current = self._consumer_or_none(key)
+        def put_body(fields: Body, current: Body | None) -> Body:
+            return {
+                **fields,
+                ("id" if is_uuid(key) else "username"): key.lower() if is_uuid(key) else key,
+            }
+
+        ops = _EntityOps(
+            "consumers",
+            self._render_consumer,
+            lambda fields, base, replacing: self._save_consumer(fields, base, replacing=replacing),
+            self._delete_consumer,
+            put_body,
+        )
+        return self._one(method, self._consumer_or_none(key), read_body, ops)
+
+    def _one(
+        self, method: str, current: Body | None, read_body: BodyReader, ops: _EntityOps
+    ) -> Reply:
+        """One entity's GET/DELETE/PATCH/PUT as ``endpoints.lua`` answers them: 404 when
+        absent (DELETE: 204 anyway), PATCH merges, PUT replaces or creates."""
         if method == "GET":
             if current is None:
                 raise not_found()
-            return Reply(200, self._render_consumer(current))
+            return Reply(200, ops.render(current))
         if method == "DELETE":
-            self._write("remove", "consumers")
+            self._write("remove", ops.name)
             if current is not None:
-                self._delete_consumer(current)
+                ops.delete(current)
             return Reply(204)
+        if method not in ("PATCH", "PUT"):
+            raise method_not_allowed()
+        fields, _ = read_body()
         if method == "PATCH":
-            fields, _ = read_body()
             if current is None:
                 raise not_found()
-            self._write("update", "consumers")
-            return Reply(200, self._render_consumer(self._save_consumer(fields, current)))
-        if method == "PUT":
-            fields, _ = read_body()
-            self._write("create or update", "consumers")
-            body = dict(fields)
-            if is_uuid(key):
-                body["id"] = key.lower()
-            else:
-                body["username"] = key
-            saved = self._save_consumer(body, None, replacing=current)
-            return Reply(200, self._render_consumer(saved))
-        raise method_not_allowed()
+            self._write("update", ops.name)
+            return Reply(200, ops.render(ops.save(fields, current, None)))
+        self._write("create or update", ops.name)
+        return Reply(200, ops.render(ops.save(ops.put_body(fields, current), None, current)))
 
-    def _save_consumer(
-        self, body: Body, base: Body | None, *, replacing: Body | None = None
-    ) -> Body:
-        errors: dict[str, Any] = {}
-        allowed = {"id", "username", "custom_id", "tags", "created_at", "updated_at"}
-        errors.update({k: UNKNOWN for k in body if k not in allowed})
-        for key in ("username", "custom_id"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                errors[key] = "expected a string"
+    def _field_errors(self, body: Body, allowed: set[str]) -> dict[str, Any]:
+        """Unknown fields, ``tags`` (typedefs.tags) and ``id`` (typedefs.uuid)."""
+        errors: dict[str, Any] = {k: UNKNOWN for k in body if k not in allowed}
         if "tags" in body:
             _, problem = validate_tags(body["tags"], self.profile)
             if problem:
                 errors["tags"] = problem
         if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
             errors["id"] = "expected a valid UUID"
+        return errors
+
+    def _save_consumer(
+        self, body: Body, base: Body | None, *, replacing: Body | None = None
+    ) -> Body:
+        allowed = {"id", "username", "custom_id", "tags", "created_at", "updated_at"}
+        errors = self._field_errors(body, allowed)
+        for key in ("username", "custom_id"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                errors[key] = "expected a string"
         merged: Body = {"username": None, "custom_id": None, "tags": None, **(base or {})}
         merged.update({k: v for k, v in body.items() if k in ("username", "custom_id", "tags")})
         if not errors and not merged["username"] and not merged["custom_id"]:
-            errors["@entity"] = [AT_LEAST_ONE]
+            errors["@entity"] = [when_updating(AT_LEAST_ONE, base is not None)]
         if errors:
             raise schema_violation(errors)
         ident = (base or replacing or {}).get("id") or body.get("id") or new_id()
@@ -284,33 +317,24 @@ class _Routes:
         read_body: BodyReader,
         consumer: Body | None,
     ) -> Reply:
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, _render_acl(current))
-        if method == "DELETE":
-            self._write("remove", "acls")
-            if current is not None:
-                del self.state.acls[current["id"]]
-            return Reply(204)
-        if method == "PATCH":
-            fields, _ = read_body()
-            if current is None:
-                raise not_found()
-            self._write("update", "acls")
-            return Reply(200, _render_acl(self._save_acl(fields, current, consumer)))
-        if method == "PUT":
-            fields, _ = read_body()
-            self._write("create or update", "acls")
+        def put_body(fields: Body, current: Body | None) -> Body:
             body = dict(fields)
-            if is_uuid(key):
-                body["id"] = current["id"] if current else key.lower()
-            else:  # acl/api.lua: PUT by group name (creates it if absent) sets the group
-                body.setdefault("group", key)
             if current is not None:
                 body["id"] = current["id"]
-            return Reply(200, _render_acl(self._save_acl(body, None, consumer, current)))
-        raise method_not_allowed()
+            elif is_uuid(key):
+                body["id"] = key.lower()
+            if not is_uuid(key):  # acl/api.lua: PUT by group name sets (creates) that group
+                body.setdefault("group", key)
+            return body
+
+        ops = _EntityOps(
+            "acls",
+            _render_acl,
+            lambda fields, base, replacing: self._save_acl(fields, base, consumer, replacing),
+            lambda acl: self.state.acls.pop(acl["id"], None),
+            put_body,
+        )
+        return self._one(method, current, read_body, ops)
 
     def _save_acl(
         self,
@@ -319,9 +343,7 @@ class _Routes:
         consumer: Body | None,
         replacing: Body | None = None,
     ) -> Body:
-        errors: dict[str, Any] = {}
-        allowed = {"id", "consumer", "group", "tags", "created_at"}
-        errors.update({k: UNKNOWN for k in body if k not in allowed})
+        errors = self._field_errors(body, {"id", "consumer", "group", "tags", "created_at"})
         merged: Body = {"group": None, "tags": None, "consumer": None, **(base or {})}
         merged.update({k: v for k, v in body.items() if k in ("group", "tags", "consumer")})
         if consumer is not None:
@@ -335,12 +357,6 @@ class _Routes:
             errors["consumer"] = REQUIRED
         elif not isinstance(owner, dict) or not is_uuid(str(owner.get("id", ""))):
             errors["consumer"] = {"id": "expected a valid UUID"}
-        if "tags" in body:
-            _, problem = validate_tags(body["tags"], self.profile)
-            if problem:
-                errors["tags"] = problem
-        if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-            errors["id"] = "expected a valid UUID"
         if errors:
             raise schema_violation(errors)
         owner_id = owner["id"].lower()

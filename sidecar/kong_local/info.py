@@ -54,10 +54,10 @@ def root_body(
     node_id: str,
     hostname: str,
     enterprise: bool,
-    configuration: NodeConfiguration | None = None,
+    kong_conf: NodeConfiguration | None = None,
 ) -> dict[str, Any]:
-    """``configuration.untrusted_lua`` and the available plugins follow ``configuration``."""
-    conf = configuration or NodeConfiguration()
+    """``configuration.untrusted_lua`` and the available plugins follow ``kong_conf``."""
+    conf = kong_conf or NodeConfiguration()
     plugins = {n: p for n, p in _PLUGIN_PRIORITIES.items() if n not in conf.disabled_plugins}
     if profile.is_3x:
         available: dict[str, Any] = {

@@ -335,7 +335,11 @@ def validate_plugin(
     return body
 
 
-def build_plugin_config(name: str, config: Body, profile: Profile) -> Body:
+def build_plugin_config(
+    name: str, config: Body, profile: Profile, *, updating: bool = False
+) -> Body:
+    """``updating``: a PATCH, whose ``at least one of`` messages Kong prefixes with "when
+    updating, " (``Schema:validate_update``, ``kong/db/schema/init.lua``)."""
     fields = PLUGIN_CONFIGS[name](profile)
     errors = validate_record(fields, config)
     if errors:
@@ -343,8 +347,15 @@ def build_plugin_config(name: str, config: Body, profile: Profile) -> Body:
     full = with_defaults(fields, config)
     entity = ENTITY_CHECKS[name](full, profile) if name in ENTITY_CHECKS else []
     if entity:
-        raise schema_violation({"@entity": entity})
+        raise schema_violation({"@entity": [when_updating(e, updating) for e in entity]})
     return full
+
+
+def when_updating(message: str, updating: bool) -> str:
+    """``validate_update`` rewords AT_LEAST_ONE_OF for the length of a PATCH."""
+    if updating and message.startswith("at least one of these fields must be non-empty"):
+        return f"when updating, {message}"
+    return message
 
 
 def render_plugin(rec: Body, profile: Profile) -> Body:

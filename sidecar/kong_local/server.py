@@ -31,6 +31,7 @@ from sidecar.kong_local.keepalive import KeepAliveHandler, close_open_connection
 from sidecar.kong_local.konnect import KonnectApi, problem
 from sidecar.kong_local.profiles import PROFILES, Profile, get_profile
 from sidecar.kong_local.propagation import History, LagView, data_planes_body, lagging_nodes
+from sidecar.kong_local.proxy import ProxyModel
 from sidecar.kong_local.schemas import Body
 from sidecar.kong_local.seed import DEFAULT_SEED
 from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA
@@ -116,8 +117,7 @@ class LocalKong:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
-        configuration = node_configuration(untrusted_lua, disabled_plugins)
-        self.store = Store(profile, clock, configuration)
+        self.store = Store(profile, clock, node_configuration(untrusted_lua, disabled_plugins))
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -129,6 +129,7 @@ class LocalKong:
         self.enterprise = bool(self.workspaces) or rbac_token is not None
         self.node_id = str(uuid.uuid4())
         self._seed = seed
+        self._proxy: ProxyModel | None = None
         self._calls_lock = threading.Lock()
         self._stopping = threading.Event()
         for name in self.workspaces:
@@ -213,6 +214,22 @@ class LocalKong:
             divisor = math.gcd(*weighted.values()) if weighted else 1
             wheels.append({t: w // divisor for t, w in weighted.items()})
         return wheels
+
+    def proxy_upstream(
+        self,
+        service: str,
+        consumer: str | None = None,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        workspace: str = "default",
+    ) -> str:
+        """Which upstream a request to ``service`` (name or id) from ``consumer`` (id or
+        username, None = anonymous) with ``headers`` is balanced on, after the service's
+        post-function (see ``proxy.py``). Raises ``ServerlessError`` where Kong answers 500
+        (``untrusted_lua = off``, code failing at run time)."""
+        with self.store.lock:
+            if self._proxy is None:
+                self._proxy = ProxyModel(self.store)
+            return self._proxy.upstream(self.store.workspace(workspace), service, consumer, headers)
 
     def reset(self) -> None:
         """Back to the start state: seed reloaded, calls and faults cleared."""

@@ -22,6 +22,12 @@ Sources (Kong/kong, tags 2.8.5, 3.4.2, 3.9.3):
   raises ``loading of untrusted Lua code disabled because 'untrusted_lua' config option is
   set to 'off'``. The local server does the same (accepts it); a client must read
   ``configuration.untrusted_lua`` from ``GET /`` to know.
+- Konnect supports the plugin (developer.konghq.com/plugins/post-function: "Supported Konnect
+  Deployments: hybrid, cloud-gateways, serverless"), and DB-less nodes run it from declarative
+  config (their Admin API refuses the write, ``kong/db/strategies/off/init.lua``). A Konnect
+  control plane has no ``GET /``: its data planes' ``untrusted_lua`` cannot be read through
+  it. The local Konnect profile accepts the plugin like any other; consumers and ACLs are not
+  modelled there.
 """
 
 from __future__ import annotations

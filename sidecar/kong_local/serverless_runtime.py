@@ -6,14 +6,16 @@ embeds; lupa's default ``lupa.LuaRuntime`` may be PUC Lua 5.4, which is not what
 
 Modelled from Kong/kong (2.8.5 to 3.9.3):
 - The environment: ``kong/tools/sandbox.lua`` (``untrusted_lua = sandbox``) hands the code to
-  the sandbox library (the ``sandbox`` rock in 2.8/3.4, ``kong/tools/kong-lua-sandbox.lua``
-  in 3.9): a fresh table of the *safe* globals listed there (``BASE_ENV``: ``assert error
+  ``kong/tools/kong-lua-sandbox.lua`` (identical in 2.8.5, 3.4.2 and 3.9.3): a fresh table
+  of the *safe* globals listed there (``BASE_ENV``: ``assert error
   ipairs next pairs pcall select tonumber tostring type unpack xpcall``, parts of
   ``coroutine math os string table``, those modules write-protected), ``_G`` pointing at
   itself, and the handler's env behind it (``kong``, ``ngx``) with a ``require`` that
   refuses every module not in ``untrusted_lua_sandbox_requires`` (empty by default:
   ``require '<m>' not allowed within sandbox``). No ``setmetatable``, ``rawget``,
-  ``load*``, ``string.dump``, ``io``, ``debug``.
+  ``load*``, ``string.dump``, ``io``, ``debug``. (Kong's plugin docs also list
+  ``string.rep`` and ``os.date`` as unavailable; the source exposes both, and the source is
+  what is modelled. The template uses neither.)
 - Running: ``kong/plugins/pre-function/_handler.lua`` runs the chunk once; if it returns a
   function that function is the per-request handler from then on, else the chunk itself is.
 - The PDK calls (``kong/pdk/``): ``kong.client.get_consumer()`` returns the authenticated
@@ -107,6 +109,11 @@ local pdk = {
   },
 }
 
+local function open_env()
+  -- untrusted_lua = on: kong/tools/sandbox.lua loads with an env whose __index is _G
+  return G.setmetatable({ kong = pdk, ngx = {} }, { __index = G })
+end
+
 local function sandbox_env()
   local handler_env = G.setmetatable({ kong = pdk, ngx = {} }, {
     __index = {
@@ -126,10 +133,12 @@ local runtime = {}
 
 function runtime.add_upstream(name) upstreams[name] = true end
 
-function runtime.load(code)
+function runtime.clear_upstreams() upstreams = {} end
+
+function runtime.load(code, sandboxed)
   local chunk, err = G.loadstring(code)
   if not chunk then G.error(err, 0) end
-  G.setfenv(chunk, sandbox_env())
+  G.setfenv(chunk, sandboxed and sandbox_env() or open_env())
   local result = chunk()
   if G.type(result) == "function" then return result end
   return chunk
@@ -181,17 +190,27 @@ class ServerlessRuntime:
         self.lua = luajit21.LuaRuntime(unpack_returned_tuples=True)
         assert str(self.lua.eval("jit and jit.version")).startswith("LuaJIT 2.1")
         self._rt = self.lua.execute(_RUNTIME_LUA)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         for name in upstreams:
             self.add_upstream(name)
 
     def add_upstream(self, name: str) -> None:
         """An upstream ``kong.service.set_upstream`` can find by name."""
-        self._rt.add_upstream(name)
+        with self._lock:
+            self._rt.add_upstream(name)
 
-    def load(self, code: str) -> Any:
-        """The per-request handler of a post-function phase entry (LuaError on bad code)."""
-        return self._rt.load(code)
+    def set_upstreams(self, names: Iterable[str]) -> None:
+        """Exactly these upstreams exist (what the balancer knows now)."""
+        with self._lock:
+            self._rt.clear_upstreams()
+            for name in names:
+                self._rt.add_upstream(name)
+
+    def load(self, code: str, *, sandboxed: bool = True) -> Any:
+        """The per-request handler of a post-function phase entry (LuaError on bad code).
+        ``sandboxed=False`` is ``untrusted_lua = on``: the code sees every global."""
+        with self._lock:
+            return self._rt.load(code, sandboxed)
 
     def _consumer(self, consumer: Consumer | None) -> Any:
         if consumer is None:

@@ -271,7 +271,7 @@ class _Routes:
         *,
         patch: bool = False,
     ) -> Body:
-        disabled = self.store.configuration.disabled_plugins
+        disabled = self.store.kong_conf.disabled_plugins
         validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]
@@ -294,7 +294,7 @@ class _Routes:
         if service is not None:
             merged["service"] = {"id": service["id"]}
         merged["name"] = name
-        merged["config"] = build_plugin_config(name, config, self.profile)
+        merged["config"] = build_plugin_config(name, config, self.profile, updating=patch)
         merged["protocols"] = merged.get("protocols") or ["grpc", "grpcs", "http", "https"]
         self._check_references(merged)
         ident = (current or {}).get("id") or body.get("id") or new_id()

@@ -45,11 +45,11 @@ class Store:
         self,
         profile: Profile,
         clock: Callable[[], float],
-        configuration: NodeConfiguration | None = None,
+        kong_conf: NodeConfiguration | None = None,
     ) -> None:
         self.profile = profile
         self.clock = clock
-        self.configuration = configuration or NodeConfiguration()
+        self.kong_conf = kong_conf or NodeConfiguration()  # kong.conf switches (untrusted_lua …)
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0

@@ -34,6 +34,10 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
             str(seed),
             "--dns",
             "a.svc=10.0.0.1,10.0.0.2",
+            "--untrusted-lua",
+            "off",
+            "--disable-plugin",
+            "post-function",
         ],
         cwd=ROOT,
         env=env,
@@ -49,6 +53,8 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
         assert url, banner
         r = httpx.get(url.group(0) + "/", timeout=5)
         assert r.status_code == 200 and r.json()["version"] == "2.8.5"
+        assert r.json()["configuration"]["untrusted_lua"] == "off"
+        assert "post-function" not in r.json()["plugins"]["available_on_server"]
         targets = httpx.get(url.group(0) + "/upstreams/shop/targets", timeout=5).json()["data"]
         assert [t["target"] for t in targets] == ["127.0.0.1:9200"]
     finally:

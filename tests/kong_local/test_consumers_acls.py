@@ -169,3 +169,17 @@ def test_dbless_refuses_consumer_writes(start_kong: StartKong, client_for, profi
     r = client.post("/consumers", json={"username": "alice"})
     assert r.status_code == 405
     assert r.json()["message"] == "cannot create 'consumers' entities when not using a database"
+
+
+def test_a_patch_clearing_both_names_is_worded_as_an_update(
+    start_kong: StartKong, client_for
+) -> None:
+    client = client_for(start_kong("2.8"))
+    _consumer(client, username="alice")
+    r = client.patch("/consumers/alice", json={"username": None})
+    assert r.status_code == 400
+    assert r.json()["fields"] == {
+        "@entity": [
+            "when updating, at least one of these fields must be non-empty: 'custom_id', 'username'"
+        ]
+    }

@@ -1,0 +1,106 @@
+"""Which upstream a proxied request is balanced on, after the service's ``post-function``.
+
+The local server has no proxy; this answers the one question cohort tests ask of Kong's data
+plane: given a service, an authenticated consumer and request headers, which upstream does
+the request go to? Sources (Kong/kong 2.8.5 to 3.9.3):
+- the service's ``host`` names the upstream it balances on (``kong/runloop/balancer``);
+- plugin precedence (``kong/runloop/plugins_iterator.lua``): a post-function on the service
+  is used, else a global one (post-function cannot be scoped to a consumer, and routes are not
+  modelled); a disabled plugin does not run;
+- ``kong/plugins/pre-function/_handler.lua``: the phase's entries run in order (2.8's legacy
+  ``functions`` in the access phase too), each chunk run once and its returned function used
+  per request; ``kong/tools/sandbox.lua``: with ``untrusted_lua = off`` loading raises
+  :data:`serverless.SANDBOX_OFF_ERROR` (Kong answers the request 500), with ``on`` the code
+  runs unsandboxed;
+- ``kong.service.set_upstream`` (``kong/pdk/service.lua``) replaces the upstream when one of
+  that name exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lupa.luajit21 import LuaError
+
+from sidecar.kong_local import consumer_routes, service_routes
+from sidecar.kong_local.schemas import Body, is_uuid
+from sidecar.kong_local.serverless import PLUGIN_NAME, SANDBOX_OFF_ERROR
+from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
+from sidecar.kong_local.store import Store, Workspace
+
+
+class ServerlessError(RuntimeError):
+    """The post-function could not run: Kong answers such a request 500."""
+
+
+def _find(rows: Mapping[str, Body], key: str, field: str) -> Body | None:
+    if is_uuid(key):
+        return rows.get(key.lower())
+    return next((r for r in rows.values() if r.get(field) == key), None)
+
+
+def _post_function(ws: Workspace, service: Body) -> Body | None:
+    plugins = [
+        p
+        for p in service_routes.entities(ws).plugins.values()
+        if p["name"] == PLUGIN_NAME and p.get("enabled", True) and p.get("route") is None
+    ]
+    on_service = [p for p in plugins if (p.get("service") or {}).get("id") == service["id"]]
+    global_ = [p for p in plugins if p.get("service") is None]
+    return (on_service or global_ or [None])[0]
+
+
+class ProxyModel:
+    """One LuaJIT state per server, handlers cached by (code, sandboxed) as Kong's handler
+    caches them per plugin config; the caller holds ``store.lock``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.runtime = ServerlessRuntime()
+        self._handlers: dict[tuple[str, bool], Any] = {}
+
+    def _handler(self, code: str, sandboxed: bool) -> Any:
+        key = (code, sandboxed)
+        if key not in self._handlers:
+            if len(self._handlers) > 64:
+                self._handlers.clear()
+            self._handlers[key] = self.runtime.load(code, sandboxed=sandboxed)
+        return self._handlers[key]
+
+    def upstream(
+        self,
+        ws: Workspace,
+        service_key: str,
+        consumer_key: str | None = None,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> str:
+        """The upstream name a request to ``service_key`` (name or id) from ``consumer_key``
+        (id or username; None = anonymous) is balanced on. KeyError for an unknown service
+        or consumer; :class:`ServerlessError` when Kong would fail the request."""
+        service = _find(service_routes.entities(ws).services, service_key, "name")
+        if service is None:
+            raise KeyError(f"no service {service_key!r}")
+        consumer = None
+        if consumer_key is not None:
+            rec = _find(consumer_routes.entities(ws).consumers, consumer_key, "username")
+            if rec is None:
+                raise KeyError(f"no consumer {consumer_key!r}")
+            consumer = Consumer(rec["id"], rec.get("username"), rec.get("custom_id"))
+        plugin = _post_function(ws, service)
+        if plugin is None:
+            return str(service["host"])
+        mode = self.store.kong_conf.untrusted_lua
+        if mode == "off":
+            raise ServerlessError(SANDBOX_OFF_ERROR)
+        config = plugin["config"]
+        entries = [*(config.get("functions") or []), *(config.get("access") or [])]
+        self.runtime.set_upstreams(u["name"] for u in ws.upstreams.values())
+        chosen = str(service["host"])
+        try:
+            for code in entries:
+                handler = self._handler(code, mode == "sandbox")
+                chosen = self.runtime.request(handler, consumer, headers or {}) or chosen
+        except LuaError as err:  # the handler's error: Kong logs it and answers 500
+            raise ServerlessError(str(err).splitlines()[0]) from None
+        return chosen
