@@ -16,13 +16,15 @@ Order: shadows before plugins when setting (the plugin names them), plugins befo
 when clearing. When the canary is about to lose its weight, ``prepare`` (a preparer: under
 the upstream's locks, before the change's first write) re-renders the plugins with the
 canary switched off, so no always-canary request is sent to an empty canary; a set_split that
-cannot do that is refused, a rollback never is (warning + metric, traffic still goes back to
-stable: ``{u}--stable`` has only stable targets).
+cannot do that is refused. The canary window ends with rollback, promote, lease expiry (a
+rollback) and any change back to stable-only (``window_ends``): the preparer removes the
+plugins, the observer the shadows; that is never refused (warning + metric: traffic goes
+back to stable anyway, ``{u}--stable`` has only stable targets).
 
 Lease: the cohorts have no lease of their own; they share the canary window's lease, the
 ``kong-canary-lease`` mark on ``u`` (``sidecar.core.lease``). A cohorts PUT renews it like a
 split PUT (``lease`` seconds, or the default), and when it runs out the lease sweeper rolls
-``u`` back, which removes the cohorts (``observe`` on rollback and promote).
+``u`` back, which removes the cohorts.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sidecar.cohorts_kong import POST_FUNCTION, CohortKong
 from sidecar.core import cohorts as core
 from sidecar.core.cohorts import CohortError, CohortSpec, Resolved
 from sidecar.core.lease import read_marks, renewed, write_marks
-from sidecar.core.split import SplitError
+from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.plugin import services_of
 from sidecar.kong.errors import KongError
@@ -142,6 +144,13 @@ def plugin_body(upstream: str, stored: Stored) -> dict[str, Any]:
         "config": {"access": [render(upstream, stored)]},
         "tags": core.tags_for(upstream),
     }
+
+
+def window_ends(event: ChangeEvent) -> bool:
+    """Rollback, promote (the sweeper's lease expiry is a rollback) and any change back to
+    stable-only end the canary window, and the cohorts with it: a split at stable 100 % has
+    no lease left, so nothing else would ever remove them. Ramp steps keep them."""
+    return event.operation in ("rollback", "promote") or event.split in (None, Split.STABLE_ONLY)
 
 
 class CohortService:
@@ -493,7 +502,7 @@ class CohortService:
         """Preparer: before the canary loses its weight (or the window ends), the plugins
         stop sending anyone to ``{u}--canary``. Refuses a set_split it cannot make safe;
         never a rollback or promote."""
-        ending = event.operation in ("rollback", "promote")
+        ending = window_ends(event)
         losing = event.split is None or event.split.canary == 0
         if not (ending or losing):
             return []
@@ -538,7 +547,7 @@ class CohortService:
 
     def observe(self, event: ChangeEvent) -> list[str]:
         """Observer: shadows follow the split; the window's end removes everything."""
-        ending = event.operation in ("rollback", "promote")
+        ending = window_ends(event)
         try:
             kong = self.kong
             if ending:

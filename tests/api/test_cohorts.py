@@ -137,7 +137,7 @@ def test_shadow_upstreams_follow_every_split_change(sidecar, routed):
     for split in (
         {"stable": 90, "baseline": 5, "canary": 5},
         {"stable": 50, "baseline": 25, "canary": 25},
-        {"stable": 100},
+        {"stable": 90, "baseline": 10},
         {"stable": 80, "baseline": 10, "canary": 10},
     ):
         set_split(client, routed, split)
@@ -160,7 +160,7 @@ def test_shadows_mirror_the_upstreams_settings(sidecar, routed):
             assert shadow[key] == main[key], key
 
 
-@pytest.mark.parametrize("ending", ["rollback", "promote", "lease_expiry"])
+@pytest.mark.parametrize("ending", ["rollback", "promote", "lease_expiry", "stable_only"])
 def test_the_end_of_the_canary_removes_every_cohort_entity(sidecar, routed, ending):
     client = sidecar.client()
     set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
@@ -168,7 +168,9 @@ def test_the_end_of_the_canary_removes_every_cohort_entity(sidecar, routed, endi
     assert answer.status_code == 200, answer.text
     assert answer.json()["canary_live"] is True
     assert cohort_entities(sidecar.kong_client(), routed)
-    if ending == "lease_expiry":
+    if ending == "stable_only":  # a split back to stable 100 % has no lease left
+        set_split(client, routed, {"stable": 100})
+    elif ending == "lease_expiry":
         sidecar.clock.advance(301)
         service = sidecar.app.extensions["kong_canary"].service
         assert sweep(service, sidecar.clock()) == [routed]
@@ -293,7 +295,7 @@ def test_the_plugin_leaves_the_canary_before_the_canary_loses_its_weight(sidecar
     set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
     assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).json()["canary_live"]
     start = len(sidecar.local.calls)
-    set_split(client, routed, {"stable": 100})
+    set_split(client, routed, {"stable": 90, "baseline": 10})
     calls = [c for c in sidecar.local.calls[start:] if c[0] != "GET"]
     plugin_patch = next(i for i, c in enumerate(calls) if c[0] == "PATCH" and "/plugins/" in c[1])
     canary_write = next(
@@ -311,7 +313,9 @@ def test_a_set_split_whose_plugin_cannot_leave_the_canary_is_refused(sidecar, ro
     before = sidecar.kong_weights(routed)
     sidecar.local.faults.fail(1, "500", ("PATCH",), path_contains="/plugins/")
     try:
-        answer = client.put(f"/v1/upstreams/{routed}/split", json={"split": {"stable": 100}})
+        answer = client.put(
+            f"/v1/upstreams/{routed}/split", json={"split": {"stable": 90, "baseline": 10}}
+        )
     finally:
         sidecar.local.faults.clear()
     assert answer.status_code == 503, answer.text
@@ -450,3 +454,28 @@ def test_wait_covers_the_shadow_upstreams(sidecar, routed):
     assert answer.status_code == 200, answer.text
     propagation = answer.json()["propagation"]
     assert propagation["confirmed"] is True, propagation
+
+
+def test_the_local_kongs_proxy_sends_each_cohort_where_the_rules_say(sidecar, routed, people):
+    """Through the local Kong's data-plane model (``LocalKong.proxy_upstream``: the service's
+    post-function run as Kong runs it), from set to rollback."""
+    local_only(sidecar)
+    client = sidecar.client()
+    set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
+    body = {
+        "never_canary": {"consumers": [f"alice-{people['tag']}"]},
+        "always_canary": {"groups": [f"qa-{people['tag']}"]},
+        **HEADER,
+    }
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=body).status_code == 200
+    service = f"svc-{routed}"
+    proxy = sidecar.local.proxy_upstream
+    assert proxy(service, people["alice"]) == f"{routed}--stable"
+    assert proxy(service, people["alice"], {"X-Canary": "always"}) == f"{routed}--canary"
+    assert proxy(service, people["bob"]) == f"{routed}--canary"
+    assert proxy(service, people["carol"]) == routed
+    set_split(client, routed, {"stable": 90, "baseline": 10})  # canary 0 %: nobody sent there
+    assert proxy(service, people["bob"]) == routed
+    assert proxy(service, people["alice"]) == f"{routed}--stable"
+    assert client.post(f"/v1/upstreams/{routed}/rollback", json={}).status_code == 200
+    assert proxy(service, people["alice"]) == routed
