@@ -479,3 +479,35 @@ def test_the_local_kongs_proxy_sends_each_cohort_where_the_rules_say(sidecar, ro
     assert proxy(service, people["alice"]) == f"{routed}--stable"
     assert client.post(f"/v1/upstreams/{routed}/rollback", json={}).status_code == 200
     assert proxy(service, people["alice"]) == routed
+
+
+def test_the_set_cohorts_webhook_stages_payload_is_accepted(sidecar, routed, people):
+    """The payload of ``kongCanarySetCohorts`` (pipeline-templates, branch templates): every
+    member present, unset ones null or {}, flags and seconds as strings."""
+    body = {
+        "never_canary": {"consumers": [f"alice-{people['tag']}"], "groups": []},
+        "always_canary": {},
+        "header": None,
+        "lease": None,
+        "dry_run": "false",
+        "wait": "10",
+        "reason": "",
+        "context": {
+            "user": "anonymous",
+            "execution_id": "01J0000000000000000000000",
+            "pipeline": "deploy",
+            "stage": "kongCanarySetCohorts",
+            "application": "orders",
+        },
+    }
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resolved"]["never_canary"] == [people["alice"]]
+    assert answer.json()["propagation"]["confirmed"] is True
+    cleared = sidecar.client().request(
+        "DELETE",
+        f"/v1/upstreams/{routed}/cohorts",
+        json={"dry_run": "false", "reason": "", "context": body["context"]},
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cohort_entities(sidecar.kong_client(), routed) == []
