@@ -265,7 +265,7 @@ class Store:
             ws.ready.add(upstream["id"])  # seeded = traffic already flowed
 
     def snapshot(self, ws_name: str = "default") -> list[Any]:
-        """A stable view of the configuration, for Konnect's config hash."""
+        """A stable view of the configuration, for the config hashes (Konnect, hybrid)."""
         ws = self.workspace(ws_name)
         out: list[Any] = []
         for up in sorted(ws.upstreams.values(), key=lambda u: u["id"]):
@@ -273,6 +273,10 @@ class Store:
                 (t["id"], t["target"], t["weight"], t["tags"]) for t in self.targets_of(ws, up)
             ]
             out.append((up["id"], up["name"], up["algorithm"], up["hash_on"], targets))
+        # Services, plugins, consumers, ACLs: kept by their route modules on the workspace
+        # (``_kong_local_*``); a data plane's hash covers its whole configuration.
+        for key in sorted(k for k in vars(ws) if k.startswith("_kong_local_")):
+            out.append((key, vars(vars(ws)[key])))
         return out
 
 

@@ -183,3 +183,51 @@ def test_a_patch_clearing_both_names_is_worded_as_an_update(
             "when updating, at least one of these fields must be non-empty: 'custom_id', 'username'"
         ]
     }
+
+
+def test_paging_acls_resolves_every_group_to_its_consumer_ids() -> None:
+    """What the sidecar does to resolve groups: page ``/acls`` (any page size) and map each
+    group to the consumer ids in it; random memberships, checked against what was created."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from sidecar.kong_local.server import serve_in_thread
+
+    memberships = st.dictionaries(
+        st.text(alphabet="abcdefgh", min_size=1, max_size=6),
+        st.sets(st.sampled_from(["vip", "staff", "qa", "never canary"]), max_size=3),
+        max_size=12,
+    )
+
+    with serve_in_thread("3.9", test_controls=True) as server:
+        client = httpx.Client(base_url=server.url, timeout=5.0)
+
+        @settings(max_examples=25, deadline=None)
+        @given(members=memberships, size=st.integers(min_value=1, max_value=5))
+        def check(members: dict[str, set[str]], size: int) -> None:
+            server.app.reset()
+            ids = {}
+            for name, groups in members.items():
+                ids[name] = _consumer(client, username=name)["id"]
+                for group in groups:
+                    r = client.post(f"/consumers/{name}/acls", json={"group": group})
+                    assert r.status_code == 201
+            found: dict[str, set[str]] = {}
+            params: dict[str, object] = {"size": size}
+            while True:
+                page = client.get("/acls", params=params).json()
+                for row in page["data"]:
+                    found.setdefault(row["group"], set()).add(row["consumer"]["id"])
+                if page["next"] is None:
+                    break
+                params = {"size": size, "offset": page["offset"]}
+            expected: dict[str, set[str]] = {}
+            for name, groups in members.items():
+                for group in groups:
+                    expected.setdefault(group, set()).add(ids[name])
+            assert found == expected
+
+        try:
+            check()
+        finally:
+            client.close()

@@ -341,3 +341,25 @@ def test_a_patch_emptying_every_phase_is_worded_as_an_update(
     assert r.status_code == 400
     [message] = r.json()["fields"]["@entity"]
     assert message.startswith("when updating, at least one of these fields must be non-empty: ")
+
+
+@pytest.mark.parametrize("entity", ["plugin", "consumer"])
+def test_a_hybrid_data_planes_config_hash_covers_plugins_and_consumers(
+    start_kong: StartKong, client_for, entity: str
+) -> None:
+    """A DP reports the hash of its whole configuration (``kong/clustering/data_plane.lua``),
+    so the propagation of a post-function or a consumer can be watched like a target's."""
+    client = client_for(start_kong("hybrid", nodes=2))
+    _service(client)
+
+    def hashes() -> set[str]:
+        return {d["config_hash"] for d in client.get("/clustering/data-planes").json()["data"]}
+
+    before = hashes()
+    if entity == "plugin":
+        body = {"name": "post-function", "config": {"access": [ROUTER]}}
+        assert client.post("/services/svc/plugins", json=body).status_code == 201
+    else:
+        assert client.post("/consumers", json={"username": "alice"}).status_code == 201
+    after = hashes()
+    assert len(after) == 1 and after != before
