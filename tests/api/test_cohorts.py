@@ -17,12 +17,16 @@ import pytest
 
 from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
 from sidecar.leases import sweep
-from tests.api.conftest import TOKENS
+from tests.api.conftest import TOKENS, _params
 
 STABLE = "10.0.0.1:80"
 CANARY = "10.0.0.3:80"
 BASELINE = "10.0.0.2:80"
 HEADER = {"header": {"name": "X-Canary", "always": "always", "never": "never"}}
+# Every profile but Konnect, where cohorts are refused (tests/api/test_cohorts_refusals.py).
+pytestmark = pytest.mark.parametrize(
+    "sidecar", [p for p in _params() if p.id != "kong-konnect"], indirect=True
+)
 
 
 def _page(kong: httpx.Client, path: str) -> list[dict[str, Any]]:
@@ -56,8 +60,6 @@ def cohort_entities(kong: httpx.Client, upstream: str) -> list[str]:
 @pytest.fixture
 def routed(sidecar, upstream) -> Iterator[str]:
     """The upstream behind a Kong service (cohorts need one to attach to)."""
-    if sidecar.profile == "konnect":
-        pytest.skip("cohorts are refused on Konnect (tested on their own)")
     kong = sidecar.kong_client()
     service = kong.post("/services", json={"name": f"svc-{upstream}", "host": upstream})
     assert service.status_code == 201, service.text
