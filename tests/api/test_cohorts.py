@@ -369,6 +369,14 @@ def people(sidecar, routed) -> Iterator[dict[str, str]]:
         kong.delete(f"/consumers/{made[key]}")
 
 
+def alice_off_qa_on(people: dict[str, str]) -> dict[str, Any]:
+    """Alice never sees the canary; the qa group always does."""
+    return {
+        "never_canary": {"consumers": [f"alice-{people['tag']}"]},
+        "always_canary": {"groups": [f"qa-{people['tag']}"]},
+    }
+
+
 def test_consumers_and_groups_resolve_to_ids(sidecar, routed, people):
     tag = people["tag"]
     body = {
@@ -405,10 +413,7 @@ def test_an_unknown_consumer_is_422_naming_it_and_kong_is_unchanged(sidecar, rou
 def test_the_plugin_kong_holds_keeps_a_never_canary_consumer_on_stable(sidecar, routed, people):
     client = sidecar.client()
     set_split(client, routed, {"stable": 50, "baseline": 25, "canary": 25})
-    body = {
-        "never_canary": {"consumers": [f"alice-{people['tag']}"]},
-        "always_canary": {"groups": [f"qa-{people['tag']}"]},
-    }
+    body = alice_off_qa_on(people)
     assert client.put(f"/v1/upstreams/{routed}/cohorts", json=body).status_code == 200
     runtime, handler = kong_plugin_handler(sidecar, routed)
     assert runtime.request(handler, Consumer(people["alice"])) == f"{routed}--stable"
@@ -464,11 +469,7 @@ def test_the_local_kongs_proxy_sends_each_cohort_where_the_rules_say(sidecar, ro
     local_only(sidecar)
     client = sidecar.client()
     set_split(client, routed, {"stable": 90, "baseline": 5, "canary": 5})
-    body = {
-        "never_canary": {"consumers": [f"alice-{people['tag']}"]},
-        "always_canary": {"groups": [f"qa-{people['tag']}"]},
-        **HEADER,
-    }
+    body = {**alice_off_qa_on(people), **HEADER}
     assert client.put(f"/v1/upstreams/{routed}/cohorts", json=body).status_code == 200
     service = f"svc-{routed}"
     proxy = sidecar.local.proxy_upstream
