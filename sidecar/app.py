@@ -14,9 +14,21 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import admin, guard, hashing, health, kong_log, openapi, ramps, served, split
+from sidecar.api import (
+    admin,
+    cohorts,
+    guard,
+    hashing,
+    health,
+    kong_log,
+    openapi,
+    ramps,
+    served,
+    split,
+)
 from sidecar.api.errors import register_error_handlers
 from sidecar.api.status import install as install_status
+from sidecar.cohorts import CohortRefresher, CohortService
 from sidecar.core.lease import LeasePolicy
 from sidecar.kayenta.preflight_kong import CoverageWarnings
 from sidecar.kong.build import build_kong
@@ -42,12 +54,15 @@ class Runtime:
     service: TrafficService
     ramps: RampService
     sweeper: LeaseSweeper | None = None
+    cohort_refresher: CohortRefresher | None = None
 
     def close(self) -> None:
         """Stop the sweeper and I/O threads, close Kong connections; for a worker's exit
         and for tests that build many apps in one process."""
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.cohort_refresher is not None:
+            self.cohort_refresher.stop()
         self.service.close()
         if isinstance(self.service.propagation, Propagation):
             self.service.propagation.close()
@@ -100,6 +115,7 @@ def create_app(
     )
     if sweep_leases:
         runtime.sweeper = LeaseSweeper(service, settings.lease_check_interval, clock).start()
+    install_cohorts(app, runtime, clock)
     app.extensions["kong_canary"] = runtime
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -111,10 +127,24 @@ def create_app(
     app.register_blueprint(hashing.bp)
     app.register_blueprint(kong_log.bp)
     app.register_blueprint(guard.bp)
+    app.register_blueprint(cohorts.bp)
     kong_log.install_window(app)  # http-log for the canary window, when configured
     install_status(app)  # GET / (status page) and GET /v1/status
     _instrument(app)
     return app
+
+
+def install_cohorts(app: Flask, runtime: Runtime, clock: Callable[[], float]) -> None:
+    """Cohorts follow every split change: the preparer switches the post-functions off the
+    canary before it loses its weight (and removes them before a rollback or promote), the
+    observer keeps the shadow upstreams in step (and removes them after)."""
+    service = CohortService(runtime.service, clock=clock)
+    runtime.service.preparers.append(service.prepare)
+    runtime.service.observers.append(service.observe)
+    app.extensions[cohorts.EXTENSION] = service
+    interval = runtime.settings.cohort_refresh_seconds
+    if interval > 0 and runtime.sweeper is not None:  # tests without a sweeper drive it
+        runtime.cohort_refresher = CohortRefresher(service, interval).start()
 
 
 def _instrument(app: Flask) -> None:

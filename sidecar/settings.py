@@ -103,6 +103,9 @@ class Settings:
     lease_check_interval: float = 15.0  # how often expired leases are looked for
     lock_ttl: float = 30.0  # seconds an upstream's lock in Kong lives unless its holder renews
     lock_wait: float = 10.0  # seconds a change waits for another one on the same upstream
+    # Cohorts (issue 14): how often ACL groups are re-resolved to consumer ids (0 = only on
+    # every change of the cohorts).
+    cohort_refresh_seconds: float = 60.0
     ramp_secret: str | None = field(default=None, repr=False)  # signs ramp ids
     # Admin API URLs of every Kong node whose balancer ``wait`` checks (default: the one
     # at kong_admin_url; on a hybrid control plane: its data planes' config hashes instead).
@@ -205,6 +208,7 @@ _FIELDS: dict[str, tuple[str, str, Any]] = {
     "lease_check_interval": ("", "lease_check_interval", _float),
     "lock_ttl": ("", "lock_ttl", _float),
     "lock_wait": ("", "lock_wait", _float),
+    "cohort_refresh_seconds": ("", "cohort_refresh_seconds", _float),
     "ramp_secret": ("", "ramp_secret", _opt_str),
     "propagation_nodes": ("", "propagation_nodes", _url_list),
     "gateway_metrics": ("", "gateway_metrics", _bool),
@@ -302,6 +306,8 @@ def _validate(settings: Settings, problems: list[str]) -> None:
         problems.append("lease_default: must not exceed lease_max")
     if not 1 <= settings.lease_check_interval <= 300:
         problems.append("lease_check_interval: must be between 1 and 300 seconds")
+    if settings.cohort_refresh_seconds != 0 and not 5 <= settings.cohort_refresh_seconds <= 3600:
+        problems.append("cohort_refresh_seconds: must be 0 (off) or between 5 and 3600 seconds")
     if settings.public_url is None and not settings.embedded_kong and host in WILDCARD_HOSTS:
         # Links handed to Orca (ramp statusUrl/cancelUrl/Location) never come from the
         # request's Host; without public_url they name the listening socket (api/ramps.py).

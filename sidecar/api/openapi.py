@@ -9,6 +9,14 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from sidecar import __version__
+from sidecar.api.cohorts_schema import (
+    CLEAR_COHORTS,
+    CLEARED,
+    COHORTS,
+    PLUGIN_WRITE,
+    SET_COHORTS,
+    cohorts_view,
+)
 from sidecar.api.guard_schema import GUARD_CONFIG, GUARD_VIEW
 from sidecar.api.hashing import HASHING
 from sidecar.api.schemas import (
@@ -100,6 +108,16 @@ SPLIT_VIEW = {
         "guard": {
             "$ref": "#/components/schemas/GuardView",
             "description": "the guard's live view, when this process guards the upstream",
+        },
+        "cohorts": {
+            "oneOf": [COHORTS, {"type": "null"}],
+            "description": "the cohorts in force (PUT …/cohorts), null when none",
+        },
+        "served": {
+            "type": ["object", "null"],
+            "description": "with gateway metrics on and cohorts set: the percent of requests "
+            "each variant actually served since the sidecar started counting",
+            "additionalProperties": {"type": "number"},
         },
     },
     "additionalProperties": False,
@@ -295,19 +313,7 @@ GATEWAY_WINDOW = {
         "upstream": {"type": "string"},
         "attached": {"type": "boolean", "description": "our http-log is on its services"},
         "endpoint": {"type": "string", "format": "uri", "description": "where Kong posts"},
-        "plugins": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "service"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "service": {"type": "string"},
-                    "action": {"enum": ["create", "update", "keep"]},
-                },
-                "additionalProperties": False,
-            },
-        },
+        "plugins": {"type": "array", "items": PLUGIN_WRITE},
         "removed": {"type": "array", "items": {"type": "string"}},
     },
     "additionalProperties": False,
@@ -366,6 +372,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "GatewayMetrics": GATEWAY_WINDOW,
     "GuardConfig": GUARD_CONFIG,
     "GuardView": GUARD_VIEW,
+    "SetCohortsRequest": SET_COHORTS,
+    "ClearCohortsRequest": CLEAR_COHORTS,
+    "CohortsView": cohorts_view(LEASE, PROPAGATION),
+    "CohortsCleared": CLEARED,
     "Error": ERROR,
     "Health": HEALTH,
     "Ready": READY,
@@ -513,6 +523,51 @@ def _gateway_window_ops() -> dict[str, Any]:
     }
 
 
+def _cohorts_ops() -> dict[str, Any]:
+    """Cohorts (issue 14): a post-function per service of the upstream and two shadow
+    upstreams, ``{u}--stable`` and ``{u}--canary``; removed by rollback, promote, lease expiry."""
+    refused = (
+        "refused, Kong unchanged: untrusted_lua_off, post_function_unavailable, "
+        "post_function_in_use (a post-function not ours on a service), cohorts_unsupported "
+        "(Konnect, DB-less), no_service, shadow_name_taken"
+    )
+
+    def op(summary: str, answer: str, body: str | None, statuses: tuple[int, ...]):  # type: ignore[no-untyped-def]
+        out: dict[str, Any] = {
+            "summary": summary,
+            "parameters": [UPSTREAM_PARAM],
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": _json(answer, summary),
+                **_errors(*statuses),
+                "409": _json("Error", refused),
+                "422": _json(
+                    "Error", "a field breaks a rule (error.field), or unknown_consumer naming it"
+                ),
+            },
+        }
+        if body is not None:
+            out["requestBody"] = _request_body(body, required=body == "SetCohortsRequest")
+        return out
+
+    statuses = (400, 401, 403, 404, 409, 413, 422, 502, 503)
+    return {
+        "get": op(
+            "The cohorts in force, their consumer ids, what Kong runs",
+            "CohortsView",
+            None,
+            (401, 403, 404, 422, 502, 503),
+        ),
+        "put": op("Set the cohorts (idempotent)", "CohortsView", "SetCohortsRequest", statuses),
+        "delete": op(
+            "Remove the cohorts: plugins, then shadow upstreams",
+            "CohortsCleared",
+            "ClearCohortsRequest",
+            statuses,
+        ),
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -623,6 +678,7 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/upstreams/{upstream}/gateway-metrics": _gateway_window_ops(),
+            "/v1/upstreams/{upstream}/cohorts": _cohorts_ops(),
             "/v1/upstreams/{upstream}/guard": {
                 "put": {
                     "summary": "Arm (or re-arm, with fresh evidence) the guard on the canary",

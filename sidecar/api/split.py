@@ -6,10 +6,12 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from sidecar.api import guard
+from sidecar.api.audit import audit_entry
 from sidecar.api.auth import require_token
+from sidecar.api.cohorts import cohort_view
 from sidecar.api.schemas import (
     PROMOTE,
     ROLLBACK,
@@ -41,6 +43,7 @@ def read_split(upstream: str):  # type: ignore[no-untyped-def]
     guarded = guard.live_view(upstream)
     if guarded is not None:
         body["guard"] = guarded
+    body.update(cohort_view(upstream))
     return jsonify(body)
 
 
@@ -109,14 +112,7 @@ def promote(upstream: str):  # type: ignore[no-untyped-def]
 
 def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # type: ignore[no-untyped-def]
     """Run a change, then record it: metrics, and one audit line whatever the outcome."""
-    entry: dict[str, Any] = {
-        "event": operation,
-        "token": g.caller.name,
-        "upstream": upstream,
-        **{k: v for k, v in (body.get("context") or {}).items()},
-    }
-    if body.get("reason"):
-        entry["reason"] = body["reason"]
+    entry = audit_entry(operation, body, upstream)
     since = served_check().clock()
     try:
         result: ChangeResult = change()

@@ -118,6 +118,12 @@ def test_guard_bench_quickest():
     assert all(0 < int(m[2]) <= 600 for m in detections), lines
 
 
+def test_cohorts_bench_quickest():
+    lines = run_bench("cohorts.py", "--rounds", "3")
+    changes = rows(lines, rf"(without cohorts|with cohorts|ratio cohorts/none)\s+{NUMBER}( ms)?")
+    assert [m[1] for m in changes] == ["without cohorts", "with cohorts", "ratio cohorts/none"]
+
+
 def test_cohort_lua_bench_quickest():
     lines = run_bench("cohort_lua.py", "--ids", "1000", "--requests", "2000", "--rounds", "1")
     measured = rows(lines, rf"(.+?)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x\s+-?{NUMBER}\s+{NUMBER}")
