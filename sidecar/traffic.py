@@ -22,6 +22,19 @@ from typing import Any, Protocol
 
 from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed, write_marks
 from sidecar.core.plan import plan_writes
+from sidecar.core.refusals import (
+    CeilingExceeded,
+    ConcurrentChange,
+    DuplicateTarget,
+    ExpectMismatch,
+    InvalidLease,
+    InvalidTarget,
+    NoTargets,
+    RampSuperseded,
+    UnhealthyTarget,
+    UnknownVariantTarget,
+    Unsplittable,
+)
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import compute_weights, variant_shares
@@ -289,9 +302,7 @@ class TrafficService:
                 try:
                     return attempt()
                 except KongLockNeeded:  # renamed under us: the lock taken is not its
-                    raise ApiError(
-                        409,
-                        "concurrent_change",
+                    raise ConcurrentChange(
                         f"upstream {upstream!r} was renamed during the change; retry",
                     ) from None
                 finally:
@@ -447,9 +458,7 @@ class TrafficService:
         so a ramp step cannot undo a cancel or rollback that just happened)."""
         shifted = Fraction(split.baseline + split.canary, 100)
         if shifted > self.max_shifted:
-            raise ApiError(
-                422,
-                "ceiling_exceeded",
+            raise CeilingExceeded(
                 f"canary + baseline would get {float(shifted)}%, above the ceiling of "
                 f"{float(self.max_shifted)}% (max_shifted_percent)",
                 field="split",
@@ -460,18 +469,14 @@ class TrafficService:
             state = self.read(upstream)
             current = state.split()
             if expect is not None and current != expect and not _same(current, split):
-                raise ApiError(
-                    409,
-                    "expect_mismatch",
+                raise ExpectMismatch(
                     "the upstream's split is not the expected one; read it again and retry",
                     field="expect",
                     details={"current": percentages(current), "expected": percentages(expect)},
                 )
             marks = read_marks(state.upstream.tags)
             if owned_by is not None and (marks.ramp != owned_by or marks.ramp_canceled == owned_by):
-                raise ApiError(
-                    409,
-                    "ramp_superseded",
+                raise RampSuperseded(
                     "the ramp no longer owns the upstream (cancelled, rolled back or taken "
                     "over by another change)",
                 )
@@ -481,7 +486,7 @@ class TrafficService:
                 try:
                     deadline = self.leases.deadline(self.wall_clock(), lease)
                 except SplitError as exc:
-                    raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+                    raise InvalidLease(str(exc), field=exc.field) from None
             deadline = renewed(marks.lease_until, deadline, self.wall_clock())
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
@@ -643,9 +648,7 @@ class TrafficService:
         existing = state.by_target()
         for t in state.targets:
             if t.variant not in VARIANTS and t.weight > 0:
-                raise ApiError(
-                    409,
-                    "unknown_variant_target",
+                raise UnknownVariantTarget(
                     f"target {t.target} is tagged variant={t.variant} and carries traffic; "
                     "set its weight to 0 or tag it stable, baseline or canary",
                 )
@@ -664,9 +667,7 @@ class TrafficService:
         for variant in VARIANTS:
             share = getattr(split, variant)
             if share and not members[variant]:
-                raise ApiError(
-                    422,
-                    "no_targets",
+                raise NoTargets(
                     f"{variant} gets {split.percent(variant)}% but the upstream has no "
                     f"{variant} target; name it in targets.{variant}",
                     field=f"targets.{variant}",
@@ -683,7 +684,7 @@ class TrafficService:
                 split, members, current=current or None, address_counts=state.address_counts()
             )
         except SplitError as exc:
-            raise ApiError(422, "unsplittable", str(exc), field=exc.field) from exc
+            raise Unsplittable(str(exc), field=exc.field) from exc
         desired.update({t: 0 for t in dropped})
         all_variants = {**variant_of, **{t: existing[t].variant for t in dropped}}
 
@@ -697,9 +698,7 @@ class TrafficService:
                     before.weight, total_before
                 )
                 if gains and before.health in BAD_HEALTH:
-                    raise ApiError(
-                        409,
-                        "unhealthy_target",
+                    raise UnhealthyTarget(
                         f"Kong reports target {target} as {before.health}; refusing to shift "
                         "traffic onto it (set force to override)",
                         field=f"targets.{all_variants[target]}",
@@ -846,9 +845,7 @@ class TrafficService:
             and read_marks(actual.upstream.tags) == read_marks(tags)
         )
         if not same:
-            raise ApiError(
-                409,
-                "concurrent_change",
+            raise ConcurrentChange(
                 f"Kong does not show the change just made to upstream {name!r}: something "
                 "else changed it meanwhile; read the split and decide again",
                 details={
@@ -1109,13 +1106,9 @@ def _normalise_members(targets: Mapping[str, Sequence[str]]) -> dict[str, list[s
             try:
                 target = normalise_target(raw)
             except ValueError as exc:
-                raise ApiError(
-                    422, "invalid_target", f"{field_name}: {exc}", field=field_name
-                ) from None
+                raise InvalidTarget(f"{field_name}: {exc}", field=field_name) from None
             if target in seen:
-                raise ApiError(
-                    422,
-                    "duplicate_target",
+                raise DuplicateTarget(
                     f"{field_name}: {target} is already listed under targets.{seen[target]}",
                     field=field_name,
                 )
