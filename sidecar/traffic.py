@@ -20,8 +20,21 @@ from fractions import Fraction
 from functools import partial
 from typing import Any, Protocol
 
-from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed, write_marks
-from sidecar.core.plan import plan_writes
+from sidecar.core.change import (
+    BAD_HEALTH,
+    ChangePlan,
+    KongWrite,
+    TargetState,
+    plan_change,
+    split_of,
+    variant_from_tags,
+    write_batches,
+)
+
+# Tag names other modules import from here (``gateway.plugin``, ``kayenta.preflight``).
+from sidecar.core.change import MANAGED_TAG as MANAGED_TAG
+from sidecar.core.change import VARIANT_TAG_PREFIX as VARIANT_TAG_PREFIX
+from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed
 from sidecar.core.refusals import (
     CeilingExceeded,
     ConcurrentChange,
@@ -29,15 +42,11 @@ from sidecar.core.refusals import (
     ExpectMismatch,
     InvalidLease,
     InvalidTarget,
-    NoTargets,
     RampSuperseded,
-    UnhealthyTarget,
-    UnknownVariantTarget,
-    Unsplittable,
 )
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
-from sidecar.core.weights import compute_weights, variant_shares
+from sidecar.core.weights import variant_shares
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.errors import (
@@ -50,9 +59,6 @@ from sidecar.kong.errors import (
 from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
 from sidecar.upstream_locks import KongLock, KongLocks, LocalLocks
 
-VARIANT_TAG_PREFIX = "variant="
-MANAGED_TAG = "managed-by=kong-canary"
-BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})
 INEXACT_ALGORITHMS = {
     "consistent-hashing": "consistent-hashing places targets on a hash ring: each target gets "
     "about weight/total of the ring's points, so small shares are coarse and per-key sticky",
@@ -62,42 +68,6 @@ INEXACT_ALGORITHMS = {
     "proportional split",
     "sticky-sessions": "sticky-sessions pins clients to targets; shares move only for new clients",
 }
-
-
-def variant_from_tags(tags: Sequence[str]) -> str | None:
-    for tag in tags:
-        if tag.startswith(VARIANT_TAG_PREFIX):
-            return tag[len(VARIANT_TAG_PREFIX) :]
-    return None
-
-
-def managed_tags(existing: Sequence[str], variant: str) -> tuple[str, ...]:
-    """Our two tags, keeping whatever tags others put on the target."""
-    kept = [t for t in existing if not t.startswith(VARIANT_TAG_PREFIX) and t != MANAGED_TAG]
-    return (*kept, f"{VARIANT_TAG_PREFIX}{variant}", MANAGED_TAG)
-
-
-@dataclass(frozen=True)
-class TargetState:
-    target: str
-    id: str
-    weight: int
-    tags: tuple[str, ...]
-    variant: str  # its variant tag's value ("stable" when untagged), maybe not one of VARIANTS
-    tagged: bool  # False: an untagged target, counted as stable
-    health: str | None = None
-    addresses: tuple[str, ...] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "id": self.id,
-            "variant": self.variant,
-            "weight": self.weight,
-            "managed": self.tagged,
-            "health": self.health,
-            "addresses": list(self.addresses) if self.addresses is not None else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -124,40 +94,8 @@ class UpstreamState:
         return split_of(self.weights(), self.variant_of())
 
 
-def split_of(weights: Mapping[str, int], variant_of: Mapping[str, str]) -> Split | None:
-    per_variant = {v: 0 for v in VARIANTS}
-    for target, weight in weights.items():
-        per_variant[variant_of[target]] += weight
-    if not any(per_variant.values()):
-        return None
-    return Split.from_weights(per_variant)
-
-
 def percentages(split: Split | None) -> dict[str, float] | None:
     return None if split is None else split.as_percentages()
-
-
-@dataclass(frozen=True)
-class KongWrite:
-    action: str  # "create" | "update" | "delete"
-    target: str
-    variant: str
-    weight_before: int | None
-    weight_after: int | None
-    tags_before: tuple[str, ...] | None = None
-    tags_after: tuple[str, ...] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "action": self.action,
-            "target": self.target,
-            "variant": self.variant,
-            "weight_before": self.weight_before,
-            "weight_after": self.weight_after,
-        }
-        if self.tags_after is not None and self.tags_after != self.tags_before:
-            out["tags"] = list(self.tags_after)
-        return out
 
 
 @dataclass
@@ -638,178 +576,84 @@ class TrafficService:
         *,
         dry_run: bool,
         force: bool,
+        marks: Marks,
         remove_others: bool = False,
-        marks: Marks | None = None,
         operation: str = "set_split",
         wait: float | None = None,
     ) -> ChangeResult:
+        """Plan the change (``core.change.plan_change``: pure, refuses by raising), then
+        carry it to Kong: the Kong lock, preparers, the lease tag around the target writes,
+        the writes themselves, read-back, propagation and observers."""
         started = self.clock()
         name = state.upstream.name
-        existing = state.by_target()
-        for t in state.targets:
-            if t.variant not in VARIANTS and t.weight > 0:
-                raise UnknownVariantTarget(
-                    f"target {t.target} is tagged variant={t.variant} and carries traffic; "
-                    "set its weight to 0 or tag it stable, baseline or canary",
-                )
-        members: dict[str, list[str]] = {}
-        for variant in VARIANTS:
-            if variant in wanted:
-                members[variant] = list(wanted[variant])
-            else:
-                # Untold, a variant keeps the targets carrying its traffic; only when none
-                # does are all its tagged targets used (targets an earlier change dropped
-                # stay tagged at weight 0, and must not get traffic back by a later step).
-                tagged = [t for t in state.targets if t.variant == variant]
-                live = [t.target for t in tagged if t.weight > 0]
-                members[variant] = live or [t.target for t in tagged]
-        variant_of = {t: v for v, ts in members.items() for t in ts}
-        for variant in VARIANTS:
-            share = getattr(split, variant)
-            if share and not members[variant]:
-                raise NoTargets(
-                    f"{variant} gets {split.percent(variant)}% but the upstream has no "
-                    f"{variant} target; name it in targets.{variant}",
-                    field=f"targets.{variant}",
-                )
-        # Targets that left their variant's list keep existing, at weight 0.
-        dropped = [
-            t.target for t in state.targets if t.variant in VARIANTS and t.target not in variant_of
-        ]
-        current = {t: existing[t].weight for t in variant_of if t in existing}
-        for t in dropped:
-            current[t] = existing[t].weight
-        try:
-            desired = compute_weights(
-                split, members, current=current or None, address_counts=state.address_counts()
-            )
-        except SplitError as exc:
-            raise Unsplittable(str(exc), field=exc.field) from exc
-        desired.update({t: 0 for t in dropped})
-        all_variants = {**variant_of, **{t: existing[t].variant for t in dropped}}
-
-        if not force:
-            # Compare shares, not weights: lowering stable alone moves traffic onto canary.
-            total_before = sum(t.weight for t in state.targets) or 1
-            total_after = sum(desired.values()) or 1
-            for target, weight in desired.items():
-                before = existing.get(target)
-                gains = before is not None and Fraction(weight, total_after) > Fraction(
-                    before.weight, total_before
-                )
-                if gains and before.health in BAD_HEALTH:
-                    raise UnhealthyTarget(
-                        f"Kong reports target {target} as {before.health}; refusing to shift "
-                        "traffic onto it (set force to override)",
-                        field=f"targets.{all_variants[target]}",
-                    )
-
-        writes: list[KongWrite] = []
-        # 1. Create missing targets at weight 0: no traffic moves yet.
-        for target, variant in variant_of.items():
-            if target not in existing:
-                writes.append(
-                    KongWrite("create", target, variant, None, 0, None, managed_tags((), variant))
-                )
-        # 2. Re-tag targets whose variant or tags changed, folded into their weight write.
-        retag = {
-            t: managed_tags(existing[t].tags, v)
-            for t, v in variant_of.items()
-            if t in existing and (existing[t].variant != v or MANAGED_TAG not in existing[t].tags)
-        }
-        start = {t: existing[t].weight if t in existing else 0 for t in all_variants}
-        planned = plan_writes(start, desired, all_variants, address_counts=state.address_counts())
-        for step in planned:
-            before = existing.get(step.target)
-            writes.append(
-                KongWrite(
-                    "update",
-                    step.target,
-                    step.variant,
-                    step.old if step.old is not None else 0,
-                    step.new,
-                    before.tags if before else None,
-                    retag.pop(step.target, None) or (before.tags if before else None),
-                )
-            )
-        for target, tags in retag.items():  # tags only: no traffic change, so any order
-            before = existing[target]
-            writes.insert(
-                0,
-                KongWrite(
-                    "update",
-                    target,
-                    all_variants[target],
-                    before.weight,
-                    before.weight,
-                    before.tags,
-                    tags,
-                ),
-            )
-        # 3. Deletions come last, when their weight is already 0.
-        if remove_others:
-            for t in state.targets:
-                if t.variant in ("baseline", "canary"):
-                    writes.append(KongWrite("delete", t.target, t.variant, 0, None, t.tags, None))
-
-        previous = state.split()
-        final_weights = {t: w for t, w in desired.items()}
+        plan = plan_change(
+            state.targets,
+            split,
+            wanted,
+            upstream_tags=state.upstream.tags,
+            marks=marks,
+            address_counts=state.address_counts(),
+            force=force,
+            remove_others=remove_others,
+        )
         result = ChangeResult(
             upstream=name,
-            previous=previous,
-            split=split_of(final_weights, all_variants),
-            writes=writes,
+            previous=plan.previous,
+            split=plan.split,
+            writes=list(plan.writes),
             dry_run=dry_run,
             warnings=self.warnings(state),
-            lease_until=marks.lease_until if marks else read_marks(state.upstream.tags).lease_until,
+            lease_until=marks.lease_until,
         )
-        tags_before = state.upstream.tags
-        new_tags = write_marks(tags_before, marks) if marks is not None else tags_before
-        tags_change = set(new_tags) != set(tags_before)
-        # A lease is written before traffic leaves stable and removed after it is back, so
-        # a crash in between always leaves a lease that the reaper will honour.
-        lease_first = tags_change and marks is not None and marks.lease_until is not None
-        if not dry_run:
-            if writes or tags_change:
-                self._writing(name)
-                planned = ChangeEvent(name, operation, previous, result.split)
-                for preparer in self.preparers:
-                    result.warnings.extend(preparer(planned) or ())
-            waiter = self.propagation if wait is not None else None
-            before = waiter.before_write(name) if waiter and (writes or tags_change) else None
-            if lease_first:
-                self._set_upstream_tags(name, new_tags)
-            written: dict[str, Target | None] = {}
-            try:
-                if writes:
-                    written = self._apply(name, writes, state)
-            except ApiError as exc:
-                # Take the new lease away only if Kong is verifiably back where it was: a
-                # half-applied canary must stay under a lease the sweeper will honour.
-                if lease_first and (exc.details or {}).get("consistent"):
-                    with contextlib.suppress(KongError):
-                        self.kong.update_upstream(name, tags=list(tags_before))
-                raise
-            if tags_change and not lease_first:
-                self._set_upstream_tags(name, new_tags)
-            result.state = after_writes(state, written) if writes else state
-            if writes or tags_change:
-                result.state = self._read_back(result.state, new_tags)
-            if waiter is not None and wait is not None:
-                live = {
-                    t: w
-                    for t, w in desired.items()
-                    if not remove_others or all_variants.get(t) == "stable"
-                }
-                result.pending_wait = partial(waiter.wait, name, live, wait, before)
-            if writes or tags_change:
-                event = ChangeEvent(name, operation, result.previous, result.split)
-                for observer in self.observers:
-                    result.warnings.extend(observer(event) or ())
+        if dry_run:
+            result.state = state
+        elif plan.writes_anything:
+            self._carry_out(state, plan, result, operation, wait)
         else:
             result.state = state
+            if wait is not None and self.propagation is not None:
+                result.pending_wait = partial(self.propagation.wait, name, plan.served, wait, None)
         result.duration_ms = (self.clock() - started) * 1000
         return result
+
+    def _carry_out(
+        self,
+        state: UpstreamState,
+        plan: ChangePlan,
+        result: ChangeResult,
+        operation: str,
+        wait: float | None,
+    ) -> None:
+        """Write a plan that changes something, under the upstream's Kong lock."""
+        name = state.upstream.name
+        self._writing(name)  # before anything is written, even the lease tag
+        planned = ChangeEvent(name, operation, plan.previous, plan.split)
+        for preparer in self.preparers:
+            result.warnings.extend(preparer(planned) or ())
+        waiter = self.propagation if wait is not None else None
+        before = waiter.before_write(name) if waiter is not None else None
+        if plan.lease_first:
+            self._set_upstream_tags(name, plan.tags_after)
+        written: dict[str, Target | None] = {}
+        try:
+            if plan.writes:
+                written = self._apply(name, list(plan.writes), state)
+        except ApiError as exc:
+            # Take the new lease away only if Kong is verifiably back where it was: a
+            # half-applied canary must stay under a lease the sweeper will honour.
+            if plan.lease_first and (exc.details or {}).get("consistent"):
+                with contextlib.suppress(KongError):
+                    self.kong.update_upstream(name, tags=list(plan.tags_before))
+            raise
+        if plan.tags_change and not plan.lease_first:
+            self._set_upstream_tags(name, plan.tags_after)
+        expected = after_writes(state, written) if plan.writes else state
+        result.state = self._read_back(expected, plan.tags_after)
+        if waiter is not None and wait is not None:
+            result.pending_wait = partial(waiter.wait, name, plan.served, wait, before)
+        event = ChangeEvent(name, operation, result.previous, result.split)
+        for observer in self.observers:
+            result.warnings.extend(observer(event) or ())
 
     @staticmethod
     def _propagated(result: ChangeResult) -> ChangeResult:
@@ -1053,31 +897,6 @@ def _unpredictable(state: UpstreamState) -> list[str]:
         "effective_split is unknown until Kong resolves hostname target(s) "
         f"{', '.join(unknown)} (its balancer exists after the first proxied request)"
     ]
-
-
-def _batch_key(write: KongWrite) -> tuple[str, ...]:
-    if write.action != "update" or write.weight_before == write.weight_after:
-        return (write.action if write.action != "update" else "tags",)
-    direction = "up" if (write.weight_after or 0) > (write.weight_before or 0) else "down"
-    return ("update", write.variant, direction)
-
-
-def write_batches(writes: Sequence[KongWrite]) -> list[list[KongWrite]]:
-    """Group consecutive writes that may go to Kong in any order and in parallel.
-
-    Writes that move one variant's weight in one direction leave, in any subset, every
-    variant's share between its values before and after the group (each share is monotone
-    in that variant's total weight). Creates at weight 0, deletes of weight-0 targets and
-    tag-only updates move no traffic at all. So the planner's order is kept between
-    groups, and a group can be written concurrently.
-    """
-    batches: list[list[KongWrite]] = []
-    for write in writes:
-        if batches and _batch_key(batches[-1][-1]) == _batch_key(write):
-            batches[-1].append(write)
-        else:
-            batches.append([write])
-    return batches
 
 
 def _target_state(
