@@ -1,9 +1,12 @@
-"""The traffic service: read Kong, decide with the pure core, apply, and undo on failure.
+"""The traffic service: read Kong, plan the change with the pure core, hand it to the journal.
 
-No Flask here: the HTTP layer and the CLI call the same functions. Decisions
-(weights, write order) come from ``sidecar.core``; this module only gathers the
-facts they need and carries the result to Kong, one write at a time, keeping a
-journal so a failure halfway is compensated instead of left half-applied.
+No Flask here: the HTTP layer and the CLI call the same functions, and refusals are domain
+errors (``core.refusals``; their statuses are ``sidecar.errors.REFUSALS``). Decisions
+(weights, write order, what is refused) come from ``core.change.plan_change``; carrying the
+writes to Kong, undoing them on failure and reporting a half-applied state is
+``sidecar.journal.ChangeJournal``. This module gathers the facts (reads, locks), runs the
+hooks (preparers, observers), orders the upstream's lease tag around the target writes as
+the plan says, and reads the result back.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from sidecar.core.change import (
     plan_change,
     split_of,
     variant_from_tags,
-    write_batches,
 )
 
 # Tag names other modules import from here (``gateway.plugin``, ``kayenta.preflight``).
 from sidecar.core.change import MANAGED_TAG as MANAGED_TAG
 from sidecar.core.change import VARIANT_TAG_PREFIX as VARIANT_TAG_PREFIX
+from sidecar.core.change import write_batches as write_batches  # bench/split_api.py
 from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed
 from sidecar.core.refusals import (
     CeilingExceeded,
@@ -47,13 +50,11 @@ from sidecar.core.refusals import (
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import variant_shares
-from sidecar.errors import ApiError, from_kong_error
+from sidecar.errors import from_kong_error
+from sidecar.journal import ChangeJournal
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.errors import (
-    KongConflict,
     KongError,
-    KongNotFound,
-    KongProtocolError,
     KongUnavailable,
 )
 from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
@@ -632,21 +633,15 @@ class TrafficService:
             result.warnings.extend(preparer(planned) or ())
         waiter = self.propagation if wait is not None else None
         before = waiter.before_write(name) if waiter is not None else None
-        if plan.lease_first:
-            self._set_upstream_tags(name, plan.tags_after)
-        written: dict[str, Target | None] = {}
-        try:
-            if plan.writes:
-                written = self._apply(name, list(plan.writes), state)
-        except ApiError as exc:
-            # Take the new lease away only if Kong is verifiably back where it was: a
-            # half-applied canary must stay under a lease the sweeper will honour.
-            if plan.lease_first and (exc.details or {}).get("consistent"):
-                with contextlib.suppress(KongError):
-                    self.kong.update_upstream(name, tags=list(plan.tags_before))
-            raise
-        if plan.tags_change and not plan.lease_first:
-            self._set_upstream_tags(name, plan.tags_after)
+        journal = ChangeJournal(
+            self.kong,
+            name,
+            look=partial(self._look, name),
+            keep_lock=self._keep_lock,
+            fan_out=self._pool.map,
+            parallel=self.parallel_writes,
+        )
+        written = journal.carry_out(plan, state.weights())
         expected = after_writes(state, written) if plan.writes else state
         result.state = self._read_back(expected, plan.tags_after)
         if waiter is not None and wait is not None:
@@ -699,141 +694,10 @@ class TrafficService:
             )
         return actual
 
-    def _set_upstream_tags(self, upstream: str, tags: Sequence[str]) -> None:
-        try:
-            self.kong.update_upstream(upstream, tags=list(tags))
-        except KongError as exc:
-            raise from_kong_error(exc, upstream=upstream) from exc
-
-    def _apply(
-        self, upstream: str, writes: list[KongWrite], before: UpstreamState
-    ) -> dict[str, Target | None]:
-        """Send the writes batch by batch; a batch goes out in parallel (bounded). On the
-        first failure everything already written is undone, newest first. Returns what Kong
-        answered per target (None: deleted), so the result needs no second read."""
-        done: list[KongWrite] = []
-        written: dict[str, Target | None] = {}
-        for batch in write_batches(writes):
-            for start in range(0, len(batch), self.parallel_writes):
-                chunk = batch[start : start + self.parallel_writes]
-                try:
-                    self._keep_lock()
-                except ApiError:
-                    self._undo(upstream, done)
-                    raise
-                if len(chunk) == 1:
-                    outcomes = [self._try_send(upstream, chunk[0])]
-                else:
-                    outcomes = list(self._pool.map(lambda w: self._try_send(upstream, w), chunk))
-                failed = []
-                for write, (entity, error) in zip(chunk, outcomes, strict=True):
-                    if error is None:
-                        done.append(write)
-                        written[write.target] = entity
-                    else:
-                        failed.append((write, error))
-                if failed:
-                    write, exc = failed[0]
-                    # A write whose answer was lost (timeout, reset, garbled body, 5xx) may
-                    # have been applied: undo it too (undoing is idempotent).
-                    maybe_applied = [w for w, e in failed if _ambiguous(e)]
-                    undo_failed = self._undo(upstream, done + maybe_applied)
-                    raise self._half_applied(
-                        upstream, write, exc, done, undo_failed, before, len(maybe_applied)
-                    ) from exc
-        return written
-
-    def _try_send(self, upstream: str, write: KongWrite) -> tuple[Target | None, KongError | None]:
-        try:
-            return self._send(upstream, write), None
-        except KongError as exc:
-            return None, exc
-
-    def _send(self, upstream: str, write: KongWrite) -> Target | None:
-        if write.action == "create":
-            return self.kong.create_target(
-                upstream, write.target, write.weight_after or 0, write.tags_after or ()
-            )
-        if write.action == "update":
-            tags = write.tags_after if write.tags_after != write.tags_before else None
-            return self.kong.update_target(
-                upstream, write.target, weight=write.weight_after, tags=tags
-            )
-        with contextlib.suppress(KongNotFound):  # already gone: the outcome asked for
-            self.kong.delete_target(upstream, write.target)
-        return None
-
-    def _undo(self, upstream: str, done: list[KongWrite]) -> list[str]:
-        failures = []
-        for write in reversed(done):
-            try:
-                if write.action == "create":
-                    with contextlib.suppress(KongNotFound):  # the create never happened
-                        self.kong.delete_target(upstream, write.target)
-                elif write.action == "update":
-                    tags = write.tags_before if write.tags_after != write.tags_before else None
-                    self.kong.update_target(
-                        upstream, write.target, weight=write.weight_before, tags=tags
-                    )
-                else:
-                    with contextlib.suppress(KongConflict):  # the delete never happened
-                        self.kong.create_target(
-                            upstream,
-                            write.target,
-                            write.weight_before or 0,
-                            write.tags_before or (),
-                        )
-            except KongError as exc:
-                failures.append(f"undo of {write.action} {write.target} failed: {exc}")
-        return failures
-
-    def _half_applied(
-        self,
-        upstream: str,
-        failed: KongWrite,
-        exc: KongError,
-        done: list[KongWrite],
-        undo_failed: list[str],
-        before: UpstreamState,
-        maybe_applied: int,
-    ) -> ApiError:
-        """Say what happened and what Kong shows now, judged by reading it back: a write
-        whose answer was lost may or may not have landed, so only a read can tell."""
-        api = from_kong_error(exc)
-        status = api.status if api.status >= 500 else 502
-        what = f"Kong write {len(done) + 1} ({failed.action} {failed.target}) failed: {exc}"
-        try:
-            after = self.read(upstream)
-            consistent = after.weights() == before.weights() and not undo_failed
-            now = percentages(after.split())
-        except ApiError:
-            consistent, now = False, None
-        details: dict[str, Any] = {
-            "undone": len(done) + maybe_applied - len(undo_failed),
-            "consistent": consistent,
-            "current": now,
-        }
-        if undo_failed:
-            details["undo_errors"] = undo_failed
-        if consistent:
-            state = (
-                "the writes already made were undone; Kong is back at the previous split"
-                if done or maybe_applied
-                else "nothing had been written; Kong is unchanged"
-            )
-        else:
-            state = (
-                f"Kong could not be put back; it now has split {now}: call rollback, or read "
-                "the split and set it again (the lease still applies)"
-            )
-        return ApiError(
-            status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
-        )
-
-
-def _ambiguous(exc: KongError) -> bool:
-    """Did the write perhaps reach Kong's database although we got no clean answer?"""
-    return exc.status is None or isinstance(exc, KongUnavailable | KongProtocolError)
+    def _look(self, upstream: str) -> tuple[dict[str, int], dict[str, float] | None]:
+        """Kong's weights and split now (the journal's read after a failed write)."""
+        now = self.read(upstream)
+        return now.weights(), percentages(now.split())
 
 
 def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> UpstreamState:
