@@ -123,6 +123,21 @@ def plan_or_reject(
         raise
 
 
+def unforced(
+    targets: list[TargetState], split: Split, wanted: dict[str, list[str]], remove: bool
+) -> ChangePlan:
+    """The plan as a caller without ``force`` gets it (health refusals apply)."""
+    return plan_change(
+        targets,
+        split,
+        wanted,
+        upstream_tags=(),
+        marks=LEASED,
+        address_counts=None,
+        remove_others=remove,
+    )
+
+
 def replay(targets: list[TargetState], writes: tuple[KongWrite, ...]):
     """Each intermediate state as Kong would have it: target -> (weight, tags)."""
     now = {t.target: (t.weight, t.tags) for t in targets}
@@ -278,15 +293,7 @@ def test_a_target_of_an_unknown_variant_carrying_traffic_should_refuse_the_chang
     targets, split, wanted, remove = change
     odd = state("x9.svc:8000", 3, "experiment")
     with pytest.raises(UnknownVariantTarget):
-        plan_change(
-            [*targets, odd],
-            split,
-            wanted,
-            upstream_tags=(),
-            marks=LEASED,
-            address_counts=None,
-            remove_others=remove,
-        )
+        unforced([*targets, odd], split, wanted, remove)
 
 
 @SANE
@@ -304,15 +311,7 @@ def test_an_unhealthy_target_should_never_gain_share_unless_forced(change) -> No
     }
     bad = [t for t in targets if t.target in gainers and t.health in ("UNHEALTHY", "DNS_ERROR")]
     try:
-        plan_change(
-            targets,
-            split,
-            wanted,
-            upstream_tags=(),
-            marks=LEASED,
-            address_counts=None,
-            remove_others=remove,
-        )
+        unforced(targets, split, wanted, remove)
     except UnhealthyTarget as refused:
         assert bad
         assert refused.field == f"targets.{forced.variant_of[bad[0].target]}"
