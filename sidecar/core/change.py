@@ -35,7 +35,8 @@ from sidecar.core.weights import compute_weights
 
 VARIANT_TAG_PREFIX = "variant="
 MANAGED_TAG = "managed-by=kong-canary"
-# Kong's health of a target that must not get more traffic (``kong/runloop/balancer``).
+# Health values of a target that must not get more traffic, as Kong reports them
+# (``kong/db/dao/targets.lua`` ``page_for_upstream_with_health``).
 BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})
 
 
