@@ -11,6 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from sidecar.core.refusals import (
+    CeilingExceeded,
+    ConcurrentChange,
+    DuplicateTarget,
+    ExpectMismatch,
+    InvalidLease,
+    InvalidRamp,
+    InvalidTarget,
+    NoRamp,
+    NoTargets,
+    RampSuperseded,
+    Refusal,
+    StartInPast,
+    UnequalShares,
+    UnhealthyTarget,
+    UnknownRamp,
+    UnknownVariantTarget,
+    Unsplittable,
+)
 from sidecar.kong.errors import (
     KongAuthError,
     KongConflict,
@@ -108,3 +127,38 @@ def from_kong_error(exc: KongError, *, upstream: str | None = None) -> ApiError:
     if isinstance(exc, KongUnavailable):
         return ApiError(503, "kong_unavailable", f"Kong is unavailable: {exc}", kong=kong)
     return ApiError(502, "kong_error", f"Kong failed: {exc}", kong=kong)
+
+
+# The one table from a refusal (``sidecar.core.refusals``) to how the API answers it. 422:
+# the input breaks a rule (Orca fails the stage); 409: Kong's state forbids the change now
+# (read again and decide); 404: nothing of that name. ``StartInPast`` shares the generic
+# ``invalid_field`` code the API gave it before the refusals had names.
+REFUSALS: dict[type[Refusal], tuple[int, str]] = {
+    CeilingExceeded: (422, "ceiling_exceeded"),
+    InvalidLease: (422, "invalid_lease"),
+    InvalidTarget: (422, "invalid_target"),
+    DuplicateTarget: (422, "duplicate_target"),
+    NoTargets: (422, "no_targets"),
+    Unsplittable: (422, "unsplittable"),
+    InvalidRamp: (422, "invalid_ramp"),
+    UnequalShares: (422, "unequal_shares"),
+    StartInPast: (422, "invalid_field"),
+    ExpectMismatch: (409, "expect_mismatch"),
+    RampSuperseded: (409, "ramp_superseded"),
+    UnknownVariantTarget: (409, "unknown_variant_target"),
+    UnhealthyTarget: (409, "unhealthy_target"),
+    ConcurrentChange: (409, "concurrent_change"),
+    NoRamp: (404, "no_ramp"),
+    UnknownRamp: (404, "unknown_ramp"),
+}
+
+
+def from_refusal(exc: Refusal) -> ApiError:
+    """The API's answer to a refusal (``REFUSALS``); the message is cut like any other."""
+    status, code = REFUSALS[type(exc)]
+    return ApiError(status, code, exc.message, field=exc.field, details=exc.details)
+
+
+def answer(exc: ApiError | Refusal) -> ApiError:
+    """What the API answers for either kind of error a service raises."""
+    return exc if isinstance(exc, ApiError) else from_refusal(exc)

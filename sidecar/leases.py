@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from sidecar.core.lease import expired, read_marks
-from sidecar.errors import ApiError
+from sidecar.core.refusals import Refusal
+from sidecar.errors import ApiError, answer
 from sidecar.traffic import TrafficService
 
 log = logging.getLogger("kong_canary.leases")
@@ -32,7 +33,7 @@ def sweep(traffic: TrafficService, now: float) -> list[str]:
         try:
             # Re-checked under the upstream's lock: a renewal since the listing wins.
             result = traffic.rollback(upstream.name, only_if_expired_at=now)
-        except ApiError as exc:
+        except (ApiError, Refusal) as exc:
             log.warning("lease expired on %s but rollback failed: %s", upstream.name, exc.message)
             continue
         if result is None:
@@ -65,9 +66,13 @@ def rollback_all(traffic: TrafficService) -> list[dict[str, object]]:
             results.append(
                 {"upstream": upstream.name, "result": "ok", "writes": len(change.writes)}
             )
-        except ApiError as exc:
+        except (ApiError, Refusal) as exc:
             results.append(
-                {"upstream": upstream.name, "result": "failed", "error": exc.body()["error"]}
+                {
+                    "upstream": upstream.name,
+                    "result": "failed",
+                    "error": answer(exc).body()["error"],
+                }
             )
     return results
 
@@ -106,7 +111,7 @@ class LeaseSweeper:
         while not self._stop.wait(self.interval * self._jitter.uniform(0.8, 1.0)):
             try:
                 sweep(self.traffic, self.clock())
-            except ApiError as exc:
+            except (ApiError, Refusal) as exc:
                 log.warning("lease sweep failed: %s", exc.message)
             except Exception:  # the sweeper must outlive any surprise
                 log.exception("lease sweep crashed")

@@ -24,8 +24,18 @@ from typing import Any
 from sidecar.core.lease import execution_hash, read_marks
 from sidecar.core.ramp import RampSchedule, RampStep, unequal_steps
 from sidecar.core.ramp_token import RampTokenError, decode, encode, short_id
+from sidecar.core.refusals import (
+    CeilingExceeded,
+    ExpectMismatch,
+    InvalidLease,
+    InvalidRamp,
+    NoRamp,
+    RampSuperseded,
+    StartInPast,
+    UnequalShares,
+    UnknownRamp,
+)
 from sidecar.core.split import Split, SplitError
-from sidecar.errors import ApiError
 from sidecar.served import ServedCheck
 from sidecar.traffic import TrafficService, UpstreamState, percentages
 
@@ -142,18 +152,14 @@ class RampService:
     ) -> RampView:
         if not allow_unequal and unequal_steps(tuple(steps)):
             index = unequal_steps(tuple(steps))[0]
-            raise ApiError(
-                422,
-                "unequal_shares",
+            raise UnequalShares(
                 f"step {index + 1} gives canary and baseline different shares; Kayenta "
                 "compares them, so keep them equal or set allow_unequal",
                 field="schedule",
             )
         now = self.clock()
         if start_at is not None and start_at < now - 60:
-            raise ApiError(
-                422,
-                "invalid_field",
+            raise StartInPast(
                 "start_at is in the past: the ramp would jump straight to a late step",
                 field="start_at",
             )
@@ -168,7 +174,7 @@ class RampService:
                 origin=state.split(),
             )
         except SplitError as exc:
-            raise ApiError(422, "invalid_ramp", str(exc), field=exc.field) from None
+            raise InvalidRamp(str(exc), field=exc.field) from None
         longest_wait = max(
             [b.offset - a.offset for a, b in zip(schedule.steps, schedule.steps[1:], strict=False)]
             + [max(0.0, schedule.start_at - now) + schedule.steps[0].offset]
@@ -177,11 +183,9 @@ class RampService:
         try:
             lease_seconds = leases.seconds(lease)
         except SplitError as exc:
-            raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+            raise InvalidLease(str(exc), field=exc.field) from None
         if lease_seconds + longest_wait > leases.maximum:
-            raise ApiError(
-                422,
-                "invalid_lease",
+            raise InvalidLease(
                 f"lease + the longest wait between steps ({longest_wait:g} s) exceeds the "
                 f"lease maximum of {leases.maximum:g} s",
                 field="lease",
@@ -189,9 +193,7 @@ class RampService:
         for step in schedule.steps:  # refuse now rather than fail halfway through the ramp
             shifted = step.split.baseline + step.split.canary
             if shifted > self.traffic.max_shifted * 100:
-                raise ApiError(
-                    422,
-                    "ceiling_exceeded",
+                raise CeilingExceeded(
                     f"a step gives canary + baseline {shifted / 100}%, above the ceiling "
                     f"of {float(self.traffic.max_shifted)}% (max_shifted_percent)",
                     field="split",
@@ -247,9 +249,7 @@ class RampService:
                     wait=wait,
                     owned_by=fingerprint,
                 )
-            except ApiError as exc:
-                if exc.code not in ("ramp_superseded", "expect_mismatch"):
-                    raise
+            except (RampSuperseded, ExpectMismatch):
                 # Cancelled, rolled back or taken over between our look and our write:
                 # that change wins; report it as the next poll would.
                 return self.status(token, wait, drive=False)
@@ -352,11 +352,9 @@ class RampService:
         state = self.traffic.read(upstream)
         marks = read_marks(state.upstream.tags)
         if marks.ramp is None:
-            raise ApiError(404, "no_ramp", f"no ramp is running on upstream {upstream!r}")
+            raise NoRamp(f"no ramp is running on upstream {upstream!r}")
         if execution_id is not None and marks.ramp_execution != execution_hash(execution_id):
-            raise ApiError(
-                404,
-                "no_ramp",
+            raise NoRamp(
                 f"the ramp running on {upstream!r} was not started by execution "
                 f"{execution_id!r}; leaving it alone",
                 field="context.execution_id",
@@ -365,9 +363,7 @@ class RampService:
             upstream, cancel_ramp=marks.ramp, only_if_ramp=marks.ramp, wait=wait
         )
         if result is None:  # another change took the upstream over since we looked
-            raise ApiError(
-                404, "no_ramp", f"the ramp on {upstream!r} ended before it could be cancelled"
-            )
+            raise NoRamp(f"the ramp on {upstream!r} ended before it could be cancelled")
         return {
             "upstream": upstream,
             "status": CANCELED,
@@ -384,7 +380,7 @@ class RampService:
         try:
             return decode(token, self.secret)
         except RampTokenError as exc:
-            raise ApiError(404, "unknown_ramp", str(exc), field="id") from None
+            raise UnknownRamp(str(exc), field="id") from None
 
     def _lease_for(self, schedule: RampSchedule, now: float) -> float:
         """A step's split must outlive the wait for the next step: lease + time to it."""

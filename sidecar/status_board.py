@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sidecar.core.ramp_token import RampTokenError, decode, short_id
+from sidecar.core.refusals import Refusal
 from sidecar.core.split import VARIANTS
 from sidecar.core.variant_stats import GatewayReading, VariantCounters, variant_stats
-from sidecar.errors import ApiError
+from sidecar.errors import ApiError, answer
 from sidecar.ramps import RampService
 from sidecar.traffic import TrafficService
 
@@ -175,8 +176,8 @@ class StatusBoard:
         def read(name: str) -> dict[str, Any] | ApiError:
             try:
                 return self._upstream(name, now, gateway)
-            except ApiError as exc:
-                return exc
+            except (ApiError, Refusal) as exc:
+                return answer(exc)
 
         # Each upstream costs Kong two GETs (and a ramp's status two more): a few at once, in
         # the order they were listed.
@@ -244,7 +245,7 @@ class StatusBoard:
         try:
             view = self.ramps.status(ramp_id, drive=False)
             schedule = decode(ramp_id, self.ramps.secret)
-        except (ApiError, RampTokenError) as exc:
+        except (ApiError, Refusal, RampTokenError) as exc:
             return {"fingerprint": fingerprint, "id": ramp_id, "status": None, "message": str(exc)}
         return {
             "fingerprint": fingerprint,

@@ -1,9 +1,12 @@
-"""The traffic service: read Kong, decide with the pure core, apply, and undo on failure.
+"""The traffic service: read Kong, plan the change with the pure core, hand it to the journal.
 
-No Flask here: the HTTP layer and the CLI call the same functions. Decisions
-(weights, write order) come from ``sidecar.core``; this module only gathers the
-facts they need and carries the result to Kong, one write at a time, keeping a
-journal so a failure halfway is compensated instead of left half-applied.
+No Flask here: the HTTP layer and the CLI call the same functions, and refusals are domain
+errors (``core.refusals``; their statuses are ``sidecar.errors.REFUSALS``). Decisions
+(weights, write order, what is refused) come from ``core.change.plan_change``; carrying the
+writes to Kong, undoing them on failure and reporting a half-applied state is
+``sidecar.journal.ChangeJournal``. This module gathers the facts (reads, locks), runs the
+hooks (preparers, observers), orders the upstream's lease tag around the target writes as
+the plan says, and reads the result back.
 """
 
 from __future__ import annotations
@@ -20,26 +23,43 @@ from fractions import Fraction
 from functools import partial
 from typing import Any, Protocol
 
-from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed, write_marks
-from sidecar.core.plan import plan_writes
+from sidecar.core.change import (
+    BAD_HEALTH,
+    ChangePlan,
+    KongWrite,
+    TargetState,
+    plan_change,
+    split_of,
+    variant_from_tags,
+)
+
+# Tag names other modules import from here (``gateway.plugin``, ``kayenta.preflight``).
+from sidecar.core.change import MANAGED_TAG as MANAGED_TAG
+from sidecar.core.change import VARIANT_TAG_PREFIX as VARIANT_TAG_PREFIX
+from sidecar.core.change import write_batches as write_batches  # bench/split_api.py
+from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed
+from sidecar.core.refusals import (
+    CeilingExceeded,
+    ConcurrentChange,
+    DuplicateTarget,
+    ExpectMismatch,
+    InvalidLease,
+    InvalidTarget,
+    RampSuperseded,
+)
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
-from sidecar.core.weights import compute_weights, variant_shares
-from sidecar.errors import ApiError, from_kong_error
+from sidecar.core.weights import variant_shares
+from sidecar.errors import from_kong_error
+from sidecar.journal import ChangeJournal
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.errors import (
-    KongConflict,
     KongError,
-    KongNotFound,
-    KongProtocolError,
     KongUnavailable,
 )
 from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
 from sidecar.upstream_locks import KongLock, KongLocks, LocalLocks
 
-VARIANT_TAG_PREFIX = "variant="
-MANAGED_TAG = "managed-by=kong-canary"
-BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})
 INEXACT_ALGORITHMS = {
     "consistent-hashing": "consistent-hashing places targets on a hash ring: each target gets "
     "about weight/total of the ring's points, so small shares are coarse and per-key sticky",
@@ -49,42 +69,6 @@ INEXACT_ALGORITHMS = {
     "proportional split",
     "sticky-sessions": "sticky-sessions pins clients to targets; shares move only for new clients",
 }
-
-
-def variant_from_tags(tags: Sequence[str]) -> str | None:
-    for tag in tags:
-        if tag.startswith(VARIANT_TAG_PREFIX):
-            return tag[len(VARIANT_TAG_PREFIX) :]
-    return None
-
-
-def managed_tags(existing: Sequence[str], variant: str) -> tuple[str, ...]:
-    """Our two tags, keeping whatever tags others put on the target."""
-    kept = [t for t in existing if not t.startswith(VARIANT_TAG_PREFIX) and t != MANAGED_TAG]
-    return (*kept, f"{VARIANT_TAG_PREFIX}{variant}", MANAGED_TAG)
-
-
-@dataclass(frozen=True)
-class TargetState:
-    target: str
-    id: str
-    weight: int
-    tags: tuple[str, ...]
-    variant: str  # its variant tag's value ("stable" when untagged), maybe not one of VARIANTS
-    tagged: bool  # False: an untagged target, counted as stable
-    health: str | None = None
-    addresses: tuple[str, ...] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "id": self.id,
-            "variant": self.variant,
-            "weight": self.weight,
-            "managed": self.tagged,
-            "health": self.health,
-            "addresses": list(self.addresses) if self.addresses is not None else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -111,40 +95,8 @@ class UpstreamState:
         return split_of(self.weights(), self.variant_of())
 
 
-def split_of(weights: Mapping[str, int], variant_of: Mapping[str, str]) -> Split | None:
-    per_variant = {v: 0 for v in VARIANTS}
-    for target, weight in weights.items():
-        per_variant[variant_of[target]] += weight
-    if not any(per_variant.values()):
-        return None
-    return Split.from_weights(per_variant)
-
-
 def percentages(split: Split | None) -> dict[str, float] | None:
     return None if split is None else split.as_percentages()
-
-
-@dataclass(frozen=True)
-class KongWrite:
-    action: str  # "create" | "update" | "delete"
-    target: str
-    variant: str
-    weight_before: int | None
-    weight_after: int | None
-    tags_before: tuple[str, ...] | None = None
-    tags_after: tuple[str, ...] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "action": self.action,
-            "target": self.target,
-            "variant": self.variant,
-            "weight_before": self.weight_before,
-            "weight_after": self.weight_after,
-        }
-        if self.tags_after is not None and self.tags_after != self.tags_before:
-            out["tags"] = list(self.tags_after)
-        return out
 
 
 @dataclass
@@ -289,9 +241,7 @@ class TrafficService:
                 try:
                     return attempt()
                 except KongLockNeeded:  # renamed under us: the lock taken is not its
-                    raise ApiError(
-                        409,
-                        "concurrent_change",
+                    raise ConcurrentChange(
                         f"upstream {upstream!r} was renamed during the change; retry",
                     ) from None
                 finally:
@@ -447,9 +397,7 @@ class TrafficService:
         so a ramp step cannot undo a cancel or rollback that just happened)."""
         shifted = Fraction(split.baseline + split.canary, 100)
         if shifted > self.max_shifted:
-            raise ApiError(
-                422,
-                "ceiling_exceeded",
+            raise CeilingExceeded(
                 f"canary + baseline would get {float(shifted)}%, above the ceiling of "
                 f"{float(self.max_shifted)}% (max_shifted_percent)",
                 field="split",
@@ -460,18 +408,14 @@ class TrafficService:
             state = self.read(upstream)
             current = state.split()
             if expect is not None and current != expect and not _same(current, split):
-                raise ApiError(
-                    409,
-                    "expect_mismatch",
+                raise ExpectMismatch(
                     "the upstream's split is not the expected one; read it again and retry",
                     field="expect",
                     details={"current": percentages(current), "expected": percentages(expect)},
                 )
             marks = read_marks(state.upstream.tags)
             if owned_by is not None and (marks.ramp != owned_by or marks.ramp_canceled == owned_by):
-                raise ApiError(
-                    409,
-                    "ramp_superseded",
+                raise RampSuperseded(
                     "the ramp no longer owns the upstream (cancelled, rolled back or taken "
                     "over by another change)",
                 )
@@ -481,7 +425,7 @@ class TrafficService:
                 try:
                     deadline = self.leases.deadline(self.wall_clock(), lease)
                 except SplitError as exc:
-                    raise ApiError(422, "invalid_lease", str(exc), field=exc.field) from None
+                    raise InvalidLease(str(exc), field=exc.field) from None
             deadline = renewed(marks.lease_until, deadline, self.wall_clock())
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
@@ -633,184 +577,78 @@ class TrafficService:
         *,
         dry_run: bool,
         force: bool,
+        marks: Marks,
         remove_others: bool = False,
-        marks: Marks | None = None,
         operation: str = "set_split",
         wait: float | None = None,
     ) -> ChangeResult:
+        """Plan the change (``core.change.plan_change``: pure, refuses by raising), then
+        carry it to Kong: the Kong lock, preparers, the lease tag around the target writes,
+        the writes themselves, read-back, propagation and observers."""
         started = self.clock()
         name = state.upstream.name
-        existing = state.by_target()
-        for t in state.targets:
-            if t.variant not in VARIANTS and t.weight > 0:
-                raise ApiError(
-                    409,
-                    "unknown_variant_target",
-                    f"target {t.target} is tagged variant={t.variant} and carries traffic; "
-                    "set its weight to 0 or tag it stable, baseline or canary",
-                )
-        members: dict[str, list[str]] = {}
-        for variant in VARIANTS:
-            if variant in wanted:
-                members[variant] = list(wanted[variant])
-            else:
-                # Untold, a variant keeps the targets carrying its traffic; only when none
-                # does are all its tagged targets used (targets an earlier change dropped
-                # stay tagged at weight 0, and must not get traffic back by a later step).
-                tagged = [t for t in state.targets if t.variant == variant]
-                live = [t.target for t in tagged if t.weight > 0]
-                members[variant] = live or [t.target for t in tagged]
-        variant_of = {t: v for v, ts in members.items() for t in ts}
-        for variant in VARIANTS:
-            share = getattr(split, variant)
-            if share and not members[variant]:
-                raise ApiError(
-                    422,
-                    "no_targets",
-                    f"{variant} gets {split.percent(variant)}% but the upstream has no "
-                    f"{variant} target; name it in targets.{variant}",
-                    field=f"targets.{variant}",
-                )
-        # Targets that left their variant's list keep existing, at weight 0.
-        dropped = [
-            t.target for t in state.targets if t.variant in VARIANTS and t.target not in variant_of
-        ]
-        current = {t: existing[t].weight for t in variant_of if t in existing}
-        for t in dropped:
-            current[t] = existing[t].weight
-        try:
-            desired = compute_weights(
-                split, members, current=current or None, address_counts=state.address_counts()
-            )
-        except SplitError as exc:
-            raise ApiError(422, "unsplittable", str(exc), field=exc.field) from exc
-        desired.update({t: 0 for t in dropped})
-        all_variants = {**variant_of, **{t: existing[t].variant for t in dropped}}
-
-        if not force:
-            # Compare shares, not weights: lowering stable alone moves traffic onto canary.
-            total_before = sum(t.weight for t in state.targets) or 1
-            total_after = sum(desired.values()) or 1
-            for target, weight in desired.items():
-                before = existing.get(target)
-                gains = before is not None and Fraction(weight, total_after) > Fraction(
-                    before.weight, total_before
-                )
-                if gains and before.health in BAD_HEALTH:
-                    raise ApiError(
-                        409,
-                        "unhealthy_target",
-                        f"Kong reports target {target} as {before.health}; refusing to shift "
-                        "traffic onto it (set force to override)",
-                        field=f"targets.{all_variants[target]}",
-                    )
-
-        writes: list[KongWrite] = []
-        # 1. Create missing targets at weight 0: no traffic moves yet.
-        for target, variant in variant_of.items():
-            if target not in existing:
-                writes.append(
-                    KongWrite("create", target, variant, None, 0, None, managed_tags((), variant))
-                )
-        # 2. Re-tag targets whose variant or tags changed, folded into their weight write.
-        retag = {
-            t: managed_tags(existing[t].tags, v)
-            for t, v in variant_of.items()
-            if t in existing and (existing[t].variant != v or MANAGED_TAG not in existing[t].tags)
-        }
-        start = {t: existing[t].weight if t in existing else 0 for t in all_variants}
-        planned = plan_writes(start, desired, all_variants, address_counts=state.address_counts())
-        for step in planned:
-            before = existing.get(step.target)
-            writes.append(
-                KongWrite(
-                    "update",
-                    step.target,
-                    step.variant,
-                    step.old if step.old is not None else 0,
-                    step.new,
-                    before.tags if before else None,
-                    retag.pop(step.target, None) or (before.tags if before else None),
-                )
-            )
-        for target, tags in retag.items():  # tags only: no traffic change, so any order
-            before = existing[target]
-            writes.insert(
-                0,
-                KongWrite(
-                    "update",
-                    target,
-                    all_variants[target],
-                    before.weight,
-                    before.weight,
-                    before.tags,
-                    tags,
-                ),
-            )
-        # 3. Deletions come last, when their weight is already 0.
-        if remove_others:
-            for t in state.targets:
-                if t.variant in ("baseline", "canary"):
-                    writes.append(KongWrite("delete", t.target, t.variant, 0, None, t.tags, None))
-
-        previous = state.split()
-        final_weights = {t: w for t, w in desired.items()}
+        plan = plan_change(
+            state.targets,
+            split,
+            wanted,
+            upstream_tags=state.upstream.tags,
+            marks=marks,
+            address_counts=state.address_counts(),
+            force=force,
+            remove_others=remove_others,
+        )
         result = ChangeResult(
             upstream=name,
-            previous=previous,
-            split=split_of(final_weights, all_variants),
-            writes=writes,
+            previous=plan.previous,
+            split=plan.split,
+            writes=list(plan.writes),
             dry_run=dry_run,
             warnings=self.warnings(state),
-            lease_until=marks.lease_until if marks else read_marks(state.upstream.tags).lease_until,
+            lease_until=marks.lease_until,
         )
-        tags_before = state.upstream.tags
-        new_tags = write_marks(tags_before, marks) if marks is not None else tags_before
-        tags_change = set(new_tags) != set(tags_before)
-        # A lease is written before traffic leaves stable and removed after it is back, so
-        # a crash in between always leaves a lease that the reaper will honour.
-        lease_first = tags_change and marks is not None and marks.lease_until is not None
-        if not dry_run:
-            if writes or tags_change:
-                self._writing(name)
-                planned = ChangeEvent(name, operation, previous, result.split)
-                for preparer in self.preparers:
-                    result.warnings.extend(preparer(planned) or ())
-            waiter = self.propagation if wait is not None else None
-            before = waiter.before_write(name) if waiter and (writes or tags_change) else None
-            if lease_first:
-                self._set_upstream_tags(name, new_tags)
-            written: dict[str, Target | None] = {}
-            try:
-                if writes:
-                    written = self._apply(name, writes, state)
-            except ApiError as exc:
-                # Take the new lease away only if Kong is verifiably back where it was: a
-                # half-applied canary must stay under a lease the sweeper will honour.
-                if lease_first and (exc.details or {}).get("consistent"):
-                    with contextlib.suppress(KongError):
-                        self.kong.update_upstream(name, tags=list(tags_before))
-                raise
-            if tags_change and not lease_first:
-                self._set_upstream_tags(name, new_tags)
-            result.state = after_writes(state, written) if writes else state
-            if writes or tags_change:
-                result.state = self._read_back(result.state, new_tags)
-            if waiter is not None and wait is not None:
-                live = {
-                    t: w
-                    for t, w in desired.items()
-                    if not remove_others or all_variants.get(t) == "stable"
-                }
-                result.pending_wait = partial(waiter.wait, name, live, wait, before)
-            if writes or tags_change:
-                event = ChangeEvent(name, operation, result.previous, result.split)
-                for observer in self.observers:
-                    result.warnings.extend(observer(event) or ())
+        if dry_run:
+            result.state = state
+        elif plan.writes_anything:
+            self._carry_out(state, plan, result, operation, wait)
         else:
             result.state = state
+            if wait is not None and self.propagation is not None:
+                result.pending_wait = partial(self.propagation.wait, name, plan.served, wait, None)
         result.duration_ms = (self.clock() - started) * 1000
         return result
+
+    def _carry_out(
+        self,
+        state: UpstreamState,
+        plan: ChangePlan,
+        result: ChangeResult,
+        operation: str,
+        wait: float | None,
+    ) -> None:
+        """Write a plan that changes something, under the upstream's Kong lock."""
+        name = state.upstream.name
+        self._writing(name)  # before anything is written, even the lease tag
+        planned = ChangeEvent(name, operation, plan.previous, plan.split)
+        for preparer in self.preparers:
+            result.warnings.extend(preparer(planned) or ())
+        waiter = self.propagation if wait is not None else None
+        before = waiter.before_write(name) if waiter is not None else None
+        journal = ChangeJournal(
+            self.kong,
+            name,
+            look=partial(self._look, name),
+            keep_lock=self._keep_lock,
+            fan_out=self._pool.map,
+            parallel=self.parallel_writes,
+        )
+        written = journal.carry_out(plan, state.weights())
+        expected = after_writes(state, written) if plan.writes else state
+        result.state = self._read_back(expected, plan.tags_after)
+        if waiter is not None and wait is not None:
+            result.pending_wait = partial(waiter.wait, name, plan.served, wait, before)
+        event = ChangeEvent(name, operation, result.previous, result.split)
+        for observer in self.observers:
+            result.warnings.extend(observer(event) or ())
 
     @staticmethod
     def _propagated(result: ChangeResult) -> ChangeResult:
@@ -846,9 +684,7 @@ class TrafficService:
             and read_marks(actual.upstream.tags) == read_marks(tags)
         )
         if not same:
-            raise ApiError(
-                409,
-                "concurrent_change",
+            raise ConcurrentChange(
                 f"Kong does not show the change just made to upstream {name!r}: something "
                 "else changed it meanwhile; read the split and decide again",
                 details={
@@ -858,141 +694,10 @@ class TrafficService:
             )
         return actual
 
-    def _set_upstream_tags(self, upstream: str, tags: Sequence[str]) -> None:
-        try:
-            self.kong.update_upstream(upstream, tags=list(tags))
-        except KongError as exc:
-            raise from_kong_error(exc, upstream=upstream) from exc
-
-    def _apply(
-        self, upstream: str, writes: list[KongWrite], before: UpstreamState
-    ) -> dict[str, Target | None]:
-        """Send the writes batch by batch; a batch goes out in parallel (bounded). On the
-        first failure everything already written is undone, newest first. Returns what Kong
-        answered per target (None: deleted), so the result needs no second read."""
-        done: list[KongWrite] = []
-        written: dict[str, Target | None] = {}
-        for batch in write_batches(writes):
-            for start in range(0, len(batch), self.parallel_writes):
-                chunk = batch[start : start + self.parallel_writes]
-                try:
-                    self._keep_lock()
-                except ApiError:
-                    self._undo(upstream, done)
-                    raise
-                if len(chunk) == 1:
-                    outcomes = [self._try_send(upstream, chunk[0])]
-                else:
-                    outcomes = list(self._pool.map(lambda w: self._try_send(upstream, w), chunk))
-                failed = []
-                for write, (entity, error) in zip(chunk, outcomes, strict=True):
-                    if error is None:
-                        done.append(write)
-                        written[write.target] = entity
-                    else:
-                        failed.append((write, error))
-                if failed:
-                    write, exc = failed[0]
-                    # A write whose answer was lost (timeout, reset, garbled body, 5xx) may
-                    # have been applied: undo it too (undoing is idempotent).
-                    maybe_applied = [w for w, e in failed if _ambiguous(e)]
-                    undo_failed = self._undo(upstream, done + maybe_applied)
-                    raise self._half_applied(
-                        upstream, write, exc, done, undo_failed, before, len(maybe_applied)
-                    ) from exc
-        return written
-
-    def _try_send(self, upstream: str, write: KongWrite) -> tuple[Target | None, KongError | None]:
-        try:
-            return self._send(upstream, write), None
-        except KongError as exc:
-            return None, exc
-
-    def _send(self, upstream: str, write: KongWrite) -> Target | None:
-        if write.action == "create":
-            return self.kong.create_target(
-                upstream, write.target, write.weight_after or 0, write.tags_after or ()
-            )
-        if write.action == "update":
-            tags = write.tags_after if write.tags_after != write.tags_before else None
-            return self.kong.update_target(
-                upstream, write.target, weight=write.weight_after, tags=tags
-            )
-        with contextlib.suppress(KongNotFound):  # already gone: the outcome asked for
-            self.kong.delete_target(upstream, write.target)
-        return None
-
-    def _undo(self, upstream: str, done: list[KongWrite]) -> list[str]:
-        failures = []
-        for write in reversed(done):
-            try:
-                if write.action == "create":
-                    with contextlib.suppress(KongNotFound):  # the create never happened
-                        self.kong.delete_target(upstream, write.target)
-                elif write.action == "update":
-                    tags = write.tags_before if write.tags_after != write.tags_before else None
-                    self.kong.update_target(
-                        upstream, write.target, weight=write.weight_before, tags=tags
-                    )
-                else:
-                    with contextlib.suppress(KongConflict):  # the delete never happened
-                        self.kong.create_target(
-                            upstream,
-                            write.target,
-                            write.weight_before or 0,
-                            write.tags_before or (),
-                        )
-            except KongError as exc:
-                failures.append(f"undo of {write.action} {write.target} failed: {exc}")
-        return failures
-
-    def _half_applied(
-        self,
-        upstream: str,
-        failed: KongWrite,
-        exc: KongError,
-        done: list[KongWrite],
-        undo_failed: list[str],
-        before: UpstreamState,
-        maybe_applied: int,
-    ) -> ApiError:
-        """Say what happened and what Kong shows now, judged by reading it back: a write
-        whose answer was lost may or may not have landed, so only a read can tell."""
-        api = from_kong_error(exc)
-        status = api.status if api.status >= 500 else 502
-        what = f"Kong write {len(done) + 1} ({failed.action} {failed.target}) failed: {exc}"
-        try:
-            after = self.read(upstream)
-            consistent = after.weights() == before.weights() and not undo_failed
-            now = percentages(after.split())
-        except ApiError:
-            consistent, now = False, None
-        details: dict[str, Any] = {
-            "undone": len(done) + maybe_applied - len(undo_failed),
-            "consistent": consistent,
-            "current": now,
-        }
-        if undo_failed:
-            details["undo_errors"] = undo_failed
-        if consistent:
-            state = (
-                "the writes already made were undone; Kong is back at the previous split"
-                if done or maybe_applied
-                else "nothing had been written; Kong is unchanged"
-            )
-        else:
-            state = (
-                f"Kong could not be put back; it now has split {now}: call rollback, or read "
-                "the split and set it again (the lease still applies)"
-            )
-        return ApiError(
-            status, "kong_write_failed", f"{what}; {state}", kong=api.kong, details=details
-        )
-
-
-def _ambiguous(exc: KongError) -> bool:
-    """Did the write perhaps reach Kong's database although we got no clean answer?"""
-    return exc.status is None or isinstance(exc, KongUnavailable | KongProtocolError)
+    def _look(self, upstream: str) -> tuple[dict[str, int], dict[str, float] | None]:
+        """Kong's weights and split now (the journal's read after a failed write)."""
+        now = self.read(upstream)
+        return now.weights(), percentages(now.split())
 
 
 def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> UpstreamState:
@@ -1058,31 +763,6 @@ def _unpredictable(state: UpstreamState) -> list[str]:
     ]
 
 
-def _batch_key(write: KongWrite) -> tuple[str, ...]:
-    if write.action != "update" or write.weight_before == write.weight_after:
-        return (write.action if write.action != "update" else "tags",)
-    direction = "up" if (write.weight_after or 0) > (write.weight_before or 0) else "down"
-    return ("update", write.variant, direction)
-
-
-def write_batches(writes: Sequence[KongWrite]) -> list[list[KongWrite]]:
-    """Group consecutive writes that may go to Kong in any order and in parallel.
-
-    Writes that move one variant's weight in one direction leave, in any subset, every
-    variant's share between its values before and after the group (each share is monotone
-    in that variant's total weight). Creates at weight 0, deletes of weight-0 targets and
-    tag-only updates move no traffic at all. So the planner's order is kept between
-    groups, and a group can be written concurrently.
-    """
-    batches: list[list[KongWrite]] = []
-    for write in writes:
-        if batches and _batch_key(batches[-1][-1]) == _batch_key(write):
-            batches[-1].append(write)
-        else:
-            batches.append([write])
-    return batches
-
-
 def _target_state(
     target: Target | TargetHealth, health: tuple[str | None, tuple[str, ...] | None] | None
 ) -> TargetState:
@@ -1109,13 +789,9 @@ def _normalise_members(targets: Mapping[str, Sequence[str]]) -> dict[str, list[s
             try:
                 target = normalise_target(raw)
             except ValueError as exc:
-                raise ApiError(
-                    422, "invalid_target", f"{field_name}: {exc}", field=field_name
-                ) from None
+                raise InvalidTarget(f"{field_name}: {exc}", field=field_name) from None
             if target in seen:
-                raise ApiError(
-                    422,
-                    "duplicate_target",
+                raise DuplicateTarget(
                     f"{field_name}: {target} is already listed under targets.{seen[target]}",
                     field=field_name,
                 )

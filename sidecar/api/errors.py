@@ -8,7 +8,8 @@ from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sidecar.api.body import too_large
-from sidecar.errors import ApiError, from_kong_error
+from sidecar.core.refusals import Refusal
+from sidecar.errors import ApiError, from_kong_error, from_refusal
 from sidecar.kong.errors import KongError
 
 log = logging.getLogger("kong_canary.api")
@@ -20,6 +21,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         return jsonify(exc.body()), exc.status, exc.headers
+
+    @app.errorhandler(Refusal)
+    def _refusal(exc: Refusal):  # type: ignore[no-untyped-def]
+        """A service's refusal, answered through the one table ``sidecar.errors.REFUSALS``."""
+        api = from_refusal(exc)
+        return jsonify(api.body()), api.status, api.headers
 
     @app.errorhandler(KongError)
     def _kong_error(exc: KongError):  # type: ignore[no-untyped-def]

@@ -23,7 +23,8 @@ from sidecar.api.schemas import (
     seconds,
 )
 from sidecar.api.served import completion, rollback_wait, served_check
-from sidecar.errors import ApiError
+from sidecar.core.refusals import Refusal
+from sidecar.errors import ApiError, answer
 from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
 
@@ -116,7 +117,8 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
     since = served_check().clock()
     try:
         result: ChangeResult = change()
-    except ApiError as exc:
+    except (ApiError, Refusal) as raised:
+        exc = answer(raised)
         entry.update(
             result="refused" if exc.status < 500 else "failed", status=exc.status, error=exc.message
         )
