@@ -24,6 +24,7 @@ from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed,
 from sidecar.core.plan import plan_writes
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
+from sidecar.core.tags import MANAGED_TAG, VARIANT_TAG_PREFIX
 from sidecar.core.weights import compute_weights, variant_shares
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.client import KongAdmin
@@ -37,8 +38,6 @@ from sidecar.kong.errors import (
 from sidecar.kong.models import Target, TargetHealth, Upstream, is_entity_id, normalise_target
 from sidecar.upstream_locks import KongLock, KongLocks, LocalLocks
 
-VARIANT_TAG_PREFIX = "variant="
-MANAGED_TAG = "managed-by=kong-canary"
 BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})
 INEXACT_ALGORITHMS = {
     "consistent-hashing": "consistent-hashing places targets on a hash ring: each target gets "

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.split import SplitError
-
-GUARD_TAG = "kong-canary-guard="
+from sidecar.core.tags import GUARD_TAG
 
 
 def guard_tag(config: GuardConfig, ramp: str | None) -> str:
