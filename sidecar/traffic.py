@@ -620,7 +620,9 @@ class TrafficService:
     def managed_upstreams(self) -> list[Upstream]:
         """Upstreams this sidecar (any replica) has changed, found by their tag in Kong."""
         try:
-            return [u for u in self.kong.upstreams() if read_marks(u.tags).managed]
+            return [
+                u for u in self.kong.upstreams(tagged=MANAGED_TAG) if read_marks(u.tags).managed
+            ]
         except KongError as exc:
             raise from_kong_error(exc) from exc
 

@@ -139,9 +139,16 @@ class KongAdmin:
         path = f"/upstreams/{self._upstream_ref(name_or_id)}"
         return parse.upstream(self._get(path), Call("GET", path))
 
-    def upstreams(self) -> list[Upstream]:
+    def upstreams(self, *, tagged: str | None = None) -> list[Upstream]:
+        """Every upstream, or only those carrying the tag ``tagged``: Kong filters on its side
+        (``GET /upstreams?tags=…``, ``kong/api/endpoints.lua`` on 2.8.5/3.x, Konnect's
+        ``list-upstream`` the same), so a sweep for our few upstreams among thousands reads
+        a page of ours, not every page of everyone's."""
         call = Call("GET", "/upstreams")
-        return [parse.upstream(item, call) for item in self._collect("/upstreams")[0]]
+        params = {"tags": tagged} if tagged is not None else None
+        return [
+            parse.upstream(item, call) for item in self._collect("/upstreams", params=params)[0]
+        ]
 
     def update_upstream(self, upstream: str, **fields: Any) -> Upstream:
         """Partial update (e.g. ``hash_on``). Beware Kong's shorthands: a non-``none`` hash_on
