@@ -136,3 +136,11 @@ def test_fleet_bench_quick():
         rf"same (\d+) writes sent directly one by one: {NUMBER} s \({NUMBER} writes/s\)",
     )
     assert rollback and rollback[0][1] == rollback[0][2] == "50", lines
+
+
+def test_profile_change_bench_quickest():
+    lines = run_bench("profile_change.py", "--steps", "20", "--top", "5")
+    paths = rows(lines, rf"(sidecar|kong calls)\s+(\d+)\s+{NUMBER}\s+{NUMBER}")
+    assert [(m[1], int(m[2])) for m in paths] == [("sidecar", 16), ("kong calls", 16)], lines
+    assert rows(lines, rf"ratio sidecar/\(kong calls\): CPU {NUMBER}x, wall {NUMBER}x"), lines
+    assert any("sidecar/api/split.py" in line for line in lines), lines
