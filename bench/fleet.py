@@ -29,19 +29,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
-from split_api import REPO, TOKEN, KongCalls, cli_process, free_port
+from split_api import REPO, TOKEN, KongCalls, cli_process, free_port, local_kong
 
 sys.path.insert(0, str(REPO))  # run from a checkout
 
@@ -79,20 +76,6 @@ def _target(address: str, weight: int, variant: str) -> dict[str, Any]:
         "weight": weight,
         "tags": [f"{VARIANT_TAG_PREFIX}{variant}", MANAGED_TAG],
     }
-
-
-@contextlib.contextmanager
-def local_kong(rows: dict[str, Any]) -> Iterator[str]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        seed_file = Path(tmp) / "seed.json"
-        seed_file.write_text(json.dumps(rows))
-        args = ["kong-local", "--bind", f"127.0.0.1:{port}", "--seed", str(seed_file)]
-        args += ["--test-controls", "--quiet"]
-        # the local Kong loads its seed one upstream at a time (10,000: about a minute)
-        url = f"http://127.0.0.1:{port}"
-        with cli_process(args, {}, url, "/", "the local Kong", ready_within=300) as url:
-            yield url
 
 
 @contextlib.contextmanager
@@ -210,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"managed-{i:05d}" for i in range(args.managed)]
     processes = args.replicas * args.workers
 
-    with local_kong(seed(args.upstreams, args.managed)) as kong_url:
+    with local_kong(seed(args.upstreams, args.managed), ready_within=300) as kong_url:
         calls = KongCalls(kong_url)
         with (
             fleet(kong_url, args.replicas, args.workers, args.interval) as urls,

@@ -585,17 +585,19 @@ def admin_headers(args: argparse.Namespace) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def local_kong(seed: dict[str, Any]) -> Iterator[str]:
+def local_kong(seed: dict[str, Any], ready_within: float = 30.0) -> Iterator[str]:
     """``kong-canary kong-local`` (profile 3.9) in a process of its own: its GIL is not the
     benchmark clients' (the direct path's latency would include waiting for Kong's
-    threads, and Kong's for the clients'), as a real Kong is not."""
+    threads, and Kong's for the clients'), as a real Kong is not. It loads its seed one
+    upstream at a time: give a big one ``ready_within`` seconds (10,000: about a minute)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         seed_file = Path(tmp) / "seed.json"
         seed_file.write_text(json.dumps(seed))
         args = ["kong-local", "--bind", f"127.0.0.1:{port}", "--seed", str(seed_file)]
         args += ["--test-controls", "--quiet"]
-        with cli_process(args, {}, f"http://127.0.0.1:{port}", "/", "the local Kong") as url:
+        url = f"http://127.0.0.1:{port}"
+        with cli_process(args, {}, url, "/", "the local Kong", ready_within) as url:
             yield url
 
 
