@@ -77,20 +77,36 @@ def rollback_all(traffic: TrafficService) -> list[dict[str, object]]:
     return results
 
 
+def sweep_delay(interval: float, jitter: float, draw: float) -> float:
+    """The wait before the next sweep: ``interval`` shortened by up to ``jitter`` of itself.
+
+    ``draw`` is uniform in [0, 1), drawn afresh for each sweep from the process's own random
+    source, so replicas × workers started together drift apart instead of listing Kong in
+    step; never longer than ``interval``, so a lease is never enforced later than promised."""
+    return interval * (1.0 - jitter * draw)
+
+
 class LeaseSweeper:
-    """A daemon thread calling ``sweep`` every ``interval`` seconds (with jitter, so many
-    workers do not hit Kong in step)."""
+    """A daemon thread calling ``sweep`` every ``interval`` seconds, less a random fraction
+    (``jitter``, see ``sweep_delay``) drawn from ``rng`` (its own per process unless given)."""
 
     def __init__(
         self,
         traffic: TrafficService,
         interval: float,
         clock: Callable[[], float] = time.time,
+        *,
+        jitter: float = 0.2,
+        rng: random.Random | None = None,
     ) -> None:
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError("jitter must be in [0, 1)")
         self.traffic = traffic
         self.interval = interval
         self.clock = clock
-        self._jitter = random.Random()  # its own: the global one belongs to the app's users
+        self.jitter = jitter
+        # its own by default: the global one belongs to the app's users
+        self._rng = rng if rng is not None else random.Random()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-sweeper", daemon=True)
         # More sweeps on the same schedule (the gateway window check): each its own try.
@@ -107,8 +123,11 @@ class LeaseSweeper:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def next_delay(self) -> float:
+        return sweep_delay(self.interval, self.jitter, self._rng.random())
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval * self._jitter.uniform(0.8, 1.0)):
+        while not self._stop.wait(self.next_delay()):
             try:
                 sweep(self.traffic, self.clock())
             except (ApiError, Refusal) as exc:

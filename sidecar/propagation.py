@@ -40,11 +40,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from sidecar.kong import wire
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.errors import KongError, KongNotFound
 from sidecar.kong.http import build_http_client
@@ -305,9 +303,10 @@ def result(
 
 
 class Propagation:
-    """``TrafficService``'s propagation hook. Builds its own HTTP clients lazily (one per node
-    URL, with the main connection's credentials, TLS and workspace), so creating it costs
-    nothing and a sidecar never asked to wait never talks to other nodes."""
+    """``TrafficService``'s propagation hook. Builds its own clients lazily (a ``KongAdmin``
+    per node URL, with the main connection's credentials, TLS and workspace, and no read
+    retries: a poll that fails is simply repeated), so creating it costs nothing and a sidecar
+    never asked to wait never talks to other nodes."""
 
     def __init__(
         self,
@@ -329,7 +328,7 @@ class Propagation:
         self.sleep = sleep
         self.push_margin = push_margin  # transfer and apply after the last push
         self._transport = transport
-        self._clients: dict[str | None, httpx.Client] = {}
+        self._clients: dict[str | None, KongAdmin] = {}
         self._lock = threading.Lock()
         self._push_interval: float | None = None
 
@@ -442,68 +441,30 @@ class Propagation:
             return Observation(tuple(checks))
 
     def _check_node(self, url: str, upstream: str, weights: Mapping[str, int]) -> NodeCheck:
-        http = self._client(url if self.nodes else None)
-        path = f"/upstreams/{quote(upstream, safe=':')}/health"
+        kong = self._client(url if self.nodes else None)
         try:
-            body = wire.call(http, "GET", path, params={"balancer_health": "1"})
-            balancer = body.get("data") if isinstance(body, dict) else None
-            details = balancer.get("details") if isinstance(balancer, dict) else None
+            balancer = kong.balancer_health(upstream)
+            details = balancer.get("details") if balancer is not None else None
             rows = None
             if balancer is not None and not (
                 isinstance(details, dict) and isinstance(details.get("hosts"), list)
             ):
-                rows = self._rows(http, path)
+                rows = kong.health_rows(upstream)
         except KongNotFound:
             return NodeCheck(url, False, f"this node has no upstream {upstream!r}")
         except KongError as exc:
             return NodeCheck(url, False, f"cannot read: {exc}")
         return health_check(url, weights, balancer, rows)
 
-    @staticmethod
-    def _rows(http: httpx.Client, path: str) -> list[dict[str, Any]]:
-        """Every row of ``/health`` (nested pagination: send ``size`` with each ``offset``)."""
-        rows: list[dict[str, Any]] = []
-        offset: str | None = None
-        for _ in range(1000):
-            params: dict[str, Any] = {"size": 1000}
-            if offset is not None:
-                params["offset"] = offset
-            body = wire.call(http, "GET", path, params=params)
-            page = body.get("data") if isinstance(body, dict) else None
-            rows += [r for r in page or [] if isinstance(r, dict)]
-            next_offset = body.get("offset") if isinstance(body, dict) else None
-            if not next_offset or str(next_offset) == offset:
-                break
-            offset = str(next_offset)
-        return rows
-
     def _data_planes(self) -> list[dict[str, Any]]:
-        http = self._client(None)
-        root = _admin_root(http)
-        planes: list[dict[str, Any]] = []
-        offset: str | None = None
-        for _ in range(100):
-            params: dict[str, Any] = {"size": 1000}
-            if offset is not None:
-                params["offset"] = offset
-            url = root.join("clustering/data-planes")
-            body = wire.call(http, "GET", "/clustering/data-planes", params=params, url=url)
-            page = body.get("data") if isinstance(body, dict) else None
-            planes += [p for p in page or [] if isinstance(p, dict)]
-            offset = body.get("offset") if isinstance(body, dict) else None
-            if not offset:
-                break
-        return planes
+        return self._client(None).data_planes()
 
     def _push_window(self) -> float:
         """``db_update_frequency`` from the control plane's ``GET /``, plus the margin."""
         if self._push_interval is None:
             interval = DEFAULT_PUSH_INTERVAL
-            http = self._client(None)
             try:
-                body = wire.call(http, "GET", "/", url=_admin_root(http))
-                config = body.get("configuration") if isinstance(body, dict) else None
-                value = config.get("db_update_frequency") if isinstance(config, dict) else None
+                value = self._client(None).configuration().get("db_update_frequency")
                 if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
                     interval = float(value)
             except KongError:
@@ -512,29 +473,13 @@ class Propagation:
         return self._push_interval + self.push_margin
 
     def _konnect_state(self) -> tuple[str, list[dict[str, Any]]]:
-        http = self._client(None)
-        base = str(http.base_url).rstrip("/").removesuffix("/core-entities")
-        body = wire.call(
-            http,
-            "GET",
-            "/expected-config-hash",
-            url=httpx.URL(f"{base}/expected-config-hash"),
-        )
-        expected = str(body.get("expected_hash")) if isinstance(body, dict) else ""
-        nodes = wire.call(
-            http,
-            "GET",
-            "/nodes",
-            params={"page[size]": 100},
-            url=httpx.URL(f"{base}/nodes"),
-        )
-        items = nodes.get("items") if isinstance(nodes, dict) else None
-        return expected, [n for n in items or [] if isinstance(n, dict)]
+        kong = self._client(None)
+        return kong.konnect_expected_config_hash(), kong.konnect_nodes()
 
     def _main_name(self) -> str:
         return self.settings.admin_url or "kong"
 
-    def _client(self, url: str | None) -> httpx.Client:
+    def _client(self, url: str | None) -> KongAdmin:
         """``None``: the main Admin API (or Konnect); else another node's Admin API."""
         with self._lock:
             client = self._clients.get(url)
@@ -542,12 +487,7 @@ class Propagation:
                 settings = self.settings
                 if url is not None:
                     settings = dataclasses.replace(settings, admin_url=url)
-                client = build_http_client(settings, transport=self._transport)
+                http = build_http_client(settings, transport=self._transport)
+                client = self.kong.over(http, read_retries=0)
                 self._clients[url] = client
             return client
-
-
-def _admin_root(http: httpx.Client) -> httpx.URL:
-    """The Admin API root, outside any workspace prefix (``AdminClient.admin_root``)."""
-    root = getattr(http, "admin_root", None)
-    return root if isinstance(root, httpx.URL) else http.base_url

@@ -32,10 +32,6 @@ from sidecar.core.change import (
     split_of,
     variant_from_tags,
 )
-
-# Tag names other modules import from here (``gateway.plugin``, ``kayenta.preflight``).
-from sidecar.core.change import MANAGED_TAG as MANAGED_TAG
-from sidecar.core.change import VARIANT_TAG_PREFIX as VARIANT_TAG_PREFIX
 from sidecar.core.change import write_batches as write_batches  # bench/split_api.py
 from sidecar.core.lease import LeasePolicy, Marks, expired, read_marks, renewed
 from sidecar.core.refusals import (
@@ -49,6 +45,7 @@ from sidecar.core.refusals import (
 )
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
 from sidecar.core.split import VARIANTS, Split, SplitError
+from sidecar.core.tags import MANAGED_TAG
 from sidecar.core.weights import variant_shares
 from sidecar.errors import from_kong_error
 from sidecar.journal import ChangeJournal
@@ -565,7 +562,9 @@ class TrafficService:
     def managed_upstreams(self) -> list[Upstream]:
         """Upstreams this sidecar (any replica) has changed, found by their tag in Kong."""
         try:
-            return [u for u in self.kong.upstreams() if read_marks(u.tags).managed]
+            return [
+                u for u in self.kong.upstreams(tagged=MANAGED_TAG) if read_marks(u.tags).managed
+            ]
         except KongError as exc:
             raise from_kong_error(exc) from exc
 

@@ -31,10 +31,9 @@ from sidecar.core.lease import Marks, write_marks
 from sidecar.core.plan import plan_writes
 from sidecar.core.refusals import NoTargets, UnhealthyTarget, UnknownVariantTarget, Unsplittable
 from sidecar.core.split import VARIANTS, Split, SplitError
+from sidecar.core.tags import MANAGED_TAG, VARIANT_TAG_PREFIX
 from sidecar.core.weights import compute_weights
 
-VARIANT_TAG_PREFIX = "variant="
-MANAGED_TAG = "managed-by=kong-canary"
 # Health values of a target that must not get more traffic, as Kong reports them
 # (``kong/db/dao/targets.lua`` ``page_for_upstream_with_health``).
 BAD_HEALTH = frozenset({"UNHEALTHY", "DNS_ERROR"})

@@ -30,9 +30,7 @@ from typing import Any
 
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.split import SplitError
-
-GUARD_TAG = "kong-canary-guard="
-TRIP_TAG = "kong-canary-guard-trip="
+from sidecar.core.tags import GUARD_TAG, TRIP_TAG
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sidecar.core.split import SplitError
+from sidecar.core.tags import (
+    LEASE_TAG,
+    MANAGED_TAG,
+    RAMP_CANCELED_TAG,
+    RAMP_EXECUTION_TAG,
+    RAMP_TAG,
+)
 
-MANAGED_UPSTREAM_TAG = "managed-by=kong-canary"
-LEASE_TAG = "kong-canary-lease="
-RAMP_TAG = "kong-canary-ramp="
-RAMP_CANCELED_TAG = "kong-canary-ramp-canceled="
-RAMP_EXECUTION_TAG = "kong-canary-ramp-exec="
 _OURS = (LEASE_TAG, RAMP_TAG, RAMP_CANCELED_TAG, RAMP_EXECUTION_TAG)
 
 
@@ -55,14 +57,14 @@ def read_marks(tags: Sequence[str]) -> Marks:
             canceled = tag[len(RAMP_CANCELED_TAG) :]
         elif tag.startswith(RAMP_EXECUTION_TAG):
             execution = tag[len(RAMP_EXECUTION_TAG) :]
-    return Marks(MANAGED_UPSTREAM_TAG in tags, lease, ramp, canceled, execution)
+    return Marks(MANAGED_TAG in tags, lease, ramp, canceled, execution)
 
 
 def write_marks(tags: Sequence[str], marks: Marks) -> tuple[str, ...]:
     """The upstream's tags with ours replaced by ``marks``; everyone else's are kept."""
-    kept = [t for t in tags if t != MANAGED_UPSTREAM_TAG and not t.startswith(_OURS)]
+    kept = [t for t in tags if t != MANAGED_TAG and not t.startswith(_OURS)]
     if marks.managed:
-        kept.append(MANAGED_UPSTREAM_TAG)
+        kept.append(MANAGED_TAG)
     if marks.lease_until is not None:
         kept.append(f"{LEASE_TAG}{int(marks.lease_until)}")
     if marks.ramp is not None:

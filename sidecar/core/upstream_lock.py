@@ -25,11 +25,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-LOCK_TAG = "kong-canary-lock"
-LOCK_OF_TAG = "kong-canary-lock-of="
-HOLDER_TAG = "kong-canary-lock-holder="
-UNTIL_TAG = "kong-canary-lock-until="
-NAME_PREFIX = "kong-canary-lock-"
+from sidecar.core.tags import (
+    LOCK_HOLDER_TAG,
+    LOCK_NAME_PREFIX,
+    LOCK_OF_TAG,
+    LOCK_TAG,
+    LOCK_UNTIL_TAG,
+)
+
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -37,7 +40,7 @@ def lock_name(upstream: str) -> str:
     """The lock entity's name: one DNS label (Kong's upstream names must be hostnames,
     ``validate_name``), whatever the upstream's name length; a hash keeps it unique per name."""
     digest = hashlib.sha256(upstream.encode()).hexdigest()[:32]
-    return f"{NAME_PREFIX}{digest}"
+    return f"{LOCK_NAME_PREFIX}{digest}"
 
 
 def tag_safe(text: str) -> str:
@@ -54,9 +57,9 @@ class Claim:
     until: float | None
 
     def tags(self) -> tuple[str, ...]:
-        out = [LOCK_TAG, f"{LOCK_OF_TAG}{self.upstream}", f"{HOLDER_TAG}{self.holder}"]
+        out = [LOCK_TAG, f"{LOCK_OF_TAG}{self.upstream}", f"{LOCK_HOLDER_TAG}{self.holder}"]
         if self.until is not None:
-            out.append(f"{UNTIL_TAG}{self.until:.3f}")
+            out.append(f"{LOCK_UNTIL_TAG}{self.until:.3f}")
         return tuple(out)
 
 
@@ -67,11 +70,11 @@ def read_claim(tags: Sequence[str]) -> Claim:
     for tag in tags:
         if tag.startswith(LOCK_OF_TAG):
             upstream = tag[len(LOCK_OF_TAG) :]
-        elif tag.startswith(HOLDER_TAG):
-            holder = tag[len(HOLDER_TAG) :]
-        elif tag.startswith(UNTIL_TAG):
+        elif tag.startswith(LOCK_HOLDER_TAG):
+            holder = tag[len(LOCK_HOLDER_TAG) :]
+        elif tag.startswith(LOCK_UNTIL_TAG):
             try:
-                until = float(tag[len(UNTIL_TAG) :])
+                until = float(tag[len(LOCK_UNTIL_TAG) :])
             except ValueError:
                 until = None
     return Claim(upstream, holder, until)

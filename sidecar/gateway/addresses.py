@@ -37,10 +37,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sidecar.core.split import VARIANTS
+from sidecar.core.tags import MANAGED_TAG, VARIANT_TAG_PREFIX
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.kong.errors import KongError, KongNotFound
 from sidecar.kong.models import Upstream, UpstreamHealth, is_entity_id
-from sidecar.traffic import MANAGED_TAG, VARIANT_TAG_PREFIX, variant_from_tags
+from sidecar.traffic import variant_from_tags
 
 log = logging.getLogger("kong_canary.gateway")
 Address = tuple[str, int]

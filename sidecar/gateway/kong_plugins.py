@@ -14,16 +14,16 @@ anything is sent (it would answer 405).
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from sidecar.kong import wire
+from sidecar.kong import pages, wire
 from sidecar.kong.errors import KongError, KongNotFound, KongProtocolError, KongReadOnly
 from sidecar.kong.models import Flavour
-
-PAGE_SIZE = 1000
+from sidecar.kong.parse import Call
 
 
 class KongPlugins:
@@ -93,17 +93,7 @@ class KongPlugins:
             raise KongReadOnly(wire.READ_ONLY_MESSAGE, method=method, path=path)
 
     def _collect(self, path: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"size": PAGE_SIZE}
-        while True:
-            page = wire.call(self._http, "GET", path, params=params)
-            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-                raise KongProtocolError("expected a page {data, offset}", method="GET", path=path)
-            items.extend(item for item in page["data"] if isinstance(item, dict))
-            offset = page.get("offset")
-            if not offset:
-                return items
-            params = {"size": PAGE_SIZE, "offset": offset}
+        return pages.collect(partial(wire.call, self._http, "GET", path), Call("GET", path))[0]
 
 
 def _entity(body: Any, path: str) -> dict[str, Any]:

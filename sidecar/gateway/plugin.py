@@ -30,20 +30,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sidecar.core.tags import MANAGED_TAG, WINDOW_UPSTREAM_TAG_PREFIX
 from sidecar.errors import ApiError
 from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.kong.errors import KongConflict, KongError
 from sidecar.kong.models import Flavour
-from sidecar.traffic import MANAGED_TAG
 
 PLUGIN_NAME = "http-log"
-UPSTREAM_TAG_PREFIX = "kong-canary-upstream="
 UPSTREAM_HEADER = "X-Kong-Canary-Upstream"
 MAX_BATCH = 1000
 
 
 def plugin_tags(upstream: str) -> list[str]:
-    return [MANAGED_TAG, f"{UPSTREAM_TAG_PREFIX}{upstream}"]
+    return [MANAGED_TAG, f"{WINDOW_UPSTREAM_TAG_PREFIX}{upstream}"]
 
 
 def http_log_config(
@@ -104,7 +103,7 @@ def is_managed(plugin: Mapping[str, Any], upstream: str | None = None) -> bool:
     tags = plugin.get("tags") or ()
     if plugin.get("name") != PLUGIN_NAME or MANAGED_TAG not in tags:
         return False
-    return upstream is None or f"{UPSTREAM_TAG_PREFIX}{upstream}" in tags
+    return upstream is None or f"{WINDOW_UPSTREAM_TAG_PREFIX}{upstream}" in tags
 
 
 def services_of(services: Sequence[Mapping[str, Any]], upstream: str) -> list[str]:

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.core.tags import MANAGED_TAG
 from sidecar.kayenta.library import PrometheusNeeds
 from sidecar.kong.models import Flavour
-from sidecar.traffic import MANAGED_TAG
 
 PLUGIN = "prometheus"
 Entity = Mapping[str, Any]

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -38,13 +39,13 @@ from sidecar.kayenta.preflight_routes import (
     with_traffic,
 )
 from sidecar.kayenta.prometheus import query_sum
-from sidecar.kong import wire
+from sidecar.kong import pages, wire
 from sidecar.kong.client import KongAdmin
-from sidecar.kong.errors import KongError, KongNotFound, KongProtocolError, KongReadOnly
+from sidecar.kong.errors import KongError, KongNotFound, KongReadOnly
 from sidecar.kong.models import Flavour
+from sidecar.kong.parse import Call
 
 log = logging.getLogger("kong_canary.preflight")
-PAGE_SIZE = 1000
 KONNECT_PUT_FIELDS = ("name", "config", "enabled", "protocols", "tags", "service", "route",
                       "consumer", "instance_name")  # fmt: skip
 
@@ -64,16 +65,9 @@ class PrometheusAdmin:
 
     def routes(self, service_id: str) -> list[dict[str, Any]]:
         path = f"/services/{quote(service_id, safe='')}/routes"
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"size": PAGE_SIZE}
-        while True:
-            page = wire.call(self._kong._http, "GET", path, params=params)
-            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-                raise KongProtocolError("expected a page {data, offset}", method="GET", path=path)
-            items += [r for r in page["data"] if isinstance(r, dict)]
-            if not page.get("offset"):
-                return items
-            params = {"size": PAGE_SIZE, "offset": page["offset"]}
+        return pages.collect(partial(wire.call, self._kong._http, "GET", path), Call("GET", path))[
+            0
+        ]
 
     def route(self, key: str) -> dict[str, Any] | None:
         """``GET /routes/{name or id}``, None when Kong has no such route."""

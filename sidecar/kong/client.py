@@ -26,16 +26,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from sidecar.kong import parse, wire
+from sidecar.kong import pages, parse, wire
 from sidecar.kong.errors import (
     KongConflict,
     KongNotFound,
-    KongProtocolError,
     KongReadOnly,
     KongUnavailable,
     KongValidationError,
@@ -51,7 +51,6 @@ from sidecar.kong.models import (
 )
 from sidecar.kong.parse import Call
 
-PAGE_SIZE = 1000  # Kong's max_page_size; larger is a 400 on top-level lists, capped on nested
 MAX_WEIGHT = 65535  # targets.lua since 2.0.5/2.1.0 (#5871); Konnect the same
 _READ_ONLY_UPSTREAM_FIELDS = ("created_at", "updated_at")
 
@@ -82,6 +81,17 @@ class KongAdmin:
     def close(self) -> None:
         """Close the connections to Kong (kept alive between calls)."""
         self._http.close()
+
+    def over(self, http: httpx.Client, *, read_retries: int | None = None) -> KongAdmin:
+        """The same kind of client over another connection: another node of the cluster
+        (``sidecar.propagation`` reads each node's balancer), same flavour and backoff."""
+        return KongAdmin(
+            http,
+            flavour=self._explicit_flavour,
+            read_retries=self._read_retries if read_retries is None else read_retries,
+            backoff=self._backoff,
+            sleep=self._sleep,
+        )
 
     # -- node ---------------------------------------------------------------------------------
 
@@ -114,8 +124,7 @@ class KongAdmin:
     def _fetch_info(self, *, retries: int) -> NodeInfo:
         if self._is_konnect():
             return parse.konnect_info()
-        root = getattr(self._http, "admin_root", None)  # AdminClient: bypass the workspace
-        body = self._get("/", retries=retries, url=root if isinstance(root, httpx.URL) else None)
+        body = self._get("/", retries=retries, url=self._admin_root())  # bypass the workspace
         return parse.node_info(body, Call("GET", "/"), flavour=self._explicit_flavour)
 
     def _is_konnect(self) -> bool:
@@ -130,9 +139,16 @@ class KongAdmin:
         path = f"/upstreams/{self._upstream_ref(name_or_id)}"
         return parse.upstream(self._get(path), Call("GET", path))
 
-    def upstreams(self) -> list[Upstream]:
+    def upstreams(self, *, tagged: str | None = None) -> list[Upstream]:
+        """Every upstream, or only those carrying the tag ``tagged``: Kong filters on its side
+        (``GET /upstreams?tags=…``, ``kong/api/endpoints.lua`` on 2.8.5/3.x, Konnect's
+        ``list-upstream`` the same), so a sweep for our few upstreams among thousands reads
+        a page of ours, not every page of everyone's."""
         call = Call("GET", "/upstreams")
-        return [parse.upstream(item, call) for item in self._collect("/upstreams")[0]]
+        params = {"tags": tagged} if tagged is not None else None
+        return [
+            parse.upstream(item, call) for item in self._collect("/upstreams", params=params)[0]
+        ]
 
     def update_upstream(self, upstream: str, **fields: Any) -> Upstream:
         """Partial update (e.g. ``hash_on``). Beware Kong's shorthands: a non-``none`` hash_on
@@ -268,6 +284,55 @@ class KongAdmin:
         items, first = self._collect(path)
         return parse.upstream_health(items, first.get("node_id"), Call("GET", path))
 
+    # -- cluster state (sidecar.propagation) --------------------------------------------------
+
+    def balancer_health(self, upstream: str) -> dict[str, Any] | None:
+        """``GET /upstreams/{u}/health?balancer_health=1``'s ``data``: this node's balancer
+        (None when the node has none for the upstream yet)."""
+        path = f"/upstreams/{self._upstream_ref(upstream)}/health"
+        body = self._get(path, params={"balancer_health": "1"})
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else None
+
+    def health_rows(self, upstream: str) -> list[dict[str, Any]]:
+        """Every row of this node's ``/upstreams/{u}/health``, as Kong wrote it (each row's
+        ``data.nodeWeight`` is what the node's balancer holds)."""
+        return self._collect(f"/upstreams/{self._upstream_ref(upstream)}/health")[0]
+
+    def data_planes(self) -> list[dict[str, Any]]:
+        """A hybrid control plane's ``GET /clustering/data-planes`` (all pages), outside any
+        workspace prefix (``kong/api/routes/clustering.lua`` is not workspace-scoped)."""
+        url = self._admin_root().join("clustering/data-planes")
+        return self._collect("/clustering/data-planes", url=url)[0]
+
+    def configuration(self) -> dict[str, Any]:
+        """The node's ``GET /`` ``configuration`` (``db_update_frequency`` and the like); not
+        cached, unlike ``info()``. Empty when Kong does not send one."""
+        body = self._get("/", url=self._admin_root())
+        config = body.get("configuration") if isinstance(body, dict) else None
+        return config if isinstance(config, dict) else {}
+
+    def konnect_expected_config_hash(self) -> str:
+        """Konnect: the control plane's ``GET …/expected-config-hash`` ``expected_hash``."""
+        url = httpx.URL(f"{self._konnect_root()}/expected-config-hash")
+        body = self._get("/expected-config-hash", url=url)
+        return str(body.get("expected_hash")) if isinstance(body, dict) else ""
+
+    def konnect_nodes(self) -> list[dict[str, Any]]:
+        """Konnect: the control plane's ``GET …/nodes`` ``items`` (one page of 100)."""
+        url = httpx.URL(f"{self._konnect_root()}/nodes")
+        body = self._get("/nodes", params={"page[size]": 100}, url=url)
+        items = body.get("items") if isinstance(body, dict) else None
+        return [n for n in items or [] if isinstance(n, dict)]
+
+    def _admin_root(self) -> httpx.URL:
+        """The Admin API root, outside any workspace prefix (``AdminClient.admin_root``)."""
+        root = getattr(self._http, "admin_root", None)
+        return root if isinstance(root, httpx.URL) else self._http.base_url
+
+    def _konnect_root(self) -> str:
+        return str(self._http.base_url).rstrip("/").removesuffix("/core-entities")
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _upstream_ref(self, name_or_id: str) -> str:
@@ -319,28 +384,15 @@ class KongAdmin:
         if not self.info().writable:
             raise KongReadOnly(wire.READ_ONLY_MESSAGE, method=method, path=path)
 
-    def _collect(self, path: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _collect(
+        self,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        url: httpx.URL | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """All items of a paginated list, plus the first page (for ``node_id``)."""
-        items: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        offset: str | None = None
-        first: dict[str, Any] | None = None
-        call = Call("GET", path)
-        while True:
-            params: dict[str, Any] = {"size": PAGE_SIZE}
-            if offset is not None:
-                params["offset"] = offset
-            body = self._get(path, params=params)
-            page_items, offset = parse.page(body, call)
-            first = body if first is None else first
-            items.extend(page_items)
-            if offset is None:
-                return items, first
-            if offset in seen:
-                raise KongProtocolError(
-                    f"pagination loop: offset {offset!r} came back twice", method="GET", path=path
-                )
-            seen.add(offset)
+        return pages.collect(partial(self._get, path, url=url), Call("GET", path), params=params)
 
     def _get(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -358,14 +359,27 @@ def decode_offset(offset: str) -> str:
     raise invalid_offset(offset)
 
 
+# endpoints.lua (2.8.5, 3.4.2, 3.9.3): tag bytes are printable ASCII but ``,`` and ``/``, or
+# the bytes of a non-ASCII UTF-8 character (0x80-0xF4); in text, any character above 0x7F.
+_TAG_CHAR = r"[\x21-\x2B\x2D\x2E\x30-\x7E\u0080-\U0010FFFF]"
+_TAGS_AND = re.compile(f"(?:{_TAG_CHAR}+(?:,|$))+")
+_TAGS_OR = re.compile(f"(?:{_TAG_CHAR}+(?:/|$))+")
+
+
 def parse_tags_filter(raw: str | None) -> Callable[[Iterable[str]], bool] | None:
-    """``?tags=a,b`` = AND, ``a/b`` = OR, at most 5, not mixed (endpoints.lua)."""
+    """``?tags=a,b`` = AND, ``a/b`` = OR, at most 5 (``kong/api/endpoints.lua``
+    ``TAGS_AND_REGEX``/``TAGS_OR_REGEX``). Anything neither regex matches – ``,`` and ``/``
+    mixed, a space or a control character – stays a string without ``tags_cond``, which the
+    DAO refuses as "invalid filter syntax" (``kong/db/dao/init.lua`` ``check_options``)."""
     if raw is None or raw == "":
         return None
-    if "," in raw and "/" in raw:
+    if _TAGS_AND.fullmatch(raw):
+        sep = ","
+    elif _TAGS_OR.fullmatch(raw):
+        sep = "/"
+    else:
         raise invalid_options({"tags": "invalid filter syntax"})
-    sep = "/" if "/" in raw else ","
-    wanted = [t for t in raw.split(sep)]
+    wanted = raw.split(sep)
     if len(wanted) > 5:
         raise invalid_options({"tags": "cannot query more than 5 tags"})
     if sep == "/":

@@ -20,13 +20,13 @@ NUMBER = r"[0-9][0-9,.]*"
 pytestmark = pytest.mark.slow
 
 
-def run_bench(script: str, *args: str) -> list[str]:
+def run_bench(script: str, *args: str, timeout: float = 90) -> list[str]:
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout.splitlines()
@@ -64,7 +64,8 @@ def test_split_api_bench_quick():
     lines = run_bench("split_api.py", "--quick", "--clients", "3")
     latency = rows(
         lines,
-        rf"(1 stable target|4 stable targets)\s+(\d+) (sidecar|direct|reads\+direct)\s+(\d+)"
+        rf"(1 stable target|4 stable targets)\s+(\d+) (sidecar|direct|reads\+direct|kong calls)"
+        rf"\s+(\d+)"
         rf"\s+({NUMBER})"
         rf"\s+({NUMBER})\s+{NUMBER}\s+{NUMBER}",
     )
@@ -73,16 +74,19 @@ def test_split_api_bench_quick():
         (shape, clients, path, ops)
         for shape in ("1 stable target", "4 stable targets")
         for clients, ops in ((1, 10), (3, 6))
-        for path in ("sidecar", "direct", "reads+direct")
+        for path in ("sidecar", "direct", "reads+direct", "kong calls")
     ], lines
     for m in latency:  # the baselines are the sidecar's own writes, and its two reads
         stables = int(m[1][0])
         # the sidecar also creates and deletes the upstream's lock, and reads three times:
         # to see whether it writes, again under the lock, and back after its writes
-        assert float(m[6]) == stables + (2 if m[3] == "sidecar" else 0), m[0]
-        assert float(m[5]) == {"sidecar": 6, "direct": 0, "reads+direct": 2}[m[3]], m[0]
+        # (the "kong calls" baseline makes every one of those calls itself)
+        assert float(m[6]) == stables + (2 if m[3] in ("sidecar", "kong calls") else 0), m[0]
+        gets = {"sidecar": 6, "direct": 0, "reads+direct": 2, "kong calls": 6}
+        assert float(m[5]) == gets[m[3]], m[0]
     ratios = rows(lines, rf"(1 stable target|4 stable targets)\s+(\d+)\s+{NUMBER}x\s+"
-                         rf"{NUMBER}x\s+(yes|no)\s+{NUMBER}x\s+{NUMBER}x")  # fmt: skip
+                         rf"{NUMBER}x\s+(yes|no)\s+{NUMBER}x\s+{NUMBER}x"
+                         rf"\s+{NUMBER}x\s+{NUMBER}x\s+(yes|no)")  # fmt: skip
     assert [(m[1], int(m[2])) for m in ratios] == [
         ("1 stable target", 1),
         ("1 stable target", 3),
@@ -133,3 +137,27 @@ def test_cohort_lua_bench_quickest():
         "header X-Canary: never",
     ], lines
     assert rows(lines, rf"target < 5 µs per request: (met|MISSED) \(worst {NUMBER} µs\)"), lines
+
+
+def test_fleet_bench_quick():
+    """Three replicas of two workers each over the local Kong: the requests counted at the
+    server are the sweeps' filtered listings only, one per sweep."""
+    lines = run_bench("fleet.py", "--quick", timeout=240)
+    listed = rows(lines, rf"GET /upstreams\?tags=\(ours\)\s+(\d+)\s+{NUMBER}\s+{NUMBER}")
+    assert len(listed) == 1 and int(listed[0][1]) > 0, lines
+    assert not [line for line in lines if line.startswith("GET /upstreams (all)")], lines
+    assert rows(lines, r"target <= 1 request/s at 15 s sweeps: (yes|no)"), lines
+    rollback = rows(
+        lines,
+        rf"rollback-all over 50 upstreams: sidecar {NUMBER} s \((\d+) writes reported\); the "
+        rf"same (\d+) writes sent directly one by one: {NUMBER} s \({NUMBER} writes/s\)",
+    )
+    assert rollback and rollback[0][1] == rollback[0][2] == "50", lines
+
+
+def test_profile_change_bench_quickest():
+    lines = run_bench("profile_change.py", "--steps", "20", "--top", "5")
+    paths = rows(lines, rf"(sidecar|kong calls)\s+(\d+)\s+{NUMBER}\s+{NUMBER}")
+    assert [(m[1], int(m[2])) for m in paths] == [("sidecar", 16), ("kong calls", 16)], lines
+    assert rows(lines, rf"ratio sidecar/\(kong calls\): CPU {NUMBER}x, wall {NUMBER}x"), lines
+    assert any("sidecar/api/split.py" in line for line in lines), lines

@@ -119,3 +119,27 @@ def test_nested_target_list_ignores_tag_filter(start_kong: StartKong, client_for
     assert names == ["a"]
     r = client.get("/upstreams", params={"tags": "a,b/c"})
     assert r.status_code == 400 and r.json()["name"] == "invalid options"
+
+
+def test_top_level_tag_filter_follows_kongs_regexes(start_kong: StartKong, client_for) -> None:
+    """endpoints.lua's TAGS_AND_REGEX/TAGS_OR_REGEX (2.8.5, 3.4.2, 3.9.3): ``=`` and non-ASCII
+    are tag characters; a filter neither regex matches (a space, a control character) is
+    400 "invalid filter syntax", not an empty page."""
+    seed = {
+        "upstreams": [
+            {"name": "a", "tags": ["managed-by=kong-canary", "équipe"]},
+            {"name": "b", "tags": ["managed-by=other"]},
+        ]
+    }
+    client = client_for(start_kong("3.9", seed=seed))
+
+    def names(tags: str) -> list[str]:
+        return [u["name"] for u in client.get("/upstreams", params={"tags": tags}).json()["data"]]
+
+    assert names("managed-by=kong-canary") == ["a"]
+    assert names("managed-by=kong-canary,équipe") == ["a"]
+    assert sorted(names("managed-by=other/équipe")) == ["a", "b"]
+    for bad in ("managed-by kong-canary", "a\tb"):
+        r = client.get("/upstreams", params={"tags": bad})
+        assert r.status_code == 400, bad
+        assert r.json()["options"] == {"tags": "invalid filter syntax"}

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.core.lease import (
-    MANAGED_UPSTREAM_TAG,
     LeasePolicy,
     Marks,
     expired,
@@ -18,6 +17,7 @@ from sidecar.core.lease import (
 from sidecar.core.ramp import RampSchedule, RampStep, linear_steps, schedule_steps, unequal_steps
 from sidecar.core.ramp_token import RampTokenError, decode, encode, short_id
 from sidecar.core.split import TOTAL, Split, SplitError
+from sidecar.core.tags import MANAGED_TAG
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -209,7 +209,7 @@ def test_marks_round_trip_and_keep_foreign_tags(foreign, lease, ramp):
     tags = write_marks(foreign, marks)
     assert read_marks(tags) == Marks(True, None if lease is None else float(lease), ramp, None)
     for tag in foreign:
-        if not tag.startswith("kong-canary-") and tag != MANAGED_UPSTREAM_TAG:
+        if not tag.startswith("kong-canary-") and tag != MANAGED_TAG:
             assert tag in tags
     # writing the same marks again changes nothing
     assert write_marks(tags, read_marks(tags)) == tags
