@@ -43,6 +43,7 @@ from sidecar.cohorts_kong import POST_FUNCTION, CohortKong
 from sidecar.core import cohorts as core
 from sidecar.core.cohorts import CohortError, CohortSpec, Resolved
 from sidecar.core.lease import read_marks, renewed, write_marks
+from sidecar.core.refusals import Refusal
 from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.plugin import services_of
@@ -618,7 +619,7 @@ class CohortService:
                             plugin_body(name, fresh),
                         )
                     changed.append(name)
-            except (ApiError, KongError) as exc:
+            except (ApiError, Refusal, KongError) as exc:
                 log.warning("refreshing the cohorts of %s: %s", name, exc)
         return changed
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.kong import wire
-from sidecar.kong.errors import KongNotFound, KongProtocolError
+from sidecar.kong.errors import KongNotFound
 
 POST_FUNCTION = "post-function"
 
@@ -31,19 +31,7 @@ class CohortKong(KongPlugins):
         """``GET /plugins?tags=<tag>``: Kong filters server-side (``kong/api/endpoints.lua``,
         the same on 2.8 and 3.x), so a split change of an upstream without cohorts reads
         one short page, not every plugin of the cluster."""
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"size": 1000, "tags": tag}
-        while True:
-            page = wire.call(self._http, "GET", "/plugins", params=params)
-            data = page.get("data") if isinstance(page, dict) else None
-            if not isinstance(data, list):
-                raise KongProtocolError(
-                    "expected a page {data, offset}", method="GET", path="/plugins"
-                )
-            items.extend(item for item in data if isinstance(item, dict))
-            if not page.get("offset"):
-                return items
-            params = {**params, "offset": page["offset"]}
+        return self._collect("/plugins", tags=tag)
 
     def consumers(self) -> list[dict[str, Any]]:
         return self._collect("/consumers")

@@ -19,7 +19,9 @@ from sidecar.api.cohorts_schema import CLEAR_COHORTS, SET_COHORTS
 from sidecar.api.schemas import flag, lease_param, parse_body, seconds
 from sidecar.cohorts import CohortService
 from sidecar.core.cohorts import CohortError, parse_spec, served_shares
+from sidecar.core.refusals import Refusal
 from sidecar.errors import ApiError
+from sidecar.errors import answer as answer_for
 from sidecar.gateway.metrics import REQUESTS
 
 bp = Blueprint("cohorts", __name__, url_prefix="/v1/upstreams")
@@ -73,7 +75,8 @@ def _audited(
     entry = audit_entry(operation, body, upstream)
     try:
         answer = change()
-    except ApiError as exc:
+    except (ApiError, Refusal) as raised:
+        exc = answer_for(raised)
         entry.update(
             result="refused" if exc.status < 500 else "failed", status=exc.status, error=exc.message
         )

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.core.names import is_upstream_name
+from sidecar.core.tags import COHORT_TAG_PREFIX, MANAGED_TAG
 
 STABLE_SUFFIX = "--stable"
 CANARY_SUFFIX = "--canary"
-COHORT_TAG_PREFIX = "kong-canary-cohorts="  # on our post-functions and shadow upstreams
 MAX_HOSTNAME = 253
 MAX_LABEL = 63
 MAX_MEMBERS = 10_000  # per list; the Lua keeps them in a set (one table lookup per request)
@@ -321,12 +321,12 @@ def served_shares(counts: Mapping[str, float]) -> dict[str, float] | None:
 
 
 def tags_for(upstream: str) -> list[str]:
-    return ["managed-by=kong-canary", f"{COHORT_TAG_PREFIX}{upstream}"]
+    return [MANAGED_TAG, f"{COHORT_TAG_PREFIX}{upstream}"]
 
 
 def is_ours(tags: Sequence[str] | None, upstream: str | None = None) -> bool:
     tags = tags or ()
-    if "managed-by=kong-canary" not in tags:
+    if MANAGED_TAG not in tags:
         return False
     if upstream is None:
         return any(t.startswith(COHORT_TAG_PREFIX) for t in tags)

@@ -27,6 +27,9 @@ On the lock entities (upstreams named ``kong-canary-lock-<hash>``, ``sidecar.cor
 
 On the gateway window's http-log plugins (``sidecar.gateway.plugin``) and the preflight's
 Prometheus plugins: ``managed-by=kong-canary``, plus ``kong-canary-upstream=<u>`` on the former.
+
+On the cohorts' post-functions and shadow upstreams (``sidecar.core.cohorts``):
+``managed-by=kong-canary`` and ``kong-canary-cohorts=<u>``.
 """
 
 from __future__ import annotations
@@ -48,3 +51,4 @@ LOCK_UNTIL_TAG = "kong-canary-lock-until="
 LOCK_NAME_PREFIX = "kong-canary-lock-"
 
 WINDOW_UPSTREAM_TAG_PREFIX = "kong-canary-upstream="
+COHORT_TAG_PREFIX = "kong-canary-cohorts="  # on cohort post-functions and shadow upstreams

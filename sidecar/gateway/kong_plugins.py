@@ -92,8 +92,9 @@ class KongPlugins:
         if not self._writable:
             raise KongReadOnly(wire.READ_ONLY_MESSAGE, method=method, path=path)
 
-    def _collect(self, path: str) -> list[dict[str, Any]]:
-        return pages.collect(partial(wire.call, self._http, "GET", path), Call("GET", path))[0]
+    def _collect(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        get = partial(wire.call, self._http, "GET", path)
+        return pages.collect(get, Call("GET", path), params=params)[0]
 
 
 def _entity(body: Any, path: str) -> dict[str, Any]:

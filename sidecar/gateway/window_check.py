@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sidecar.core.lease import read_marks
+from sidecar.core.refusals import Refusal
 from sidecar.errors import ApiError
 from sidecar.gateway.kong_plugins import KongPlugins
 from sidecar.gateway.plugin import PLUGIN_NAME, is_managed, services_of
@@ -108,7 +109,7 @@ class WindowCheck:
             try:
                 if self.detached(entity.name) and self._restore(entity.name):
                     restored.append(entity.name)
-            except (ApiError, KongError) as exc:
+            except (ApiError, Refusal, KongError) as exc:
                 log.warning("gateway window of %s not restored: %s", entity.name, exc)
         return restored
 
