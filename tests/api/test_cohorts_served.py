@@ -44,9 +44,9 @@ def test_split_view_reports_the_shares_served_per_variant() -> None:
                 body = {"never_canary": None, "header": {"name": "X-Canary"}}
                 assert client.put(f"/v1/upstreams/{name}/cohorts", json=body).status_code == 200
                 # what the http-log ingest counts (sidecar.gateway.metrics) for this upstream
-                REQUESTS.labels(name, "stable", "2xx").inc(975)
-                REQUESTS.labels(name, "canary", "2xx").inc(20)
-                REQUESTS.labels(name, "canary", "5xx").inc(5)
+                REQUESTS.labels(name, "stable", "orders", "2xx").inc(975)
+                REQUESTS.labels(name, "canary", "orders", "2xx").inc(20)
+                REQUESTS.labels(name, "canary", "refunds", "5xx").inc(5)
                 view = client.get(f"/v1/upstreams/{name}/split").json()
         finally:
             close_app(app)
