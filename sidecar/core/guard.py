@@ -86,7 +86,7 @@ from typing import Any
 
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.sequential import (
-    MixtureTest,
+    ShiryaevRobertsTest,
     bernoulli_log_likelihood_ratio,
     fisher_log_likelihood_ratio,
     lower_tail_rejects,
@@ -97,7 +97,8 @@ TAIL = 1.0 - QUANTILE
 ODDS_MULTIPLIERS = (2.0, 5.0, 15.0, 50.0)
 TAIL_MULTIPLIERS = (2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
 REFERENCE_FRACTIONS = (0.5, 0.25, 0.1, 0.03)
-RESTART_BELOW = 3.0  # nats against the alternatives before a test starts afresh
+HORIZON_LOOKS = 1800  # looks the first epoch's bar covers: a 30-minute ramp, a look a second
+HEAD_START = HORIZON_LOOKS / 9  # a tenth of the weight on "broken from the first look"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,23 @@ class Totals:
         return self.errors / self.requests if self.requests else None
 
 
+@dataclass
+class ErrorsRun:
+    """Page's CUSUM for one alternative and the 5xx figures of its current excursion."""
+
+    cusum: float = 0.0
+    canary: Totals = field(default_factory=Totals)
+    reference: Totals = field(default_factory=Totals)
+
+    def add(self, log_ratio: float, canary: VariantLook, reference: VariantLook) -> None:
+        if self.cusum + log_ratio <= 0.0:
+            self.cusum, self.canary, self.reference = 0.0, Totals(), Totals()
+            return
+        self.cusum += log_ratio
+        self.canary.add(VariantLook(canary.requests, canary.errors))
+        self.reference.add(VariantLook(reference.requests, reference.errors))
+
+
 def p99_estimate(counts: Sequence[int], bounds: Sequence[float]) -> float | None:
     """``histogram_quantile(0.99)``: linear inside the bucket holding the 99th percentile."""
     total = sum(counts)
@@ -177,20 +195,20 @@ class GuardState:
         self.started = started
         alpha = config.alpha
         self.odds = [config.errors_ratio * m for m in ODDS_MULTIPLIERS]
-        self.errors_test = MixtureTest(alpha / 2, len(self.odds), restart_below=RESTART_BELOW)
+        self.errors_test = ShiryaevRobertsTest(alpha / 2, len(self.odds), HORIZON_LOOKS, HEAD_START)
         self.tail_rates = [min(TAIL * m, 0.99) for m in TAIL_MULTIPLIERS]
-        self.latency_test = MixtureTest(
-            alpha / 4, len(self.tail_rates), restart_below=RESTART_BELOW
+        self.latency_test = ShiryaevRobertsTest(
+            alpha / 4, len(self.tail_rates), HORIZON_LOOKS, HEAD_START
         )
         self.reference_alpha = alpha / 4
         self.reference_bound: int | None = None  # index into bounds of U
         self.canary = Totals()
         self.reference = Totals()
-        # the 5xx figures since the 5xx evidence last stood at or below 0 (nothing for a
-        # regression): the climb a trip rests on, so the effect floor (errors_increase) is
-        # judged on the data that made the evidence, not diluted by healthy minutes before
-        self.canary_run = Totals()
-        self.reference_run = Totals()
+        # per odds ratio, Page's CUSUM (max(0, sum of its log ratios)) and the 5xx figures
+        # since it last stood at 0: the stretch most likely to hold the regression, so the
+        # effect floor (errors_increase) is judged on the data that made the evidence, not
+        # diluted by healthy minutes before
+        self.errors_runs = [ErrorsRun() for _ in self.odds]
         self.last_canary_at = started
         self.verdict = Verdict("collecting")
 
@@ -239,17 +257,14 @@ class GuardState:
             return self.verdict
         canary = look.variants.get("canary", VariantLook())
         reference = self._reference_look(look)
-        if self.errors_test.evidence <= 0.0:
-            self.canary_run, self.reference_run = Totals(), Totals()
-        self.canary_run.add(VariantLook(canary.requests, canary.errors))
-        self.reference_run.add(VariantLook(reference.requests, reference.errors))
         if canary.requests and reference.requests:
-            self.errors_test.add(
-                fisher_log_likelihood_ratio(
-                    canary.requests, canary.errors, reference.requests, reference.errors,
-                    self.odds, self.config.errors_ratio,
-                )
+            step = fisher_log_likelihood_ratio(
+                canary.requests, canary.errors, reference.requests, reference.errors,
+                self.odds, self.config.errors_ratio,
             )  # fmt: skip
+            self.errors_test.add(step)
+            for errors_run, value in zip(self.errors_runs, step, strict=True):
+                errors_run.add(value, canary, reference)
         if self.reference_bound is not None and canary.requests and canary.latency:
             slow = self._canary_slow(canary)
             self.latency_test.add(
@@ -274,7 +289,10 @@ class GuardState:
             return Verdict(status, "traffic", message)
         if min(self.canary.requests, self.reference.requests) < config.min_requests:
             return Verdict("collecting")
-        canary, reference = self.canary_run, self.reference_run
+        best = max(
+            range(len(self.odds)), key=lambda j: self.errors_test.log_statistics[j]
+        )  # the alternative carrying the evidence
+        canary, reference = self.errors_runs[best].canary, self.errors_runs[best].reference
         canary_ratio = canary.error_ratio or 0.0
         reference_ratio = reference.error_ratio or 0.0
         if (
@@ -330,9 +348,12 @@ class GuardState:
         }
 
 
-def _test_view(test: MixtureTest) -> dict[str, float | bool]:
+EVIDENCE_FLOOR = -100.0  # nats shown for "no evidence yet" (log 0) in the JSON view
+
+
+def _test_view(test: ShiryaevRobertsTest) -> dict[str, float | bool]:
     return {
-        "evidence": round(test.evidence, 3),
+        "evidence": round(max(test.evidence, EVIDENCE_FLOOR), 3),
         "threshold": round(test.threshold, 3),
         "distance": round(test.distance, 3),
         "rejected": test.rejected,
