@@ -151,11 +151,11 @@ class ShiryaevRobertsTest:
     change-point detection procedures", Statistica Sinica 21) weighs the candidate "broken
     from the first look" ``r + 1`` times, so a canary broken from its start trips on
     ``log(A / (r + 1))`` nats rather than ``log A``; it adds ``r`` to the expected
-    statistic under the null, so ``A_k = (r + E_k) / alpha_k``. With ``r = horizon / 9``
-    (the guard's choice) the first candidate holds a tenth of the weight: it trips on
-    ``log(10 / alpha_0)`` nats, and a late change on ``log(horizon / alpha_0) + log(10 /
-    9)`` – as if the budget were split 1 : 9 between an SPRT from the start and a
-    detector of late changes.
+    statistic under the null, so ``A_k = (r + E_k) / alpha_k``. With ``r = horizon / 4``
+    (the guard's choice) the first candidate holds a fifth of the weight: it trips on
+    ``log(5 / alpha_0)`` nats, and a late change on ``log(horizon / alpha_0) + log(5 / 4)``
+    – as if the budget were split 1 : 4 between an SPRT from the start and a detector of
+    late changes.
 
     ``evidence`` is ``log R``; ``distance`` how many nats it still lacks.
     """
