@@ -18,6 +18,11 @@ the whole null, not just its boundary. A discrete grid (not a conjugate prior) k
 update to a handful of float additions per look; the cost of spreading the prior weight over
 ``K`` alternatives is at most ``log K`` nats of evidence.
 
+The guard's change detectors (:class:`ShiryaevRobertsTest`) are built from the same ratios,
+one mixture per candidate start of a regression; their statistic is not itself a test
+martingale (it grows by one candidate per look), and their bar comes from Ville's
+inequality applied to ``R(n) - n`` (see the class).
+
 Pure functions and small value classes: no clock, no I/O.
 """
 
