@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from fractions import Fraction
 
@@ -121,6 +122,43 @@ def test_a_healthy_past_does_not_delay_the_detection_of_a_late_change() -> None:
 
     assert looks_to_trip(0) == 7  # 7 x 2 nats past log(1800 / 0.009) = 12.2
     assert looks_to_trip(1000) <= 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alpha=st.floats(0.02, 0.9),
+    head_start=st.sampled_from([0.0, 1.0, 2.5]),
+    horizon=st.integers(1, 4),
+    null_rate=st.floats(0.005, 0.9),
+    boost=st.floats(0.05, 1.0),
+)
+def test_the_chance_of_a_false_trip_in_the_first_epoch_is_at_most_its_budget(
+    alpha: float, head_start: float, horizon: int, null_rate: float, boost: float
+) -> None:
+    """Exact, over every path of ``horizon`` looks: each look's ratio is ``a`` with
+    probability ``q`` and ``b = (1 - q a) / (1 - q)`` otherwise (mean 1: the null). With
+    ``a = 1/q`` and one look the bound ``(r + E) / A`` is attained, so a bar that forgot
+    the head start, or the epoch's budget, fails here."""
+    high = 1.0 + boost * (1.0 / null_rate - 1.0)  # a in (1, 1/q]
+    low = (1.0 - null_rate * high) / (1.0 - null_rate)
+    log_high = math.log(high)
+    log_low = math.log(low) if low > 1e-300 else -math.inf
+
+    def trip_probability(test: ShiryaevRobertsTest, looks_left: int) -> float:
+        """P(a trip within the looks left), over both outcomes of each look."""
+        if not looks_left:
+            return 0.0
+        total = 0.0
+        for probability, log_ratio in ((null_rate, log_high), (1.0 - null_rate, log_low)):
+            after = copy.deepcopy(test)
+            after.add([log_ratio])
+            total += probability * (
+                1.0 if after.rejected else trip_probability(after, looks_left - 1)
+            )
+        return total
+
+    tripped = trip_probability(ShiryaevRobertsTest(alpha, 1, horizon, head_start), horizon)
+    assert tripped <= epoch_alpha(alpha, 0) * (1 + 1e-9)
 
 
 def test_the_epochs_budgets_sum_to_alpha_and_the_bar_rises_after_each_epoch() -> None:
