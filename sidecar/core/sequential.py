@@ -18,6 +18,11 @@ the whole null, not just its boundary. A discrete grid (not a conjugate prior) k
 update to a handful of float additions per look; the cost of spreading the prior weight over
 ``K`` alternatives is at most ``log K`` nats of evidence.
 
+The guard's change detectors (:class:`ShiryaevRobertsTest`) are built from the same ratios,
+one mixture per candidate start of a regression; their statistic is not itself a test
+martingale (it grows by one candidate per look), and their bar comes from Ville's
+inequality applied to ``R(n) - n`` (see the class).
+
 Pure functions and small value classes: no clock, no I/O.
 """
 
@@ -103,64 +108,105 @@ def bernoulli_log_likelihood_ratio(
     ]
 
 
+FIRST_EPOCH_SHARE = 0.9  # of alpha, for the first ``horizon`` looks: the life of most canaries
+
+
+def epoch_alpha(alpha: float, epoch: int) -> float:
+    """The false-trip budget of epoch ``epoch``: ``0.9 alpha`` for the first, then
+    ``0.1 alpha / (k (k + 1))``, which sums to ``alpha`` over all epochs."""
+    if epoch == 0:
+        return FIRST_EPOCH_SHARE * alpha
+    return (1.0 - FIRST_EPOCH_SHARE) * alpha / (epoch * (epoch + 1))
+
+
+def _softplus(value: float) -> float:
+    """``log(1 + exp(value))`` without overflow."""
+    return value + math.log1p(math.exp(-value)) if value > 0 else math.log1p(math.exp(value))
+
+
 @dataclass
-class MixtureTest:
-    """A mixture SPRT, restarted when the evidence turns clearly against the alternative.
+class ShiryaevRobertsTest:
+    """A mixture Shiryaev–Roberts change detector: as quick for a change that starts late as
+    for one present from the first look, without knowing when it starts or its size.
 
-    A single mixture SPRT from the first request is useless for a regression that starts
-    late: thirty healthy minutes bank tens of nats *against* every alternative, which the
-    regression must first pay back. So when the evidence falls to ``-restart_below`` nats
-    the components are reset to 0 and a fresh test (run ``run``) begins – Lorden's view of
-    the CUSUM as repeated one-sided SPRTs (Lorden 1971, "Procedures for reacting to a
-    change in distribution", Ann. Math. Statist. 42). Each run is a test martingale
-    started at 1, so by Ville's inequality run ``k`` falsely reaches its threshold with
-    probability at most ``alpha_k``; spending ``alpha_k = alpha / (k (k + 1))`` (which sums
-    to ``alpha``) keeps the whole sequence of runs at level ``alpha``, for any duration.
-    The price is ``log(k (k + 1))`` more nats needed in the ``k``-th run: restarts are
-    rare (the evidence must fall ``restart_below`` nats first), a dozen in a healthy
-    half-hour at the issue's rates.
+    Per alternative ``j`` (a grid of effect sizes), ``R_j`` sums the likelihood ratios of
+    every candidate change point ``s`` since the first look: ``R_j(n) = sum_{s <= n}
+    prod_{s <= i <= n} L_j(i)``, updated as ``R_j(n) = (1 + R_j(n-1)) L_j(n)`` (Shiryaev
+    1963; Roberts 1966); the statistic is their equal-weight mean ``R`` (Lorden's
+    reduction: a change detector as a family of sequential tests, one started at each
+    look – Lorden 1971, "Procedures for reacting to a change in distribution", Ann. Math.
+    Statist. 42 – summed here rather than maximised, which only adds evidence). A healthy
+    past costs nothing: the candidate started at the regression's first look carries no
+    healthy looks, unlike one test over the whole history.
 
-    ``evidence`` is the log of the mixture; ``distance`` how many nats it still lacks.
+    False trips (the bound of Pollak 1985, "Optimal detection of a change in
+    distribution", Ann. Statist. 13, made finite-horizon): under the null each ``L_j`` has
+    mean at most 1 (a martingale or, for the composite one-sided nulls used, a
+    supermartingale), so ``R(n) - n`` is a supermartingale and ``R(n) - n + E`` is
+    nonnegative up to look ``E``; by Ville's inequality ``P(R(n) >= A for some n <= E) <=
+    E / A``. The looks are split into epochs ending at ``E_k = horizon * 2^k`` (k = 0, 1,
+    ...), and epoch ``k`` trips at ``A_k = E_k / alpha_k`` with the budgets ``alpha_k`` of
+    :func:`epoch_alpha`, which sum to ``alpha``: the level holds over the test's whole
+    life. A look that carries no information (every ratio exactly 1) adds no candidate
+    change point and is not counted: a change starting there has the same ratio as one
+    starting at the next informative look.
+
+    A head start ``R(0) = r`` (the SR-r procedure of Moustakides, Polunchenko &
+    Tartakovsky 2011, "A numerical approach to performance analysis of quickest
+    change-point detection procedures", Statistica Sinica 21) weighs the candidate "broken
+    from the first look" ``r + 1`` times, so a canary broken from its start trips on
+    ``log(A / (r + 1))`` nats rather than ``log A``; it adds ``r`` to the expected
+    statistic under the null, so ``A_k = (r + E_k) / alpha_k``. With ``r = horizon / 4``
+    (the guard's choice) the first candidate holds a fifth of the weight: it trips on
+    ``log(5 / alpha_0)`` nats, and a late change on ``log(horizon / alpha_0) + log(5 / 4)``
+    – as if the budget were split 1 : 4 between an SPRT from the start and a detector of
+    late changes.
+
+    ``evidence`` is ``log R``; ``distance`` how many nats it still lacks.
     """
 
     alpha: float
     size: int
-    restart_below: float | None = None
-    run: int = 1
-    log_ratios: list[float] = field(default_factory=list)
+    horizon: int
+    head_start: float = 0.0
+    looks: int = 0
+    log_statistics: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.log_ratios:
-            self.log_ratios = [0.0] * self.size
+        if not self.log_statistics:
+            start = math.log(self.head_start) if self.head_start > 0 else -math.inf
+            self.log_statistics = [start] * self.size
 
     @property
     def threshold(self) -> float:
-        return math.log(self.run * (self.run + 1) / self.alpha)
+        """``log A_k`` of the epoch holding the latest look (the first epoch before any)."""
+        epoch = 0
+        while self.looks > self.horizon << epoch:
+            epoch += 1
+        return math.log(
+            (self.head_start + (self.horizon << epoch)) / epoch_alpha(self.alpha, epoch)
+        )
 
-    def add(self, step: Sequence[float]) -> bool:
-        """Multiply in one look's likelihood ratios; True when this look restarted the test."""
-        ratios = self.log_ratios
+    def add(self, step: Sequence[float]) -> None:
+        """Fold in one look's log-likelihood ratio per alternative."""
+        if not any(step):
+            return
+        self.looks += 1
+        statistics = self.log_statistics
         for index, value in enumerate(step):
-            ratios[index] += value
-        if (
-            self.restart_below is not None
-            # the mean of the exps is at least the largest over size: a cheap "not yet"
-            and max(ratios) <= math.log(self.size) - self.restart_below
-            and self.evidence <= -self.restart_below
-        ):
-            self.log_ratios = [0.0] * self.size
-            self.run += 1
-            return True
-        return False
+            statistics[index] = _softplus(statistics[index]) + value
 
     @property
     def evidence(self) -> float:
-        return log_mean_exp(self.log_ratios)
+        return log_mean_exp(self.log_statistics)
 
     @property
     def rejected(self) -> bool:
-        # the mixture is a mean, never above its largest component: a cheap early "no"
-        return max(self.log_ratios) >= self.threshold and self.evidence >= self.threshold
+        # the mixture is a mean, never above its largest member: a cheap early "no"
+        if not self.looks:
+            return False
+        threshold = self.threshold
+        return max(self.log_statistics) >= threshold and self.evidence >= threshold
 
     @property
     def distance(self) -> float:

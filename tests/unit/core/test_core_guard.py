@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from fractions import Fraction
 
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 from sidecar.core.guard import GuardState, Look, VariantLook, p99_estimate
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.sequential import (
-    MixtureTest,
+    ShiryaevRobertsTest,
     bernoulli_log_likelihood_ratio,
+    epoch_alpha,
     fisher_log_likelihood_ratio,
     log_mean_exp,
     lower_tail_rejects,
@@ -73,26 +75,102 @@ def test_bernoulli_ratio_and_mixture_evidence() -> None:
     ratios = bernoulli_log_likelihood_ratio(10, 3, [0.2, 0.3], 0.1)
     assert ratios[0] == pytest.approx(3 * math.log(2) + 7 * math.log(0.8 / 0.9))
     assert log_mean_exp([0.0, math.log(3)]) == pytest.approx(math.log(2))
-    test = MixtureTest(alpha=0.01, size=2, restart_below=1.0)
-    assert test.threshold == pytest.approx(math.log(2 / 0.01))
-    assert not test.add([-0.5, 0.2])  # evidence above -1: the run goes on
-    assert test.add([-5.0, -5.0])  # clearly against: a fresh run, with less alpha
-    assert test.log_ratios == [0.0, 0.0] and test.run == 2
-    assert test.threshold == pytest.approx(math.log(6 / 0.01))
+    test = ShiryaevRobertsTest(alpha=0.01, size=2, horizon=4)
+    assert test.threshold == pytest.approx(math.log(4 / (0.9 * 0.01)))
+    assert not test.rejected and test.evidence == -math.inf
+    test.add([0.0, 0.0])  # no information: no candidate change point, not counted
+    assert test.looks == 0
     test.add([0.0, 5.0])
+    assert test.evidence == pytest.approx(log_mean_exp([0.0, 5.0]))
     assert not test.rejected and test.distance > 0
-    test.add([0.0, 5.0])
+    test.add([0.0, 5.0])  # R = (1 + e^5) e^5 for the second alternative
+    assert test.evidence == pytest.approx(log_mean_exp([math.log(2), math.log1p(math.exp(5)) + 5]))
     assert test.rejected and test.distance == 0.0
 
 
-def test_restarted_runs_spend_alpha_that_sums_to_alpha() -> None:
-    """Run k may falsely trip with alpha / (k (k + 1)): the sum over all runs is alpha."""
-    test = MixtureTest(alpha=0.01, size=1, restart_below=1.0)
-    spent = 0.0
-    for _ in range(10_000):
-        spent += math.exp(-test.threshold)
-        test.add([-2.0])
-    assert spent == pytest.approx(0.01, rel=1e-3) and spent < 0.01
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(-20, 20, allow_nan=False), min_size=2, max_size=2), max_size=30))
+def test_the_statistic_sums_the_likelihood_ratio_of_every_change_point(
+    steps: list[list[float]],
+) -> None:
+    """Shiryaev–Roberts: R(n) = sum over candidate starts s <= n of prod_{s..n} L(i),
+    computed here the long way, over the informative looks only."""
+    test = ShiryaevRobertsTest(alpha=0.01, size=2, horizon=100)
+    for step in steps:
+        test.add(step)
+    informative = [step for step in steps if any(step)]
+    for index in range(2):
+        starts = [sum(step[index] for step in informative[s:]) for s in range(len(informative))]
+        expected = log_mean_exp(starts) + math.log(len(starts)) if starts else -math.inf
+        assert test.log_statistics[index] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_a_healthy_past_does_not_delay_the_detection_of_a_late_change() -> None:
+    """A thousand looks against the alternative, then the evidence for it a fresh test
+    gets: the late change trips no later than a fresh test does (the restarted mixture SPRT
+    this replaced first had to climb back from the healthy past's deficit)."""
+
+    def looks_to_trip(healthy_looks: int) -> int:
+        test = ShiryaevRobertsTest(alpha=0.01, size=1, horizon=1800)
+        for _ in range(healthy_looks):
+            test.add([-0.5])
+        looks = 0
+        while not test.rejected:
+            test.add([2.0])
+            looks += 1
+        return looks
+
+    assert looks_to_trip(0) == 7  # 7 x 2 nats past log(1800 / 0.009) = 12.2
+    assert looks_to_trip(1000) <= 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alpha=st.floats(0.02, 0.9),
+    head_start=st.sampled_from([0.0, 1.0, 2.5]),
+    horizon=st.integers(1, 4),
+    null_rate=st.floats(0.005, 0.9),
+    boost=st.floats(0.05, 1.0),
+)
+def test_the_chance_of_a_false_trip_in_the_first_epoch_is_at_most_its_budget(
+    alpha: float, head_start: float, horizon: int, null_rate: float, boost: float
+) -> None:
+    """Exact, over every path of ``horizon`` looks: each look's ratio is ``a`` with
+    probability ``q`` and ``b = (1 - q a) / (1 - q)`` otherwise (mean 1: the null). With
+    ``a = 1/q`` and one look the bound ``(r + E) / A`` is attained, so a bar that forgot
+    the head start, or the epoch's budget, fails here."""
+    high = 1.0 + boost * (1.0 / null_rate - 1.0)  # a in (1, 1/q]
+    low = (1.0 - null_rate * high) / (1.0 - null_rate)
+    log_high = math.log(high)
+    log_low = math.log(low) if low > 1e-300 else -math.inf
+
+    def trip_probability(test: ShiryaevRobertsTest, looks_left: int) -> float:
+        """P(a trip within the looks left), over both outcomes of each look."""
+        if not looks_left:
+            return 0.0
+        total = 0.0
+        for probability, log_ratio in ((null_rate, log_high), (1.0 - null_rate, log_low)):
+            after = copy.deepcopy(test)
+            after.add([log_ratio])
+            total += probability * (
+                1.0 if after.rejected else trip_probability(after, looks_left - 1)
+            )
+        return total
+
+    tripped = trip_probability(ShiryaevRobertsTest(alpha, 1, horizon, head_start), horizon)
+    assert tripped <= epoch_alpha(alpha, 0) * (1 + 1e-9)
+
+
+def test_the_epochs_budgets_sum_to_alpha_and_the_bar_rises_after_each_epoch() -> None:
+    assert sum(epoch_alpha(0.01, k) for k in range(100_000)) == pytest.approx(0.01, rel=1e-4)
+    test = ShiryaevRobertsTest(alpha=0.01, size=1, horizon=10)
+    bars = []
+    for _ in range(40):
+        test.add([-1.0])
+        bars.append(test.threshold)
+    assert bars[9] == pytest.approx(math.log(10 / 0.009))
+    assert bars[10] == pytest.approx(math.log(20 / (0.001 / 2)))  # epoch 1: up to look 20
+    assert bars[39] == pytest.approx(math.log(40 / (0.001 / 6)))  # epoch 2: up to look 40
 
 
 @settings(max_examples=200, deadline=None)

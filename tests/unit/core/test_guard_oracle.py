@@ -4,8 +4,9 @@ into a ramp, trip within 10 s in at least 99 % of runs, at 5 canary requests a s
 default confidence 0.99).
 
 The stop-11 note claimed the target unreachable ("even an oracle reaches ~97 %"). Measured
-here, it is not: detectors that know more than the guard reach it, so the guard's 86 %
-mid-ramp is the price of what it does not know, not a limit of the data.
+here, it is not: detectors that know more than the guard reach it, so the 86 % mid-ramp of
+the guard's earlier restarted mixture SPRT was the price of its design, not a limit of the
+data (the Shiryaev–Roberts guard now: 99.0 %, ``sidecar.core.guard``).
 
 - ``oracle``: knows the change point and both 5xx ratios. From the change point on, Wald's
   SPRT of 30 % against 0.5 % per canary request, stopping at ``ln(1/alpha)`` nats (Ville's

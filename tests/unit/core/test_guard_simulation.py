@@ -178,7 +178,7 @@ def test_aa_30_minute_ramps_trip_at_most_1_percent() -> None:
     assert upper <= 0.01, f"{trips}/{runs} A/A ramps tripped (95 % upper bound {upper:.2%})"
 
 
-MID_RAMP = 300  # seconds of healthy canary before the regression: restarts already spent
+MID_RAMP = 300  # seconds of healthy canary before the regression
 
 
 @pytest.mark.slow
@@ -186,10 +186,9 @@ MID_RAMP = 300  # seconds of healthy canary before the regression: restarts alre
     ("name", "regression_at", "kwargs", "targets", "runs"),
     [
         ("5xx 30 %, broken from the start", 0, {"canary_errors": 0.30}, {10: 0.99}, 1000),
-        # mid-ramp this guard misses the 10 s at 99 % (measured 86 % within 10 s,
-        # all within 20 s), which detectors knowing the 5xx ratios reach
-        # (test_guard_oracle.py; sidecar.core.guard docstring)
-        ("5xx 30 %, broken mid-ramp", MID_RAMP, {"canary_errors": 0.30}, {10: 0.80, 20: 0.99}, 300),
+        # mid-ramp: 990/1000 within 10 s measured (the restarted mixture SPRT this replaced:
+        # 86 %); not provable at 95 % confidence from 300 runs (sidecar.core.guard docstring)
+        ("5xx 30 %, broken mid-ramp", MID_RAMP, {"canary_errors": 0.30}, {10: 0.97, 20: 0.99}, 300),
         ("5xx 5 % (10x), broken from the start", 0, {"canary_errors": 0.05}, {120: 0.90}, 100),
         ("5xx 5 % (10x), broken mid-ramp", MID_RAMP, {"canary_errors": 0.05}, {120: 0.90}, 150),
         ("latency x3, slow from the start", 0, {"latency_factor": 3.0}, {30: 0.99}, 1500),
