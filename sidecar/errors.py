@@ -21,6 +21,7 @@ from sidecar.core.refusals import (
     InvalidTarget,
     NoRamp,
     NoTargets,
+    NotReady,
     RampSuperseded,
     Refusal,
     StartInPast,
@@ -148,6 +149,7 @@ REFUSALS: dict[type[Refusal], tuple[int, str]] = {
     UnknownVariantTarget: (409, "unknown_variant_target"),
     UnhealthyTarget: (409, "unhealthy_target"),
     ConcurrentChange: (409, "concurrent_change"),
+    NotReady: (503, "not_ready"),
     NoRamp: (404, "no_ramp"),
     UnknownRamp: (404, "unknown_ramp"),
 }

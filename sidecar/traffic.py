@@ -41,6 +41,7 @@ from sidecar.core.refusals import (
     ExpectMismatch,
     InvalidLease,
     InvalidTarget,
+    NotReady,
     RampSuperseded,
 )
 from sidecar.core.ring import RingAddress, predicted_addresses, variant_ring_shares
@@ -155,6 +156,21 @@ class ChangeEvent:
     split: Split | None
 
 
+class NotYet(Exception):
+    """Raised by a preparer whose precondition holds only ``seconds`` from now (the gateway
+    window runs on every Kong worker only after Kong's own update interval). Nothing of the
+    change is written yet: it releases the upstream's locks, waits, and plans again from a
+    fresh read, so a rollback or a ramp's cancel of the same upstream never queues behind
+    the wait (it goes first, and a ramp step planned again then finds itself superseded)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = max(0.0, seconds)
+
+
+MAX_DEFERRALS = 20  # a preparer that keeps deferring (a clock gone wrong) ends the change
+
+
 class KongLockNeeded(Exception):
     """Raised by a change about to write while the thread does not hold the upstream's Kong
     lock: ``_exclusively`` then takes it and runs the change again on a fresh read. Reads,
@@ -179,8 +195,10 @@ class TrafficService:
         lease_policy: LeasePolicy | None = None,
         parallel_writes: int = 8,
         propagation: PropagationWaiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.kong = kong
+        self.sleep = sleep
         self.parallel_writes = max(1, parallel_writes)
         # One pool per process for concurrent reads and parallel write batches.
         self._pool = ThreadPoolExecutor(max(4, self.parallel_writes), "kong-io")
@@ -223,6 +241,19 @@ class TrafficService:
         return self.locks.hold(name or upstream, self.kong_locks.wait)
 
     def _exclusively(self, upstream: str, attempt: Callable[[], ChangeResult]) -> ChangeResult:
+        """``_locked``, again after each wait a preparer asked for (``NotYet``): the locks
+        are not held while it waits."""
+        for _ in range(MAX_DEFERRALS):
+            try:
+                return self._locked(upstream, attempt)
+            except NotYet as later:
+                self.sleep(later.seconds)
+        raise NotReady(
+            f"the change of {upstream!r} was deferred {MAX_DEFERRALS} times by a "
+            "precondition that never held (see the log); nothing was moved – retry",
+        )
+
+    def _locked(self, upstream: str, attempt: Callable[[], ChangeResult]) -> ChangeResult:
         """Run a change under the upstream's in-process lock; if it turns out to write, run
         it again, on a fresh read, under the upstream's lock in Kong too (so no other worker
         or replica changes it meanwhile). A change that writes nothing needs no Kong lock:

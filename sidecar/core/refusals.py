@@ -83,6 +83,10 @@ class ConcurrentChange(Refusal):
     different from what was written)."""
 
 
+class NotReady(Refusal):
+    """A precondition of the change kept deferring it (nothing was written)."""
+
+
 class NoRamp(Refusal):
     """No ramp (of that execution) runs on the upstream."""
 

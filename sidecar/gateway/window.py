@@ -19,8 +19,10 @@ runs a new plugin only after its workers rebuilt their plugins iterator (up to
 ``db_update_frequency``: ``sidecar.core.window_live``), and on a real Kong 3.4.2 the first ~40
 canary requests of a window opened with the traffic were never counted. So a change that takes
 an upstream from stable-only to canary/baseline traffic opens the window first, under the
-upstream's locks and before its first weight write, and waits until Kong's own bound has
-passed since the plugins were written (``gateway_live_wait`` at most). The split's ``wait``
+upstream's locks and before its first weight write, and then has the change wait (``NotYet``:
+with the locks released, so a rollback or cancel of the upstream goes first, and planned
+again after) until Kong's own bound has passed since the plugins were written
+(``gateway_live_wait`` at most). The split's ``wait``
 comes after the weights, so it never confirms before the window is live.
 
 When Kong's bound exceeds ``gateway_live_wait`` (a cluster with a long
@@ -55,7 +57,7 @@ from sidecar.kong.errors import KongError
 from sidecar.metrics import CONFIRMED_UPSTREAMS
 from sidecar.propagation import HYBRID, KONNECT
 from sidecar.settings import ApiToken, Settings
-from sidecar.traffic import ChangeEvent
+from sidecar.traffic import ChangeEvent, NotYet
 
 log = logging.getLogger("kong_canary.gateway")
 PLANE_METHODS = (HYBRID, KONNECT)
@@ -200,7 +202,8 @@ class GatewayWindow:
                 "nothing was moved – retry then",
                 details={"retry_after": round(remaining, 1)},
             )
-        self._wait(remaining)
+        if remaining > 0:
+            raise NotYet(remaining)  # the change waits with the upstream's locks released
         return []
 
     def _data_planes(self) -> Any:
@@ -237,14 +240,6 @@ class GatewayWindow:
                 )
             self.keep_lock()
             self.sleep(min(0.25, left))
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep in slices of at most one second, renewing the upstream's Kong lock between
-        them (a wait of 20 s must not outlive the lock, whatever ``lock_ttl`` is)."""
-        end = self.wall_clock() + seconds
-        while (left := end - self.wall_clock()) > 0:
-            self.keep_lock()
-            self.sleep(min(1.0, left))
 
     def close(self, upstream: str) -> list[str]:
         """Remove our http-log plugins of the upstream; the ids removed."""

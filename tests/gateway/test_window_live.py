@@ -7,6 +7,7 @@ logged."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -197,3 +198,39 @@ def test_data_planes_slower_than_the_bound_refuse_the_change(
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "window_not_live"
     assert target_writes(calls) == []
+
+
+def test_a_rollback_during_the_wait_is_not_held_up_behind_it(env34: Env) -> None:
+    """The change waits for the window with the upstream's locks released: a rollback sent
+    meanwhile answers first (before, it queued behind the whole wait), and the split, planned
+    again after the wait, still moves once the window runs everywhere."""
+    env = env34
+    env.server.app.store.configuration.update(
+        worker_state_update_frequency=2.0, db_update_frequency=1.0
+    )
+    client, calls = recorded(env, gateway_live_wait=10)
+    other = env.sidecar()  # the same app, another caller
+    finished: list[tuple[str, int]] = []
+
+    def first_split() -> None:
+        answer = client.put(
+            f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS}
+        )
+        finished.append(("split", answer.status_code))
+
+    thread = threading.Thread(target=first_split)
+    thread.start()
+    deadline = time.time() + 10
+    while not plugin_writes(calls) and time.time() < deadline:
+        time.sleep(0.02)
+    assert plugin_writes(calls), "the window was opened"
+    time.sleep(0.2)  # the split is now waiting for Kong's bound (3 s)
+    rolled = other.post(f"/v1/upstreams/{env.upstream}/rollback", json={"wait": 0})
+    finished.append(("rollback", rolled.status_code))
+    thread.join(30)
+    assert finished == [("rollback", 200), ("split", 200)]
+    weights = {
+        t["target"]: t["weight"]
+        for t in env.kong.get(f"/upstreams/{env.upstream}/targets").json()["data"]
+    }
+    assert weights["10.0.0.3:80"] > 0  # the split moved after the wait
