@@ -117,6 +117,7 @@ def create_app(
         runtime.sweeper = LeaseSweeper(service, settings.lease_check_interval, clock).start()
     install_cohorts(app, runtime, clock)
     app.extensions["kong_canary"] = runtime
+    guard.install_disarm(app)  # every end of a canary disarms its guard in Kong
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

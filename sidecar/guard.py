@@ -285,6 +285,13 @@ class Guardian:
         with self._lock:
             self._armed.pop(upstream, None)
 
+    def rolling_back(self, upstream: str) -> bool:
+        """This process's guard is rolling the upstream back (its own trip): the arming
+        stays, tripped, so every process reads the trip and none trips again."""
+        with self._lock:
+            armed = self._armed.get(upstream)
+            return armed is not None and armed.rolling_back
+
     def view(self, upstream: str) -> dict[str, Any] | None:
         self.sync(upstream)
         with self._lock:

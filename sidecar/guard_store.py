@@ -33,7 +33,7 @@ class GuardStore(Protocol):
 
     def arm(self, upstream: str, config: GuardConfig, ramp: str | None) -> str: ...
 
-    def disarm(self, upstream: str, *, ramp: str | None = None) -> None: ...
+    def disarm(self, upstream: str, *, ramp: str | None = None, held: bool = False) -> None: ...
 
     def claim(self, upstream: str, guard_id: str | None, trip: GuardTrip) -> str: ...
 
@@ -54,9 +54,10 @@ class KongGuardStore:
         self._rewrite(upstream, lambda tags: with_trip(with_guard(tags, tag), None))
         return guard_id
 
-    def disarm(self, upstream: str, *, ramp: str | None = None) -> None:
+    def disarm(self, upstream: str, *, ramp: str | None = None, held: bool = False) -> None:
         """No canary left to guard; the last trip stays readable (``GET …/guard``). With
-        ``ramp`` (a short id): only the guard that ramp armed."""
+        ``ramp`` (a short id): only the guard that ramp armed. ``held``: the caller already
+        holds the upstream's locks (a ``TrafficService`` observer, inside the change)."""
 
         def remove(tags: Sequence[str]) -> Sequence[str]:
             armed = read_guard(tags)
@@ -64,7 +65,7 @@ class KongGuardStore:
                 return tags
             return with_guard(tags, None)
 
-        self._rewrite(upstream, remove)
+        self._rewrite(upstream, remove, held=held)
 
     def claim(self, upstream: str, guard_id: str | None, trip: GuardTrip) -> str:
         """``claimed``, ``tripped`` or ``gone`` (:func:`~sidecar.core.guard_tags.claim_trip`);
@@ -78,13 +79,23 @@ class KongGuardStore:
         self._rewrite(upstream, decide)
         return outcome[-1]
 
-    def _rewrite(self, upstream: str, change: Callable[[Sequence[str]], Sequence[str]]) -> None:
+    def _rewrite(
+        self,
+        upstream: str,
+        change: Callable[[Sequence[str]], Sequence[str]],
+        *,
+        held: bool = False,
+    ) -> None:
         """``change`` applied to the upstream's tags under its locks. A first read without the
         locks skips them when nothing would change (a rollback of an unguarded upstream, a
         trip already recorded): those answers cannot be undone by a concurrent writer (an
-        arming id is never reused), so only a write needs the Kong lock."""
+        arming id is never reused), so only a write needs the Kong lock. ``held``: this
+        thread holds them already (they are not reentrant), the one read is under them."""
         current = self.service.kong.upstream(upstream)
         if set(change(current.tags)) == set(current.tags):
+            return
+        if held:
+            self.service.kong.update_upstream(current.name, tags=list(change(current.tags)))
             return
         with self.service.exclusive(upstream):
             current = self.service.kong.upstream(upstream)

@@ -27,16 +27,18 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from sidecar.api.auth import require_token
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.ramp_token import short_id
-from sidecar.core.split import SplitError
+from sidecar.core.split import Split, SplitError
 from sidecar.errors import ApiError
 from sidecar.gateway.entries import Tally
 from sidecar.gateway.metrics import BOUNDS
 from sidecar.guard import Guardian
 from sidecar.guard_store import KongGuardStore
 from sidecar.ramps import CANCELED, FAILED, RampView
+from sidecar.traffic import ChangeEvent
 
 bp = Blueprint("guard", __name__, url_prefix="/v1/upstreams")
 audit = logging.getLogger("kong_canary.audit")
+log = logging.getLogger("kong_canary.guard")
 EXTENSION = "kong_canary_guard"
 
 bp.before_request(require_token)
@@ -67,6 +69,40 @@ def install(app: Flask, guardian: Guardian | None = None) -> Guardian:
         guardian = shared_guardian(app).start()
     app.extensions[EXTENSION] = guardian
     return guardian
+
+
+def install_disarm(app: Flask) -> None:
+    """Every way a canary ends – ``POST …/rollback``, promote, a split back to stable-only,
+    the lease sweeper, rollback-all, a ramp's cancel – disarms its guard in Kong: a
+    ``TrafficService`` observer, so no path can forget it. Left armed, every process would
+    judge the next canary (started without ``guard``) by the old config and roll it back.
+    Registered once per app, whether or not this process has a guardian yet (another
+    replica may have armed it). After the change reached Kong, under its locks: a failure
+    to disarm is a log line and a warning in the answer, never a failed rollback. The
+    guard's own trip keeps its arming (tripped: nobody trips again, ``GET …/guard`` shows it).
+    """
+    runtime = app.extensions["kong_canary"]
+    store = KongGuardStore(runtime.service)
+
+    def canary_ended(event: ChangeEvent) -> list[str]:
+        if event.split is not None and event.split != Split.STABLE_ONLY:
+            return []
+        guardian: Guardian | None = app.extensions.get(EXTENSION)
+        if guardian is not None and guardian.rolling_back(event.upstream):
+            return []
+        try:
+            store.disarm(event.upstream, held=True)
+        except Exception as exc:
+            log.warning("guard of %s still armed in Kong", event.upstream, exc_info=exc)
+            return [
+                f"the guard of {event.upstream} is still armed in Kong ({exc}); "
+                "POST …/rollback again to disarm it"
+            ]
+        if guardian is not None:
+            guardian.disarm(event.upstream)
+        return []
+
+    runtime.service.observers.append(canary_ended)
 
 
 def replica_name() -> str:
