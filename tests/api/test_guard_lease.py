@@ -15,7 +15,7 @@ from sidecar.core.guard_tags import read_guard
 from sidecar.guard_store import KongGuardStore
 from sidecar.leases import rollback_all, sweep
 from tests.api import test_guard_shared
-from tests.api.test_guard_shared import HEADERS, SPLIT, STABLE_ONLY, feed
+from tests.api.test_guard_shared import HEADERS, SPLIT, STABLE_ONLY, audit_trips, feed
 from tests.api.test_split import BASELINE, CANARY, start_canary
 
 replicas = test_guard_shared.replicas  # the fixture: two apps on one Kong, one guard clock
@@ -116,3 +116,24 @@ def test_a_failure_to_disarm_is_a_warning_never_a_failed_rollback(
     assert sidecar.kong_weights(upstream)[CANARY] == 0
     assert any("still armed in Kong" in w for w in answer.get_json()["warnings"])
     assert any("still armed in Kong" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("ending", ["lease-expiry", "rollback-all", "split-to-stable-only"])
+def test_a_stable_only_upstream_never_trips_nor_alerts_on_missing_canary_traffic(
+    sidecar, upstream, replicas, ending, caplog
+):  # type: ignore[no-untyped-def]
+    """Before: B's guard, fed the canary's batches, still looked on its timer after the
+    canary ended, and ``trip_on_no_traffic`` tripped it a minute later: a guard_trip audit
+    line and an alert "canary rolled back" for an upstream with no canary at all."""
+    a, b, clock = replicas
+    guard = {"trip_on_no_traffic": True, "no_traffic_seconds": 30}
+    body = {**ARMED, "guard": guard, "lease": 120}
+    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
+    assert answer.status_code == 200, answer.get_json()
+    assert feed(b, clock, upstream, 0, 10) == []
+    ENDINGS[ending](sidecar, upstream, a)
+    with caplog.at_level(logging.INFO, logger="kong_canary.audit"):
+        for _ in range(60):  # a minute of the guard's timer, no batches: no canary left
+            clock.now += 1.0
+            assert b.guardian.evaluate() == []
+    assert audit_trips(caplog) == []
