@@ -23,6 +23,13 @@ replicas = test_guard_shared.replicas  # the fixture: two apps on one Kong, one 
 ARMED = {"split": SPLIT, "targets": {"canary": [CANARY], "baseline": [BASELINE]}, "guard": {}}
 
 
+def _put_split(a, upstream: str, body: dict) -> dict:  # type: ignore[no-untyped-def]
+    """``PUT …/split`` on replica A; its answer (200 asserted)."""
+    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
 def _lease_expires(sidecar, upstream, a) -> None:  # type: ignore[no-untyped-def]
     sidecar.clock.advance(121)
     assert sweep(sidecar.app.extensions["kong_canary"].service, sidecar.clock()) == [upstream]
@@ -38,9 +45,7 @@ def _rollback_all(sidecar, upstream, a) -> None:  # type: ignore[no-untyped-def]
 
 
 def _split_to_stable_only(sidecar, upstream, a) -> None:  # type: ignore[no-untyped-def]
-    body = {"split": STABLE_ONLY}
-    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
-    assert answer.status_code == 200, answer.get_json()
+    _put_split(a, upstream, {"split": STABLE_ONLY})
 
 
 def _promote(sidecar, upstream, a) -> None:  # type: ignore[no-untyped-def]
@@ -66,9 +71,7 @@ def test_every_end_of_the_canary_disarms_the_guard_on_every_replica(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
     a, b, clock = replicas
-    body = {**ARMED, "lease": 120}
-    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
-    assert answer.status_code == 200, answer.get_json()
+    _put_split(a, upstream, {**ARMED, "lease": 120})
     assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]  # B learnt it from Kong
     ENDINGS[ending](sidecar, upstream, a)
     assert _guard_in_kong(sidecar, upstream) is None
@@ -85,9 +88,7 @@ def test_a_later_canary_without_a_guard_is_not_judged_by_the_old_one(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
     a, b, clock = replicas
-    body = {**ARMED, "lease": 120}
-    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
-    assert answer.status_code == 200, answer.get_json()
+    _put_split(a, upstream, {**ARMED, "lease": 120})
     assert feed(b, clock, upstream, 0, 10) == []  # B guards it, healthy so far
     ENDINGS[ending](sidecar, upstream, a)
     clock.now += 5.0
@@ -101,8 +102,7 @@ def test_a_failure_to_disarm_is_a_warning_never_a_failed_rollback(
     sidecar, upstream, replicas, monkeypatch, caplog
 ):  # type: ignore[no-untyped-def]
     a = replicas[0]
-    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=ARMED, headers=HEADERS)
-    assert answer.status_code == 200, answer.get_json()
+    _put_split(a, upstream, ARMED)
 
     def kong_refuses(self, upstream, *, ramp=None, held=False):  # type: ignore[no-untyped-def]
         raise RuntimeError("Kong said no")
@@ -127,9 +127,7 @@ def test_a_stable_only_upstream_never_trips_nor_alerts_on_missing_canary_traffic
     line and an alert "canary rolled back" for an upstream with no canary at all."""
     a, b, clock = replicas
     guard = {"trip_on_no_traffic": True, "no_traffic_seconds": 30}
-    body = {**ARMED, "guard": guard, "lease": 120}
-    answer = a.client.put(f"/v1/upstreams/{upstream}/split", json=body, headers=HEADERS)
-    assert answer.status_code == 200, answer.get_json()
+    _put_split(a, upstream, {**ARMED, "guard": guard, "lease": 120})
     assert feed(b, clock, upstream, 0, 10) == []
     ENDINGS[ending](sidecar, upstream, a)
     with caplog.at_level(logging.INFO, logger="kong_canary.audit"):
