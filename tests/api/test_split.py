@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import TOKENS, OpenApiChecker, Sidecar
+from tests.api.test_cohorts import _page, cohort_entities, main_weights_by_variant, shadow_weights
 
 CANARY = "10.0.0.3:80"
 BASELINE = "10.0.0.2:80"
@@ -64,43 +65,9 @@ class CohortMirrorChecker(OpenApiChecker):
             assert cohort_entities(kong, self.upstream) == [], "cohorts left behind"
             return
         assert len(cohort_entities(kong, self.upstream)) == 3, "cohorts lost"
-        assert shadow_weights(kong, self.upstream) == main_weights_by_variant(kong, self.upstream)
-
-
-def _rows(kong: httpx.Client, path: str) -> list[dict]:
-    answer = kong.get(path, params={"size": 1000})
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]
-
-
-def cohort_entities(kong: httpx.Client, upstream: str) -> list[str]:
-    """The plugin and shadow upstreams the sidecar tagged for this upstream's cohorts."""
-    tag = f"kong-canary-cohorts={upstream}"
-    found = [f"plugin {p['id']}" for p in _rows(kong, "/plugins") if tag in (p.get("tags") or [])]
-    found += [u["name"] for u in _rows(kong, "/upstreams") if tag in (u.get("tags") or [])]
-    return found
-
-
-def shadow_weights(kong: httpx.Client, upstream: str) -> dict[str, dict[str, int]]:
-    return {
-        variant: {
-            t["target"]: t["weight"]
-            for t in _rows(kong, f"/upstreams/{upstream}--{variant}/targets")
-        }
-        for variant in ("stable", "canary")
-    }
-
-
-def main_weights_by_variant(kong: httpx.Client, upstream: str) -> dict[str, dict[str, int]]:
-    """The main upstream's stable and canary targets by their ``variant=`` tag (untagged
-    targets are stable, as the sidecar reads them)."""
-    out: dict[str, dict[str, int]] = {"stable": {}, "canary": {}}
-    for t in _rows(kong, f"/upstreams/{upstream}/targets"):
-        tags = [tag for tag in t.get("tags") or [] if tag.startswith("variant=")]
-        variant = tags[0].split("=", 1)[1] if tags else "stable"
-        if variant in out:
-            out[variant][t["target"]] = t["weight"]
-    return out
+        assert shadow_weights(self.sidecar, self.upstream) == main_weights_by_variant(
+            self.sidecar, self.upstream
+        )
 
 
 @pytest.fixture(params=["cohorts-off", "cohorts-on"])
@@ -132,7 +99,7 @@ def cohorts(request, sidecar, upstream) -> Iterator[bool]:
         yield True
         mirror.verify()  # the final state too (the concurrent test's last writer)
     finally:
-        for plugin in _rows(kong, f"/services/{service.json()['id']}/plugins"):
+        for plugin in _page(kong, f"/services/{service.json()['id']}/plugins"):
             kong.delete(f"/plugins/{plugin['id']}")
         kong.delete(f"/services/{service.json()['id']}")
         kong.delete(f"/consumers/{consumer.json()['id']}")
