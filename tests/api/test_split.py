@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
+import httpx
 import pytest
 
-from tests.api.conftest import TOKENS
+from tests.api.conftest import TOKENS, OpenApiChecker, Sidecar
+from tests.api.test_cohorts import _page, cohort_entities, main_weights_by_variant, shadow_weights
 
 CANARY = "10.0.0.3:80"
 BASELINE = "10.0.0.2:80"
@@ -17,6 +21,90 @@ STABLE = "10.0.0.1:80"
 def shares(weights: dict[str, int], groups: dict[str, list[str]]) -> dict[str, Fraction]:
     total = sum(weights.values())
     return {v: Fraction(sum(weights.get(t, 0) for t in ts), total) for v, ts in groups.items()}
+
+
+class CohortMirrorChecker(OpenApiChecker):
+    """The OpenAPI check, then the cohort check after every change the sidecar answers
+    with 200 (issue 14): while the canary window is open the shadow upstreams
+    ``{u}--stable``/``{u}--canary`` hold exactly the main upstream's stable/canary targets
+    and weights; once a rollback, promote or a split back to stable-only closed it, no
+    cohort entity (plugin, shadow upstream) is left in Kong."""
+
+    def __init__(self, sidecar: Sidecar, upstream: str) -> None:
+        super().__init__()
+        self.sidecar = sidecar
+        self.upstream = upstream
+        self.window_closed = False
+        self.changes_checked = 0
+        # Off while several writers race: a check after one answer would see another's
+        # change half-mirrored; the test checks the state they leave instead.
+        self.after_each_change = True
+
+    def check(self, response: httpx.Response) -> None:
+        super().check(response)
+        if response.status_code != 200 or response.request.method == "GET":
+            return
+        path = response.request.url.path
+        if not path.startswith(f"/v1/upstreams/{self.upstream}/"):
+            return
+        action = path.rsplit("/", 1)[1]
+        if action not in ("split", "rollback", "promote"):
+            return
+        body = response.json()
+        if not body.get("dry_run") and (
+            action != "split" or body["split"] == {"stable": 100, "baseline": 0, "canary": 0}
+        ):
+            self.window_closed = True
+        if self.after_each_change:
+            self.verify()
+
+    def verify(self) -> None:
+        kong = self.sidecar.kong_client()
+        self.changes_checked += 1
+        if self.window_closed:
+            assert cohort_entities(kong, self.upstream) == [], "cohorts left behind"
+            return
+        assert len(cohort_entities(kong, self.upstream)) == 3, "cohorts lost"
+        assert shadow_weights(self.sidecar, self.upstream) == main_weights_by_variant(
+            self.sidecar, self.upstream
+        )
+
+
+@pytest.fixture(params=["cohorts-off", "cohorts-on"])
+def cohorts(request, sidecar, upstream) -> Iterator[bool]:
+    """The split tests that change traffic run twice: plain, and with cohorts set on the
+    upstream (a Kong service routed to it, a consumer kept off the canary, cohorts PUT
+    before the test body), every change then checked by ``CohortMirrorChecker``."""
+    if request.param == "cohorts-off":
+        yield False
+        return
+    if sidecar.profile == "konnect":
+        pytest.skip("Konnect refuses cohorts (tests/api/test_cohorts_refusals.py)")
+    kong = sidecar.kong_client()
+    service = kong.post("/services", json={"name": f"svc-{upstream}", "host": upstream})
+    assert service.status_code == 201, service.text
+    username = f"alice-{uuid.uuid4().hex[:6]}"
+    consumer = kong.post("/consumers", json={"username": username})
+    assert consumer.status_code == 201, consumer.text
+    body = {
+        "header": {"name": "X-Canary", "always": "always", "never": "never"},
+        "never_canary": {"consumers": [username]},
+    }
+    answer = sidecar.client().put(f"/v1/upstreams/{upstream}/cohorts", json=body)
+    assert answer.status_code == 200, answer.text
+    mirror = CohortMirrorChecker(sidecar, upstream)
+    mirror.verify()
+    sidecar.checker = mirror
+    try:
+        yield True
+        mirror.verify()  # the final state too (the concurrent test's last writer)
+    finally:
+        for plugin in _page(kong, f"/services/{service.json()['id']}/plugins"):
+            kong.delete(f"/plugins/{plugin['id']}")
+        kong.delete(f"/services/{service.json()['id']}")
+        kong.delete(f"/consumers/{consumer.json()['id']}")
+        for suffix in ("--stable", "--canary"):
+            kong.delete(f"/upstreams/{upstream}{suffix}")
 
 
 def start_canary(client, upstream, split=None):
@@ -38,6 +126,7 @@ def test_read_split_of_a_fresh_upstream(sidecar, upstream):
     ]
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_set_split_creates_tags_and_weights_exactly(sidecar, upstream):
     body = start_canary(sidecar.client(), upstream)
     assert body["previous"] == {"stable": 100, "baseline": 0, "canary": 0}
@@ -68,6 +157,7 @@ def test_set_split_creates_tags_and_weights_exactly(sidecar, upstream):
     assert got["canary"] == Fraction(5, 100) and got["stable"] == Fraction(90, 100)
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_same_request_twice_makes_no_kong_writes(sidecar, upstream):
     client = sidecar.client()
     start_canary(client, upstream)
@@ -82,6 +172,7 @@ def test_same_request_twice_makes_no_kong_writes(sidecar, upstream):
         assert writes == []
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_ramp_then_rollback_gives_stable_everything(sidecar, upstream):
     client = sidecar.client()
     start_canary(client, upstream)
@@ -101,6 +192,7 @@ def test_ramp_then_rollback_gives_stable_everything(sidecar, upstream):
     assert again.json()["writes"] == []
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_rollback_with_remove_deletes_canary_and_baseline(sidecar, upstream):
     client = sidecar.client()
     start_canary(client, upstream)
@@ -109,6 +201,7 @@ def test_rollback_with_remove_deletes_canary_and_baseline(sidecar, upstream):
     assert set(sidecar.kong_weights(upstream)) == {STABLE}
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_promote_removes_canary_and_baseline(sidecar, upstream):
     client = sidecar.client()
     start_canary(client, upstream)
@@ -118,6 +211,7 @@ def test_promote_removes_canary_and_baseline(sidecar, upstream):
     assert set(sidecar.kong_weights(upstream)) == {STABLE}
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_dry_run_reports_writes_and_changes_nothing(sidecar, upstream):
     before = sidecar.kong_weights(upstream)
     body = {
@@ -133,6 +227,7 @@ def test_dry_run_reports_writes_and_changes_nothing(sidecar, upstream):
     assert sidecar.kong_weights(upstream) == before
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_expect_is_compare_and_set(sidecar, upstream):
     client = sidecar.client()
     start_canary(client, upstream)
@@ -201,6 +296,7 @@ def test_bad_input_names_the_field_and_changes_nothing(sidecar, upstream, body, 
     assert sidecar.kong_weights(upstream) == before
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_ceiling_on_shifted_traffic(sidecar, upstream):
     body = {
         "split": {"stable": 40, "baseline": 30, "canary": 30},
@@ -212,6 +308,7 @@ def test_ceiling_on_shifted_traffic(sidecar, upstream):
     assert "max_shifted_percent" in r.json()["error"]["message"]
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_webhook_string_payload_without_content_type(sidecar, upstream):
     """Orca sends a string payload raw, as text/plain unless told otherwise, and every
     parameter is a string."""
@@ -275,6 +372,7 @@ def test_split_gauge_is_exported(sidecar, upstream):
     )
 
 
+@pytest.mark.usefixtures("cohorts")
 def test_concurrent_conflicting_requests_leave_one_consistent_split(sidecar, upstream):
     start_canary(sidecar.client(), upstream)
     splits = [{"stable": 100 - 2 * p, "baseline": p, "canary": p} for p in (1, 3, 5, 7, 9, 11)]
@@ -283,11 +381,16 @@ def test_concurrent_conflicting_requests_leave_one_consistent_split(sidecar, ups
         client = sidecar.client()
         return client.put(f"/v1/upstreams/{upstream}/split", json={"split": split})
 
+    mirror = sidecar.checker if isinstance(sidecar.checker, CohortMirrorChecker) else None
+    if mirror is not None:
+        mirror.after_each_change = False
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(put, splits))
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     final = sidecar.client().get(f"/v1/upstreams/{upstream}/split").json()["split"]
     assert final in splits
+    if mirror is not None:  # the shadows hold the last writer's weights
+        mirror.verify()
 
 
 @pytest.mark.parametrize("lease", ["NaN", "Infinity", "1" + "0" * 400])
