@@ -49,9 +49,31 @@ def _worker_exit(server: Any, worker: Any) -> None:
         close_app(app)
 
 
+def try_line(address: tuple[Any, ...]) -> str:
+    """The banner's example call, on the address gunicorn really listens on."""
+    host, port = address[0], address[1]
+    host = f"[{host}]" if ":" in host else host
+    return (
+        f"  Try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}"
+        "/v1/upstreams/orders/split"
+    )
+
+
+def _announce_listeners(server: Any) -> None:
+    """gunicorn ``when_ready``: the banner's curl line, once the sockets are bound. Taken
+    from the ``bind`` setting it would say ``:0`` for ``--bind 127.0.0.1:0``: that port
+    only exists once gunicorn has bound it."""
+    for listener in server.LISTENERS:
+        address = listener.sock.getsockname()
+        if isinstance(address, tuple):  # not a unix socket
+            print(try_line(address), file=sys.stderr, flush=True)
+
+
 class SidecarApplication(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, announce: bool = False) -> None:
+        """``announce``: print the banner's curl line when the sockets are bound."""
         self.settings = settings
+        self.announce = announce
         super().__init__()
 
     def load_config(self) -> None:
@@ -77,6 +99,7 @@ class SidecarApplication(BaseApplication):
             "on_starting": _wipe_metrics_dir,
             "child_exit": _child_exit,
             "worker_exit": _worker_exit,
+            "when_ready": _announce_listeners if self.announce else None,
             # No max_requests: recycled workers leave dead-pid metric files behind.
         }
         if "control_socket_disable" in self.cfg.settings:
@@ -122,16 +145,11 @@ def run(settings: Settings) -> None:
             token = secrets.token_urlsafe(24)
             settings = dataclasses.replace(settings, tokens=(ApiToken("demo", token, "admin"),))
             banner.append(f"  Demo API token (admin): {token}")
-        host, _, port = settings.bind.rpartition(":")
-        banner.append(
-            f"  Try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}"
-            "/v1/upstreams/orders/split"
-        )
         print("\n".join(banner), file=sys.stderr, flush=True)
     configure_logging(settings.log_level, secrets_of(settings))
     master = os.getpid()
     try:
-        SidecarApplication(settings).run()
+        SidecarApplication(settings, announce=local is not None).run()
     finally:
         # Workers unwind through here too when they exit (they are forks of this frame);
         # only the master owns the embedded server thread and the metrics directory.

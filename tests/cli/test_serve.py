@@ -126,3 +126,24 @@ def test_killed_sidecar_mid_ramp_leaves_nothing_past_its_lease():
             view = httpx.get(f"{base_b}/v1/upstreams/orders/split", headers=headers).json()
             assert view["split"] == {"stable": 100, "baseline": 0, "canary": 0}
             assert view["lease"] is None
+
+
+def test_banner_names_the_port_gunicorn_bound_for_port_0(tmp_path):
+    """``--bind 127.0.0.1:0`` (any free port): the banner's curl line must name the port
+    actually listened on, not ``:0`` (the README's first command, run beside others)."""
+    output = tmp_path / "serve.out"
+    env = sidecar_env(KONG_CANARY_TOKENS="")
+    with (
+        output.open("w") as sink,
+        process(["serve", "--bind", "127.0.0.1:0", "--workers", "1"], env, stdout=sink),
+    ):
+        line = wait_until(lambda: _line_with(output.read_text(), "Try: curl"), 30, "curl line")
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1/upstreams/orders/split", line)
+        assert match is not None, line
+        assert match.group(1) != "0", line
+        base = f"http://127.0.0.1:{match.group(1)}"
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "readiness")
+
+
+def _line_with(text: str, wanted: str) -> str | None:
+    return next((line for line in text.splitlines() if wanted in line), None)
