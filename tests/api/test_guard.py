@@ -72,3 +72,21 @@ def test_closing_the_app_stops_the_guards_timer(sidecar, upstream):
     assert timer.is_alive()
     close_app(app)
     assert not timer.is_alive()
+
+
+def test_put_guard_reads_its_body_whatever_the_content_type(sidecar, upstream):
+    """Every body is JSON whatever its Content-Type (README, Endpoints): ``curl -d '{}'``
+    sends a form type and Orca sends string payloads as text/plain. The guard's PUT
+    answered 400 to both, alone among the endpoints."""
+    client = sidecar.client()
+    start_canary(client, upstream)
+    path = f"/v1/upstreams/{upstream}/guard"
+    for content_type in ("application/x-www-form-urlencoded", "text/plain; charset=UTF-8"):
+        response = client.put(path, content='{"confidence": 0.995}',
+                              headers={"Content-Type": content_type})  # fmt: skip
+        assert response.status_code == 200, (content_type, response.text)
+        assert response.json()["config"]["confidence"] == 0.995
+    assert client.put(path, content="{confidence").json()["error"]["code"] == "invalid_json"
+    refused = client.put(path, content='{"confidence": 2}', headers={"Content-Type": "text/plain"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "guard.confidence"
