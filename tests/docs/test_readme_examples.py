@@ -105,3 +105,23 @@ def test_the_endpoint_table_names_every_operation_of_the_openapi_document():
 
 def _shape(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path.split("?")[0])
+
+
+def test_every_link_to_a_section_of_a_readme_names_a_heading_there():
+    """Sections get moved and renamed; GitHub then silently drops the reader at the top."""
+    root = README.parent
+    broken = []
+    for source in (README, *root.glob("*/README.md")):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", source.read_text()):
+            linked = (source.parent / target).resolve() if target else source
+            if anchor not in _anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{source.relative_to(root)} → {target or '(itself)'}#{anchor}")
+    assert not broken, "links to no heading:\n" + "\n".join(broken)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(
+        r"^#+ (.+)$", re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S), re.M
+    )
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
