@@ -4,7 +4,8 @@ followed by a comment stating its answer, run through bash and checked.
 A comment ``# 200: split, status=RUNNING`` says the command's (last) curl call answers
 200 and its JSON body has ``split`` and a ``status`` of ``"RUNNING"`` (dotted paths reach
 inside: ``error.code=no_service``; values are JSON, else strings). ``# exit 3`` states a
-command's exit status; without it every command must exit 0. The README lets a reader
+command's exit status; without it every command must exit 0. A remark in parentheses may
+follow either (``# exit 2 (needs --yes)``). The README lets a reader
 copy a block into a shell; this module runs exactly that text, with ``curl`` wrapped only
 to record each call's status and body.
 """
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 BLOCK = re.compile(r"^```bash example\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-ANSWER = re.compile(r"\s#\s*(?:(?P<status>[1-5]\d\d)|exit (?P<exit>\d+))(?::\s*(?P<fields>.+))?$")
+ANSWER = re.compile(
+    r"\s#\s*(?:(?P<status>[1-5]\d\d)|exit (?P<exit>\d+))"
+    r"(?::\s*(?P<fields>[^()]+?))?(?:\s+\([^)]*\))?\s*$"
+)
 # curl as the reader runs it, plus the status on stderr and the body kept for the checks
 CURL_RECORDER = """\
 set -o pipefail
