@@ -75,7 +75,11 @@ def decide(
             "this ramp)",
         )
     if index < 0:
-        return Decision(RUNNING, None, f"waiting for the start; Kong stays at {current}")
+        # A linear ramp's first move is one interval after its start: say which step waits,
+        # not "the start", which Orca would show for a ramp that has started.
+        first = f"step 1/{last + 1} ({schedule.steps[0].split})"
+        waiting = first if now >= schedule.start_at else "the start"
+        return Decision(RUNNING, None, f"waiting for {waiting}; Kong stays at {current}")
     due = schedule.steps[index].split
     if current == due:
         if index == last:
