@@ -25,7 +25,6 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
-from sidecar.api.schemas import parse_body
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.ramp_token import short_id
 from sidecar.core.split import Split, SplitError
@@ -41,8 +40,6 @@ bp = Blueprint("guard", __name__, url_prefix="/v1/upstreams")
 audit = logging.getLogger("kong_canary.audit")
 log = logging.getLogger("kong_canary.guard")
 EXTENSION = "kong_canary_guard"
-# ``PUT …/guard``'s body: any object here; ``GuardConfig.from_json`` checks its fields.
-GUARD_BODY: dict[str, Any] = {"type": "object"}
 
 bp.before_request(require_token)
 
@@ -171,9 +168,10 @@ def _guardian() -> Guardian:
 
 @bp.put("/<upstream>/guard")
 def set_guard(upstream: str):  # type: ignore[no-untyped-def]
-    # Read whatever the Content-Type, as every other body (curl -d sends a form type; Orca
-    # sends string payloads as text/plain); the guard's own rules then name the field.
-    body = parse_body(request, GUARD_BODY)
+    # force: JSON whatever the Content-Type, as every other body (curl -d sends a form type)
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "the body must be a JSON object (use {} for defaults)")
     config = parse_guard({"guard": body})
     assert config is not None
     guardian = _guardian()
