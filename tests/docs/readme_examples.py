@@ -109,7 +109,7 @@ def run(block: list[Example], bodies: Path, env: dict[str, str]) -> list[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=90,  # under pytest-timeout's 120 s per test, with room for the server start
     )
     statuses: dict[int, int] = {}
     exits: dict[int, int] = {}
