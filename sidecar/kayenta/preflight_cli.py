@@ -224,9 +224,18 @@ def preflight(
             click.echo("checked again:")
             for line in _findings(after) + _route_lines(findings):
                 click.echo(line)
-        problems = len(final.gaps) + sum(not f.ok for f in findings)
-        click.echo("result: ok" if ok else f"result: {problems} gap(s)")
+        click.echo(_result_line(final, findings))
     sys.exit(0 if ok else 1)
+
+
+def _result_line(report: Report, findings: list[RouteFinding]) -> str:
+    """The last line, consistent with the exit status: a report can be not ok with no plugin
+    gap at all (no service proxies to the upstream, configs of the other Kong major)."""
+    problems = len(report.gaps) + sum(not f.ok for f in findings)
+    if not report.services:
+        problems += 1  # the note says: nothing proxies to the upstream
+    problems += len(report.requirement.mismatched)  # each has its note
+    return "result: ok" if problems == 0 else f"result: {problems} finding(s)"
 
 
 def _with_traffic(

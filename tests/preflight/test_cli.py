@@ -163,3 +163,16 @@ def test_fix_on_a_read_only_node_exits_2_and_writes_nothing():
     assert result.exit_code == 2, result.output
     assert "read-only" in result.output
     assert writes == []
+
+
+def test_the_result_line_counts_what_made_the_check_fail(kong):
+    """No service proxies to the upstream: exit 1, and the last line must not read
+    "0 gap(s)" as if nothing were wrong."""
+    nothing = run(kong)
+    assert nothing.exit_code == 1, nothing.output
+    assert "nothing proxies to it" in nothing.output
+    assert nothing.output.rstrip().endswith("result: 1 finding(s)"), nothing.output
+    kong.service("orders-svc")
+    uncovered = run(kong)
+    assert uncovered.exit_code == 1
+    assert uncovered.output.rstrip().endswith("result: 1 finding(s)"), uncovered.output
