@@ -111,21 +111,21 @@ def run(block: list[Example], bodies: Path, env: dict[str, str]) -> list[str]:
         text=True,
         timeout=90,  # under pytest-timeout's 120 s per test, with room for the server start
     )
-    statuses: dict[int, int] = {}
+    statuses: dict[int, list[int]] = {}
     exits: dict[int, int] = {}
     current = -1
     for line in done.stderr.splitlines():
         if line.startswith("::cmd "):
             current = int(line.split()[1])
         elif line.startswith("::http "):
-            statuses[current] = int(line.split()[1])
+            statuses.setdefault(current, []).append(int(line.split()[1]))
         elif line.startswith("::rc "):
             exits[int(line.split()[1])] = int(line.split()[2])
     problems = []
     for index, example in enumerate(block):
         problems += [
             f"{example.first_line!r}: {problem}"
-            for problem in _check(example, statuses.get(index), exits.get(index), bodies, index)
+            for problem in _check(example, statuses.get(index, []), exits.get(index), bodies, index)
         ]
     if problems:
         problems.append(f"stderr: {done.stderr[-1500:]}")
@@ -133,15 +133,16 @@ def run(block: list[Example], bodies: Path, env: dict[str, str]) -> list[str]:
 
 
 def _check(
-    example: Example, status: int | None, exit: int | None, bodies: Path, index: int
+    example: Example, statuses: list[int], exit: int | None, bodies: Path, index: int
 ) -> list[str]:
+    """Every curl call of the command answers the stated status (several URLs: each)."""
     if exit is None:
         return ["never ran (an earlier command ended the script)"]
     problems = []
     if exit != example.exit:
         problems.append(f"exit status {exit}, the README expects {example.exit}")
-    if example.status is not None and status != example.status:
-        problems.append(f"answered {status}, the README says {example.status}")
+    if example.status is not None and (not statuses or set(statuses) != {example.status}):
+        problems.append(f"answered {statuses or 'nothing'}, the README says {example.status}")
     if example.fields:
         body_file = bodies / f"{index}.body"
         text = body_file.read_text() if body_file.exists() else ""

@@ -80,7 +80,7 @@ def test_a_stale_example_is_reported(sidecar_url, tmp_path):
         "kong-canary get orders --url http://127.0.0.1:9\n"
     )
     problems = run(stale, tmp_path, _shell_env(sidecar_url))
-    assert any("answered 404, the README says 200" in p for p in problems), problems
+    assert any("answered [404], the README says 200" in p for p in problems), problems
     assert any("split: missing" in p for p in problems), problems
     assert any("status: is 'ok', the README says 'down'" in p for p in problems), problems
     assert any("uptime: missing" in p for p in problems), problems
@@ -101,6 +101,33 @@ def test_the_endpoint_table_names_every_operation_of_the_openapi_document():
     }
     assert sorted(served - described) == [], "operations the README's endpoint table lacks"
     assert sorted(described - served) == [], "rows for operations the app does not serve"
+
+
+# Called with a URL the API handed out, not a path written in the README.
+CALLED_BY_URL = {("get", "/v1/upstreams/{}/propagation")}  # the tour's "$STATUS_URL"
+
+
+def test_the_curl_tour_calls_every_operation_of_the_openapi_document():
+    """'Every endpoint once, with curl' stays true when an endpoint is added."""
+    called = set(CALLED_BY_URL)
+    for block in readme_blocks():
+        for example in block:
+            for call in re.findall(r"curl\b[^|;)]*", example.command):
+                method = re.search(r"-X (\w+)", call)
+                for path in re.findall(r"\$URL(/[^\s\"'?]*)", call):
+                    called.add(((method[1] if method else "GET").lower(), _shape(_template(path))))
+    served = {
+        (method, _shape(path))
+        for path, operations in document()["paths"].items()
+        for method in operations
+        if method in METHODS
+    }
+    assert sorted(served - called) == [], "operations no README example calls"
+
+
+def _template(path: str) -> str:
+    """The example's upstream and shell variables as path parameters."""
+    return "/".join("{}" if s == "orders" or s.startswith("$") else s for s in path.split("/"))
 
 
 def _shape(path: str) -> str:
