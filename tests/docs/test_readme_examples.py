@@ -93,12 +93,7 @@ def test_the_endpoint_table_names_every_operation_of_the_openapi_document():
     for row in re.findall(r"^\| (`[^|]*) \|", section, re.MULTILINE):
         for methods, path in re.findall(r"`([A-Z/]+) (/[^`]*)`", row):
             described |= {(m.lower(), _shape(path)) for m in methods.split("/")}
-    served = {
-        (method, _shape(path))
-        for path, operations in document()["paths"].items()
-        for method in operations
-        if method in METHODS
-    }
+    served = _operations()
     assert sorted(served - described) == [], "operations the README's endpoint table lacks"
     assert sorted(described - served) == [], "rows for operations the app does not serve"
 
@@ -116,13 +111,18 @@ def test_the_curl_tour_calls_every_operation_of_the_openapi_document():
                 method = re.search(r"-X (\w+)", call)
                 for path in re.findall(r"\$URL(/[^\s\"'?]*)", call):
                     called.add(((method[1] if method else "GET").lower(), _shape(_template(path))))
-    served = {
+    served = _operations()
+    assert sorted(served - called) == [], "operations no README example calls"
+
+
+def _operations() -> set[tuple[str, str]]:
+    """(method, path shape) of every operation of the OpenAPI document."""
+    return {
         (method, _shape(path))
         for path, operations in document()["paths"].items()
         for method in operations
         if method in METHODS
     }
-    assert sorted(served - called) == [], "operations no README example calls"
 
 
 def _template(path: str) -> str:
