@@ -277,6 +277,20 @@ def write_list(
     return [*tag_only, *creates, *moves, *deletes]
 
 
+def landed_weights(
+    targets: Sequence[TargetState], weights: Mapping[str, int], writes: Sequence[KongWrite]
+) -> dict[str, int]:
+    """The weight every target of ``weights`` has once ``writes`` are done: the planner may
+    stop short of ``weights`` where every target's share is already the same
+    (``core.plan.plan_writes``), and propagation must then wait for what Kong really holds."""
+    existing = {t.target: t.weight for t in targets}
+    landed = {t: existing.get(t, 0) for t in weights}
+    for write in writes:
+        if write.target in landed and write.weight_after is not None:
+            landed[write.target] = write.weight_after
+    return landed
+
+
 def writes_lease_first(tags_before: Sequence[str], tags_after: Sequence[str], marks: Marks) -> bool:
     """The upstream's tags go first when they carry a lease (traffic may leave stable: a crash
     after must leave a lease the sweeper honours); otherwise last (a lease ends only once
@@ -317,6 +331,7 @@ def plan_change(
         remove_others=remove_others,
         address_counts=address_counts,
     )
+    weights = landed_weights(targets, weights, writes)
     known = [t for t in targets if t.variant in VARIANTS]
     tags_before = tuple(upstream_tags)
     tags_after = write_marks(tags_before, marks)

@@ -150,6 +150,12 @@ def plan_writes(
     Targets only in ``desired`` are created (``old=None``); targets in ``deletes`` are first
     drained to 0 with everything else and deleted last; targets only in ``current`` and not in
     ``deletes`` are left alone. The final upstream must keep a positive total weight.
+
+    The plan ends on ``desired``, or one or more writes short of it when the state there
+    already gives every target the same share of traffic (Kong balances on shares, so those
+    writes would move nothing): a pivot's return write is left out, e.g. a rollback from
+    (38, 1, 1) is s=39, b=0, c=0 and stays there instead of writing s=38 after (but a target
+    raised to ``max_weight`` still comes back down).
     """
     counts = dict(address_counts or {})
     targets = list(dict.fromkeys([*current, *desired]))
@@ -175,6 +181,7 @@ def plan_writes(
         raise SplitError("desired", "the upstream would be left without traffic (Kong answers 503)")
 
     steps = _plan(start, end, variant_of, counts, max_weight)
+    steps = _without_restoring_tail(start, end, steps, counts, max_weight)
 
     writes: list[Write] = []
     state: dict[str, int] = dict(current)
@@ -191,6 +198,42 @@ def plan_writes(
         writes.append(Write(target, variant_of[target], state[target], None))
         del state[target]
     return writes
+
+
+def _without_restoring_tail(
+    start: Mapping[str, int],
+    end: Mapping[str, int],
+    steps: list[Step],
+    counts: Mapping[str, int],
+    max_weight: int,
+) -> list[Step]:
+    """``steps`` without the trailing writes that change no target's share of traffic.
+
+    Never where a target would stay at ``max_weight``: a stable target left there has no
+    room for the next rollback's pivot (``test_rollback_with_stable_at_the_maximum_…``)."""
+    states = [dict(start)]
+    for target, weight in steps:
+        states.append({**states[-1], target: weight})
+    keep = len(steps)
+    while (
+        keep > 0
+        and max(states[keep - 1].values(), default=0) < max_weight
+        and _same_shares(states[keep - 1], end, counts)
+    ):
+        keep -= 1
+    return steps[:keep]
+
+
+def _same_shares(a: Mapping[str, int], b: Mapping[str, int], counts: Mapping[str, int]) -> bool:
+    """Whether every target gets the same share of traffic (weight x addresses / total)."""
+    total_a = sum(w * counts.get(t, 1) for t, w in a.items())
+    total_b = sum(w * counts.get(t, 1) for t, w in b.items())
+    if total_a == 0 or total_b == 0:
+        return False
+    return all(
+        a.get(t, 0) * counts.get(t, 1) * total_b == b.get(t, 0) * counts.get(t, 1) * total_a
+        for t in {*a, *b}
+    )
 
 
 def max_excursion(
