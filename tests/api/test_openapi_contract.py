@@ -1,8 +1,11 @@
 """The OpenAPI document and the app agree: every route the app serves is in the document with
-the same path template and methods, and every ``format`` the document declares is checked."""
+the same path template, methods and path parameters (the paths are built from the url_map), the
+document served is the one the tests validate against, and every ``format`` it declares is
+checked."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +16,7 @@ from flask import Flask
 
 from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
+from sidecar.api.operations import operation, paths_of
 from sidecar.app import close_app, create_app
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.models import Flavour
@@ -57,12 +61,94 @@ def test_document_should_list_exactly_the_routes_the_app_serves(app: Flask) -> N
     assert served(app) == documented(document())
 
 
+def test_document_of_the_running_app_should_be_the_one_the_tests_validate_against(
+    app: Flask,
+) -> None:
+    """``document()`` (no app: the route table) is what the suite checks responses against;
+    the app serves ``document(app)``: the two must be the same document."""
+    served_document = app.test_client().get("/openapi.json").get_json()
+    assert served_document == json.loads(json.dumps(document()))
+    assert served_document == json.loads(json.dumps(document(app)))
+
+
 def test_path_parameters_should_be_declared_under_the_names_in_the_template() -> None:
     for path, ops in document()["paths"].items():
         in_template = set(re.findall(r"\{([^}]+)\}", path))
         for method, op in ops.items():
             declared = {p["name"] for p in op.get("parameters", ()) if p["in"] == "path"}
             assert declared == in_template, f"{method.upper()} {path}"
+
+
+def test_path_parameters_should_be_the_rule_arguments_of_the_view_serving_them(app: Flask) -> None:
+    doc = document(app)
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in set(rule.methods or ()) - UNDOCUMENTED_METHODS:
+            op = doc["paths"][template][method.lower()]
+            declared = [p["name"] for p in op.get("parameters", ()) if p["in"] == "path"]
+            assert sorted(declared) == sorted(rule.arguments), f"{method} {rule.rule}"
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_every_schema_an_operation_names_should_be_a_component() -> None:
+    doc = document()
+    named = {ref.removeprefix("#/components/schemas/") for ref in _refs(doc)}
+    assert named <= set(doc["components"]["schemas"]), named - set(doc["components"]["schemas"])
+
+
+def test_every_operation_should_say_what_success_looks_like() -> None:
+    for path, ops in document()["paths"].items():
+        for method, op in ops.items():
+            assert op["summary"], f"{method.upper()} {path}"
+            assert any(s.startswith("2") for s in op["responses"]), f"{method.upper()} {path}"
+
+
+def _route_table(*rules: tuple[str, Any]) -> Flask:
+    table = Flask("contract-test")
+    for number, (rule, view) in enumerate(rules):
+        table.add_url_rule(rule, f"view_{number}", view, methods=["GET"])
+    return table
+
+
+_DESCRIBED = operation("a view", responses={"200": {"description": "ok"}})
+
+
+def test_a_route_without_an_operation_should_stop_the_document() -> None:
+    with pytest.raises(LookupError, match="has no @operation"):
+        paths_of(_route_table(("/v1/things", lambda: "")))
+
+
+def test_a_path_parameter_nobody_described_should_stop_the_document() -> None:
+    with pytest.raises(LookupError, match="'thing'"):
+        paths_of(_route_table(("/v1/things/<thing>", _DESCRIBED(lambda thing: ""))))
+
+
+def test_a_converter_without_a_schema_should_stop_the_document() -> None:
+    with pytest.raises(LookupError, match="'int'"):
+        paths_of(_route_table(("/v1/upstreams/<int:upstream>", _DESCRIBED(lambda upstream: ""))))
+
+
+def test_the_path_parameter_should_be_named_by_the_rule_and_described_by_the_table() -> None:
+    paths = paths_of(
+        _route_table(("/v1/ramps/<ramp_id>/steps", _DESCRIBED(lambda ramp_id: ""))),
+    )
+    op = paths["/v1/ramps/{ramp_id}/steps"]["get"]
+    assert [(p["name"], p["in"], p["required"]) for p in op["parameters"]] == [
+        ("ramp_id", "path", True)
+    ]
+    assert op["parameters"][0]["description"] == "ramp id as returned when the ramp started"
 
 
 def _formats(node: Any) -> Iterator[str]:
