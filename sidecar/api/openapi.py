@@ -1,6 +1,8 @@
-"""The OpenAPI 3.1 document, built from the same JSON Schemas that validate requests,
-so the document cannot drift from what the code accepts. Tests validate every response
-the suite sees against it."""
+"""The OpenAPI 3.1 document: the components are the same JSON Schemas that validate requests
+(``SCHEMAS`` names every one, request and response), the paths are the app's routes, each
+described by its view's ``@operation`` (``sidecar.api.operations``). So the document cannot
+drift from what the code accepts or serves; tests validate every response the suite sees
+against it."""
 
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ from sidecar.api.status_schema import status_schema
 
 bp = Blueprint("openapi", __name__)
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
 PERCENTAGES = {
     "type": "object",
     "properties": {v: {"type": "number", "minimum": 0, "maximum": 100} for v in VARIANTS},
