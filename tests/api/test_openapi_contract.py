@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from flask import Flask
 
@@ -18,9 +19,11 @@ from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
 from sidecar.api.operations import operation, paths_of
 from sidecar.app import close_app, create_app
+from sidecar.core.timestamps import parse_rfc3339
 from sidecar.kong.client import KongAdmin
 from sidecar.kong.models import Flavour
 from sidecar.settings import ApiToken, KongSettings, Settings
+from tests.openapi_bodies import check_body
 
 UNDOCUMENTED_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every rule
 
@@ -176,11 +179,22 @@ def test_every_declared_format_should_be_one_the_response_checker_enforces() -> 
         ("20270115T080000Z", False),  # ISO 8601 basic format
         ("2027-02-30T08:00:00Z", False),
         ("2027-01-15T24:00:00Z", False),
+        ("2026-12-31T23:59:60Z", True),  # a leap second (RFC 3339 section 5.7)
+        ("2027-01-15T08:00:61Z", False),
+        ("2027-01-15T08:00:00+24:00", False),
+        ("２０２７-01-15T08:00:00Z", False),  # DIGIT is ASCII (RFC 5234)
         ("tomorrow", False),
     ],
 )
 def test_date_time_should_be_checked_as_rfc_3339(value: str, conforms: bool) -> None:
+    """The responses' ``date-time`` is the rule a ramp's ``start_at`` is read with."""
     assert FORMAT_CHECKER.conforms(value, "date-time") is conforms
+    try:
+        parse_rfc3339(value)
+    except ValueError:
+        assert not conforms
+    else:
+        assert conforms
 
 
 @pytest.mark.parametrize(
@@ -194,3 +208,35 @@ def test_date_time_should_be_checked_as_rfc_3339(value: str, conforms: bool) -> 
 )
 def test_uri_should_be_checked_as_absolute(value: str, conforms: bool) -> None:
     assert FORMAT_CHECKER.conforms(value, "uri") is conforms
+
+
+_RAMP = {
+    "id": "r1",
+    "upstream": "orders",
+    "status": "RUNNING",
+    "progress": 50,
+    "split": None,
+    "target": {"stable": 90, "baseline": 5, "canary": 5},
+    "message": "step 1 of 2",
+    "next_step_at": None,
+    "statusUrl": "https://kong-canary.example.com/v1/ramps/r1",
+    "cancelUrl": "https://kong-canary.example.com/v1/ramps/r1/cancel",
+}
+_RAMP_SCHEMA = {"$ref": "#/components/schemas/Ramp"}
+
+
+def test_a_body_checked_against_the_document_should_have_its_formats_checked() -> None:
+    """``check_body`` is how every response check of the suite validates (tests/openapi_bodies):
+    a relative statusUrl, which Orca cannot poll, breaks the document's ``uri``."""
+    doc = document()
+    check_body(doc, _RAMP_SCHEMA, _RAMP)
+    with pytest.raises(jsonschema.ValidationError, match="is not a 'uri'"):
+        check_body(doc, _RAMP_SCHEMA, {**_RAMP, "statusUrl": "/v1/ramps/r1"})
+
+
+def test_a_lease_without_an_offset_should_break_the_document() -> None:
+    doc = document()
+    lease = doc["components"]["schemas"]["Change"]["properties"]["lease"]
+    check_body(doc, lease, {"expires_at": "2027-01-15T08:00:00Z", "epoch": 3})
+    with pytest.raises(jsonschema.ValidationError):
+        check_body(doc, lease, {"expires_at": "2027-01-15T08:00:00", "epoch": 3})
