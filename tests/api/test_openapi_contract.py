@@ -94,20 +94,21 @@ def test_path_parameters_should_be_the_rule_arguments_of_the_view_serving_them(a
             assert sorted(declared) == sorted(rule.arguments), f"{method} {rule.rule}"
 
 
-def _refs(node: Any) -> Iterator[str]:
+def _keyword(node: Any, name: str) -> Iterator[str]:
+    """Every string value of the schema keyword ``name`` anywhere in ``node``."""
     if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            yield node["$ref"]
+        if isinstance(node.get(name), str):
+            yield node[name]
         for value in node.values():
-            yield from _refs(value)
+            yield from _keyword(value, name)
     elif isinstance(node, list):
         for value in node:
-            yield from _refs(value)
+            yield from _keyword(value, name)
 
 
 def test_every_schema_an_operation_names_should_be_a_component() -> None:
     doc = document()
-    named = {ref.removeprefix("#/components/schemas/") for ref in _refs(doc)}
+    named = {ref.removeprefix("#/components/schemas/") for ref in _keyword(doc, "$ref")}
     assert named <= set(doc["components"]["schemas"]), named - set(doc["components"]["schemas"])
 
 
@@ -154,19 +155,8 @@ def test_the_path_parameter_should_be_named_by_the_rule_and_described_by_the_tab
     assert op["parameters"][0]["description"] == "ramp id as returned when the ramp started"
 
 
-def _formats(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        if isinstance(node.get("format"), str):
-            yield node["format"]
-        for value in node.values():
-            yield from _formats(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _formats(value)
-
-
 def test_every_declared_format_should_be_one_the_response_checker_enforces() -> None:
-    assert set(_formats(document())) <= set(FORMAT_CHECKER.checkers)
+    assert set(_keyword(document(), "format")) <= set(FORMAT_CHECKER.checkers)
 
 
 @pytest.mark.parametrize(
