@@ -16,7 +16,7 @@ from flask import Flask, g, request
 
 from sidecar.api import cohorts, guard, kong_log
 from sidecar.api.errors import register_error_handlers
-from sidecar.api.routes import register_blueprints
+from sidecar.api.routes import flask_app, register_blueprints
 from sidecar.api.status import install as install_status
 from sidecar.cohorts import CohortRefresher, CohortService
 from sidecar.core.lease import LeasePolicy
@@ -78,7 +78,7 @@ def create_app(
     ``clock`` is the wall clock leases and ramps are judged by."""
     settings = settings or load_settings()
     kong = kong or build_kong(settings)
-    app = Flask("sidecar")
+    app = flask_app()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # 413 beyond (api/errors.py)
     service = TrafficService(

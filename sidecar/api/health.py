@@ -13,7 +13,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-@operation("Liveness", open=True, responses={"200": json_response("Health", "alive")})
+@operation("Liveness", public=True, responses={"200": json_response("Health", "alive")})
 def healthz():  # type: ignore[no-untyped-def]
     """The process answers. Deliberately does not touch Kong: a Kong outage must not make
     the kubelet restart every sidecar."""
@@ -23,7 +23,7 @@ def healthz():  # type: ignore[no-untyped-def]
 @bp.get("/readyz")
 @operation(
     "Readiness: Kong reachable and credentials accepted",
-    open=True,
+    public=True,
     responses={
         "200": json_response("Ready", "ready"),
         "503": json_response("Ready", "Kong unreachable or refusing us"),
@@ -54,7 +54,7 @@ def readyz():  # type: ignore[no-untyped-def]
 
 @bp.get("/metrics")
 @operation(
-    "Prometheus metrics", open=True, responses={"200": text_response("text/plain", "exposition")}
+    "Prometheus metrics", public=True, responses={"200": text_response("text/plain", "exposition")}
 )
 def metrics() -> Response:
     data, content_type = render()

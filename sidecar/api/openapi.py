@@ -408,7 +408,7 @@ def document(app: Flask | None = None) -> dict[str, Any]:
 @bp.get("/openapi.json")
 @operation(
     "This document",
-    open=True,
+    public=True,
     responses={
         "200": {
             "description": "OpenAPI 3.1",

@@ -27,8 +27,6 @@ from sidecar.core.names import UPSTREAM_NAME_PATTERN
 View = TypeVar("View", bound=Callable[..., Any])
 ATTRIBUTE = "openapi_operation"
 UNDOCUMENTED_METHODS = frozenset({"HEAD", "OPTIONS"})  # Flask adds them to every rule
-# Flask's own route for the package's static folder, not an endpoint of the API.
-UNDOCUMENTED_ENDPOINTS = frozenset({"static"})
 # ``<converter(args):name>`` or ``<name>`` in a werkzeug rule (werkzeug/routing/rules.py)
 _RULE_PARAMETER = re.compile(r"<(?:(?P<converter>[^:<>(]+)(?:\([^)]*\))?:)?(?P<name>[^<>:]+)>")
 _STRING_CONVERTERS = frozenset({None, "default", "string"})
@@ -67,14 +65,14 @@ ERROR_MEANINGS = {
 @dataclass(frozen=True)
 class Operation:
     """What the document says about one view (OpenAPI 3.1 Operation Object, less the path
-    parameters, which the rule gives). ``open``: no token needed (no ``security``)."""
+    parameters, which the rule gives). ``public``: no token needed (no ``security``)."""
 
     summary: str
     responses: Mapping[str, Any]
     description: str | None = None
     request_body: Mapping[str, Any] | None = None
     query: tuple[Mapping[str, Any], ...] = ()
-    open: bool = False
+    public: bool = False
 
     def document(self, path_parameters: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"summary": self.summary}
@@ -83,7 +81,7 @@ class Operation:
         parameters = [*path_parameters, *self.query]
         if parameters:
             out["parameters"] = parameters
-        if not self.open:
+        if not self.public:
             out["security"] = BEARER
         if self.request_body is not None:
             out["requestBody"] = self.request_body
@@ -98,10 +96,10 @@ def operation(
     description: str | None = None,
     request_body: Mapping[str, Any] | None = None,
     query: Iterable[Mapping[str, Any]] = (),
-    open: bool = False,
+    public: bool = False,
 ) -> Callable[[View], View]:
     """Attach the view's operation; the view itself is returned unchanged."""
-    described = Operation(summary, responses, description, request_body, tuple(query), open)
+    described = Operation(summary, responses, description, request_body, tuple(query), public)
     return documented(described)
 
 
@@ -159,8 +157,6 @@ def paths_of(app: Flask) -> dict[str, dict[str, Any]]:
     """The document's ``paths``: one operation per rule and method the app serves."""
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in UNDOCUMENTED_ENDPOINTS:
-            continue
         described = getattr(app.view_functions[rule.endpoint], ATTRIBUTE, None)
         if not isinstance(described, Operation):
             raise LookupError(f"view {rule.endpoint} ({rule.rule}) has no @operation")

@@ -36,6 +36,13 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
 )
 
 
+def flask_app() -> Flask:
+    """The Flask object the sidecar runs in. No static route: Flask would serve the package's
+    ``static/`` folder at ``/static/<path>``, the status page without its security headers
+    (CSP, no framing) and outside the document; the page's files have their own routes."""
+    return Flask("sidecar", static_folder=None)
+
+
 def register_blueprints(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -43,7 +50,7 @@ def register_blueprints(app: Flask) -> None:
 
 def route_table() -> Flask:
     """The sidecar's routes with nothing behind them (no settings, no Kong): for the document
-    when no running app is at hand. Named like the real app, so it has the same routes."""
-    app = Flask("sidecar")
+    when no running app is at hand."""
+    app = flask_app()
     register_blueprints(app)
     return app

@@ -84,7 +84,7 @@ def _serve_asset(name: str, mimetype: str) -> Response:
 @page.get("/")
 @operation(
     "The status page for people (static; its script polls /v1/status)",
-    open=True,
+    public=True,
     responses={"200": text_response("text/html", "HTML")},
 )
 def status_page() -> Response:
@@ -93,7 +93,7 @@ def status_page() -> Response:
 
 def _asset_view(name: str, mimetype: str, what: str) -> Callable[[], Response]:
     described = operation(
-        f"The status page's {what}", open=True, responses={"200": text_response(mimetype, what)}
+        f"The status page's {what}", public=True, responses={"200": text_response(mimetype, what)}
     )
     return described(lambda: _serve_asset(name, mimetype))
 
