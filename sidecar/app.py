@@ -14,19 +14,9 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from sidecar.api import (
-    admin,
-    cohorts,
-    guard,
-    hashing,
-    health,
-    kong_log,
-    openapi,
-    ramps,
-    served,
-    split,
-)
+from sidecar.api import cohorts, guard, kong_log
 from sidecar.api.errors import register_error_handlers
+from sidecar.api.routes import flask_app, register_blueprints
 from sidecar.api.status import install as install_status
 from sidecar.cohorts import CohortRefresher, CohortService
 from sidecar.core.lease import LeasePolicy
@@ -88,7 +78,7 @@ def create_app(
     ``clock`` is the wall clock leases and ramps are judged by."""
     settings = settings or load_settings()
     kong = kong or build_kong(settings)
-    app = Flask("sidecar")
+    app = flask_app()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # 413 beyond (api/errors.py)
     service = TrafficService(
@@ -119,18 +109,9 @@ def create_app(
     app.extensions["kong_canary"] = runtime
     guard.install_disarm(app)  # every end of a canary disarms its guard in Kong
     register_error_handlers(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(split.bp)
-    app.register_blueprint(ramps.bp)
-    app.register_blueprint(served.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(hashing.bp)
-    app.register_blueprint(kong_log.bp)
-    app.register_blueprint(guard.bp)
-    app.register_blueprint(cohorts.bp)
+    register_blueprints(app)  # every route, each with its OpenAPI operation
     kong_log.install_window(app)  # http-log for the canary window, when configured
-    install_status(app)  # GET / (status page) and GET /v1/status
+    install_status(app)  # the board behind GET /v1/status
     _instrument(app)
     return app
 

@@ -8,6 +8,7 @@ import logging
 from flask import Blueprint, current_app, g, jsonify
 
 from sidecar.api.auth import authenticate
+from sidecar.api.operations import errors, json_response, operation
 from sidecar.leases import rollback_all
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")
@@ -20,6 +21,14 @@ def _authenticate() -> None:
 
 
 @bp.post("/rollback-all")
+@operation(
+    "Incident: every managed upstream back to stable (admin token)",
+    responses={
+        "200": json_response("RollbackAll", "all rolled back"),
+        "502": json_response("RollbackAll", "some rollbacks failed (see results)"),
+        **errors(401, 403, 503),
+    },
+)
 def rollback_everything():  # type: ignore[no-untyped-def]
     """Every upstream this sidecar manages back to stable at once."""
     results = rollback_all(current_app.extensions["kong_canary"].service)

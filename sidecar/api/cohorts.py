@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sidecar.api.audit import audit_entry
 from sidecar.api.auth import require_token
 from sidecar.api.cohorts_schema import CLEAR_COHORTS, SET_COHORTS
+from sidecar.api.operations import Operation, documented, errors, json_response, request_body
 from sidecar.api.schemas import flag, lease_param, parse_body, seconds
 from sidecar.cohorts import CohortService
 from sidecar.core.cohorts import CohortError, parse_spec, served_shares
@@ -35,12 +36,54 @@ def _cohorts() -> CohortService:
     return current_app.extensions[EXTENSION]
 
 
+def _cohorts_operation(
+    summary: str, answer: str, body: str | None, statuses: tuple[int, ...]
+) -> Operation:
+    """Cohorts: a post-function per service of the upstream and two shadow upstreams,
+    ``{u}--stable`` and ``{u}--canary``; removed by rollback, promote, lease expiry."""
+    return Operation(
+        summary,
+        request_body=None
+        if body is None
+        else request_body(body, required=body == "SetCohortsRequest"),
+        responses={
+            "200": json_response(answer, summary),
+            **errors(*statuses),
+            "409": json_response(
+                "Error",
+                "refused, Kong unchanged: untrusted_lua_off, post_function_unavailable, "
+                "post_function_in_use (a post-function not ours on a service), "
+                "cohorts_unsupported (Konnect, DB-less), no_service, shadow_name_taken",
+            ),
+            "422": json_response(
+                "Error", "a field breaks a rule (error.field), or unknown_consumer naming it"
+            ),
+        },
+    )
+
+
+_CHANGE_STATUSES = (400, 401, 403, 404, 409, 413, 422, 502, 503)
+
+
 @bp.get("/<upstream>/cohorts")
+@documented(
+    _cohorts_operation(
+        "The cohorts in force, their consumer ids, what Kong runs",
+        "CohortsView",
+        None,
+        (401, 403, 404, 422, 502, 503),
+    )
+)
 def read_cohorts(upstream: str):  # type: ignore[no-untyped-def]
     return jsonify(_cohorts().view(upstream))
 
 
 @bp.put("/<upstream>/cohorts")
+@documented(
+    _cohorts_operation(
+        "Set the cohorts (idempotent)", "CohortsView", "SetCohortsRequest", _CHANGE_STATUSES
+    )
+)
 def set_cohorts(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, SET_COHORTS)
     try:
@@ -59,6 +102,14 @@ def set_cohorts(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<upstream>/cohorts")
+@documented(
+    _cohorts_operation(
+        "Remove the cohorts: plugins, then shadow upstreams",
+        "CohortsCleared",
+        "ClearCohortsRequest",
+        _CHANGE_STATUSES,
+    )
+)
 def clear_cohorts(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, CLEAR_COHORTS, optional=True)
     return _audited(

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
+from sidecar.api.operations import errors, json_response, operation, request_body
 from sidecar.core.guard_config import GuardConfig
 from sidecar.core.ramp_token import short_id
 from sidecar.core.split import Split, SplitError
@@ -167,6 +168,17 @@ def _guardian() -> Guardian:
 
 
 @bp.put("/<upstream>/guard")
+@operation(
+    "Arm (or re-arm, with fresh evidence) the guard on the canary",
+    description="Compares the canary with the old version on every "
+    "ingested http-log batch and rolls it back on a clear 5xx or P99 "
+    "regression. Kept by the process that armed it (see README, Guard).",
+    request_body=request_body("GuardConfig", required=True),
+    responses={
+        "200": json_response("GuardView", "the guard as armed"),
+        **errors(400, 401, 403, 422),
+    },
+)
 def set_guard(upstream: str):  # type: ignore[no-untyped-def]
     # force: JSON whatever the Content-Type, as every other body (curl -d sends a form type)
     body = request.get_json(force=True, silent=True)
@@ -187,6 +199,13 @@ def set_guard(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<upstream>/guard")
+@operation(
+    "The guard's live view: figures, tests and distance to a trip",
+    responses={
+        "200": json_response("GuardView", "armed false when no guard is set"),
+        **errors(401, 403, 422),
+    },
+)
 def get_guard(upstream: str):  # type: ignore[no-untyped-def]
     return jsonify(_view(upstream, _guardian()))
 

@@ -14,6 +14,7 @@ import logging
 from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api.auth import require_token
+from sidecar.api.operations import errors, json_response, operation, request_body
 from sidecar.api.schemas import CONTEXT, FLAG, REASON, flag, parse_body
 from sidecar.errors import ApiError
 
@@ -113,6 +114,14 @@ def check_hashing(body: dict, kong_major: int) -> dict:
 
 
 @bp.put("/<upstream>/hashing")
+@operation(
+    "Sticky canaries: set Kong's hash_on (forces consistent-hashing)",
+    request_body=request_body("SetHashingRequest", required=True),
+    responses={
+        "200": json_response("HashingView", "the upstream after the change"),
+        **errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
+    },
+)
 def set_hashing(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, HASHING)
     runtime = current_app.extensions["kong_canary"]

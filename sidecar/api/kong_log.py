@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from sidecar.api import guard
 from sidecar.api.auth import authenticate, check_upstream_name
 from sidecar.api.body import read_body
+from sidecar.api.operations import Operation, documented, errors, json_response, operation
 from sidecar.errors import ApiError, from_kong_error
 from sidecar.gateway.addresses import VariantResolver
 from sidecar.gateway.ingest import GatewayIngest
@@ -76,6 +77,18 @@ def _override() -> str | None:
 
 
 @bp.post("/kong-log")
+@operation(
+    "Ingest Kong http-log batches; counts per upstream and variant",
+    description="A JSON array (batched) or one object per request. The "
+    "upstream comes from each entry's service host, or the "
+    "X-Kong-Canary-Upstream header / ?upstream= override.",
+    request_body={"required": True, "content": {"application/json": {"schema": {}}}},
+    responses={
+        "200": json_response("IngestResult", "counted (bad entries are reported)"),
+        "413": json_response("Error", "batch larger than kong_log_max_body_bytes (body_too_large)"),
+        **errors(400, 401, 403, 404, 422, 503),
+    },
+)
 def kong_log():  # type: ignore[no-untyped-def]
     caller = authenticate(required_role="write")
     upstream = _override()
@@ -187,13 +200,45 @@ def _audit(event: str, caller: str, upstream: str, **fields: Any) -> None:
     audit.info(json.dumps(entry, sort_keys=True))
 
 
+_WINDOW_ABOUT = (
+    "Kong's http-log plugin on every Kong service whose host is the upstream, posting to "
+    "/v1/kong-log with the gateway ingest token; tagged managed-by=kong-canary. With "
+    "gateway_metrics on, the next split change re-opens or closes it."
+)
+_NOT_CONFIGURED = "gateway_metrics_not_configured (no ingest token/URL)"
+
+
+def _window_operation(summary: str, role: str, refused: str = _NOT_CONFIGURED) -> Operation:
+    """The http-log window by hand. With gateway_metrics on, set/ramp/rollback/promote open
+    and close it on their own and report a failure as a warning (the split still applies);
+    ``refused``: what its 409 means."""
+    return Operation(
+        summary,
+        description=f"{_WINDOW_ABOUT} Token role: {role}.",
+        responses={
+            "200": json_response("GatewayMetrics", "the window as it is now"),
+            **errors(401, 403, 404, 422, 502, 503),
+            "409": json_response("Error", refused),
+        },
+    )
+
+
 @bp.get("/upstreams/<upstream>/gateway-metrics")
+@documented(_window_operation("Is the window open: our http-log plugins", "read"))
 def gateway_metrics_view(upstream: str):  # type: ignore[no-untyped-def]
     window, _ = _window_call(upstream, "read")
     return _answer(upstream, window, _kong(lambda: window.plugins(upstream)))
 
 
 @bp.post("/upstreams/<upstream>/gateway-metrics")
+@documented(
+    _window_operation(
+        "Open the window: attach http-log",
+        "write",
+        f"{_NOT_CONFIGURED}; no_service (no Kong service has the upstream as host), "
+        "http_log_in_use (another http-log), ingest_token_not_allowed",
+    )
+)
 def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     try:
@@ -211,6 +256,7 @@ def gateway_metrics_open(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/upstreams/<upstream>/gateway-metrics")
+@documented(_window_operation("Close the window: remove our http-log", "write"))
 def gateway_metrics_close(upstream: str):  # type: ignore[no-untyped-def]
     window, caller = _window_call(upstream, "write")
     with current_app.extensions["kong_canary"].service.exclusive(upstream):

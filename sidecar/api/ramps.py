@@ -14,9 +14,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from sidecar.api import guard
 from sidecar.api.auth import require_token
+from sidecar.api.operations import errors, json_response, operation, request_body
 from sidecar.api.schemas import (
     CANCEL,
     START_RAMP,
+    WAIT_PATTERN,
     flag,
     lease_param,
     parse_body,
@@ -36,6 +38,15 @@ audit = logging.getLogger("kong_canary.audit")
 
 
 bp.before_request(require_token)
+
+WAIT_QUERY = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": WAIT_PATTERN},
+    "description": "seconds (0..300) a poll that applies a step waits for Kong's nodes; "
+    "statusUrl carries it when the ramp was started with wait",
+}
 
 
 def _ramps() -> RampService:
@@ -67,6 +78,14 @@ def _audit(event: str, view: RampView, body: dict[str, Any]) -> None:
 
 
 @bp.post("/upstreams/<upstream>/ramps")
+@operation(
+    "Start a ramp (Orca: wait for completion, poll statusUrl)",
+    request_body=request_body("StartRampRequest", required=True),
+    responses={
+        "202": json_response("Ramp", "started; statusUrl and cancelUrl are absolute"),
+        **errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
+    },
+)
 def start_ramp(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, START_RAMP)
     guarded = guard.parse_guard(body)  # refused before anything reaches Kong
@@ -127,6 +146,14 @@ def _check_ramp_upstream(ramp_id: str) -> None:
 
 
 @bp.get("/ramps/<ramp_id>")
+@operation(
+    "A ramp's status; moves the upstream on when a step is due",
+    query=[WAIT_QUERY],
+    responses={
+        "200": json_response("Ramp", "status (always a string status)"),
+        **errors(401, 403, 404, 409, 422, 502, 503),
+    },
+)
 def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     wait = wait_param(request.args.get("wait"))
@@ -136,6 +163,14 @@ def ramp_status(ramp_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/ramps/<ramp_id>/cancel")
+@operation(
+    "Cancel a ramp and roll the canary back",
+    request_body=request_body("CancelRampRequest", required=False),
+    responses={
+        "200": json_response("Ramp", "cancelled"),
+        **errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
+    },
+)
 def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
     _check_ramp_upstream(ramp_id)
     body = parse_body(request, CANCEL, optional=True)
@@ -146,6 +181,15 @@ def cancel_ramp(ramp_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/upstreams/<upstream>/ramps/cancel")
+@operation(
+    "Cancel the ramp an execution started on this upstream "
+    "(Orca's cancelEndpoint; body context.execution_id)",
+    request_body=request_body("CancelRampRequest", required=False),
+    responses={
+        "200": json_response("RampCanceled", "cancelled and rolled back"),
+        **errors(400, 401, 403, 404, 409, 413, 422, 502, 503),
+    },
+)
 def cancel_upstream_ramp(upstream: str):  # type: ignore[no-untyped-def]
     """For Orca's cancelEndpoint: cancel the ramp this execution started on the upstream."""
     body = parse_body(request, CANCEL, optional=True)

@@ -23,6 +23,7 @@ from sidecar.core.lease import LeasePolicy
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.errors import ApiError, echo, echo_in
 
+# ---- the pieces -------------------------------------------------------------------------
 PERCENT = {
     "description": "percent of traffic, 0..100 with at most two decimals (number or string)",
     "oneOf": [
@@ -47,6 +48,13 @@ TARGET_LIST = {
     "maxItems": 1000,
     "uniqueItems": True,
 }
+TARGETS = {
+    "type": "object",
+    "description": "Addresses (host:port) per variant; a given list is that variant's "
+    "complete set. Missing targets are created and tagged with their variant.",
+    "properties": {v: TARGET_LIST for v in VARIANTS},
+    "additionalProperties": False,
+}
 CONTEXT = {
     "type": "object",
     "description": "Who asked, for the audit log (Orca drops X-Spinnaker-* headers)",
@@ -63,49 +71,6 @@ REASON = {"type": "string", "maxLength": 1024}
 # null = no guard, as when absent: Orca's preconfigured payload is one fixed string, so the
 # webhook stages send "guard": null when none is given (pipeline-templates/README.md).
 GUARD_OR_NULL = {**GUARD_CONFIG, "type": ["object", "null"]}
-
-SET_SPLIT = {
-    "type": "object",
-    "required": ["split"],
-    "properties": {
-        "split": SPLIT,
-        "targets": {
-            "type": "object",
-            "description": "Addresses (host:port) per variant; a given list is that variant's "
-            "complete set. Missing targets are created and tagged with their variant.",
-            "properties": {v: TARGET_LIST for v in VARIANTS},
-            "additionalProperties": False,
-        },
-        "expect": {**SPLIT, "description": "Compare-and-set: 409 unless the current split is this"},
-        "dry_run": FLAG,
-        "force": {**FLAG, "description": "Shift traffic even onto targets Kong reports unhealthy"},
-        "guard": GUARD_OR_NULL,
-        "reason": REASON,
-        "context": CONTEXT,
-    },
-    "additionalProperties": False,
-}
-ROLLBACK = {
-    "type": "object",
-    "properties": {
-        "remove": {**FLAG, "description": "Delete canary and baseline targets instead of weight 0"},
-        "dry_run": FLAG,
-        "reason": REASON,
-        "context": CONTEXT,
-    },
-    "additionalProperties": False,
-}
-PROMOTE = {
-    "type": "object",
-    "properties": {
-        "dry_run": FLAG,
-        "force": {**FLAG, "description": "Promote even if Kong reports stable targets unhealthy"},
-        "reason": REASON,
-        "context": CONTEXT,
-    },
-    "additionalProperties": False,
-}
-
 MAX_SECONDS = 10**7  # about 115 days: far beyond any lease maximum
 SECONDS = {
     "description": "seconds (number or numeric string)",
@@ -113,47 +78,6 @@ SECONDS = {
         {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*$"},
     ],
-}
-SET_SPLIT["properties"]["lease"] = {
-    **SECONDS,
-    "description": "seconds this non-stable split lives unless renewed, more than 0 and at "
-    "most lease_max (default: lease_default)",
-}
-START_RAMP = {
-    "type": "object",
-    "description": "A linear ramp (split + duration + steps) or an explicit schedule + interval",
-    "properties": {
-        "split": {**SPLIT, "description": "the split the ramp ends at (linear ramp)"},
-        "duration": {**SECONDS, "description": "seconds from start to the last step"},
-        "steps": {
-            "oneOf": [
-                {"type": "integer", "minimum": 1, "maximum": 100},
-                {"type": "string", "pattern": r"^\s*\d{1,3}\s*$"},
-            ],
-            "description": "number of steps of a linear ramp (1..100)",
-        },
-        "schedule": {"type": "array", "items": SPLIT, "minItems": 1, "maxItems": 100},
-        "interval": {**SECONDS, "description": "seconds between the schedule's steps"},
-        "start_at": {"type": "string", "format": "date-time", "maxLength": 64},
-        "lease": {
-            **SECONDS,
-            "description": "seconds each step lives unless the ramp moves on, more than 0 and "
-            "at most lease_max minus the longest wait between steps (default: lease_default)",
-        },
-        "targets": SET_SPLIT["properties"]["targets"],
-        "allow_unequal": {
-            **FLAG,
-            "description": "allow canary and baseline shares to differ in a step",
-        },
-        "guard": GUARD_OR_NULL,
-        "reason": REASON,
-        "context": CONTEXT,
-    },
-    "oneOf": [
-        {"required": ["split", "duration", "steps"], "not": {"required": ["schedule"]}},
-        {"required": ["schedule", "interval"], "not": {"required": ["split"]}},
-    ],
-    "additionalProperties": False,
 }
 # Waiting for propagation (sidecar.propagation). Orca's webhook client gives up reading after
 # webhook.readTimeoutMs when set, else ok-http-client.readTimeoutMs (120 s)
@@ -176,26 +100,107 @@ WAIT_STRICT = {
     "change in time. The change stays applied; Orca retries, and the idempotent retry waits "
     "again. Without it a timeout is reported in propagation only (treat it as a warning).",
 }
-for _body in (SET_SPLIT, ROLLBACK, PROMOTE):
-    _body["properties"]["wait"] = WAIT
-    _body["properties"]["wait_strict"] = WAIT_STRICT
-ROLLBACK["properties"]["wait"] = {
-    **WAIT,
-    "description": f"{WAIT['description']} Default 10: a rollback's answer means traffic stopped.",
-}
-START_RAMP["properties"]["wait"] = {
-    **WAIT,
-    "description": "seconds each step waits, when the call or status poll that applies it "
-    "runs, until Kong's nodes serve it (0..300; that response then carries propagation). It "
-    "rides on statusUrl as ?wait=.",
-}
 
+
+def described(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """``schema`` saying what it means in this place (a copy; the original is unchanged)."""
+    return {**schema, "description": description}
+
+
+# ---- the request bodies (each one literal; property order is the order errors are found)
+SET_SPLIT = {
+    "type": "object",
+    "required": ["split"],
+    "properties": {
+        "split": SPLIT,
+        "targets": TARGETS,
+        "expect": described(SPLIT, "Compare-and-set: 409 unless the current split is this"),
+        "dry_run": FLAG,
+        "force": described(FLAG, "Shift traffic even onto targets Kong reports unhealthy"),
+        "guard": GUARD_OR_NULL,
+        "reason": REASON,
+        "context": CONTEXT,
+        "lease": described(
+            SECONDS,
+            "seconds this non-stable split lives unless renewed, more than 0 and at most "
+            "lease_max (default: lease_default)",
+        ),
+        "wait": WAIT,
+        "wait_strict": WAIT_STRICT,
+    },
+    "additionalProperties": False,
+}
+ROLLBACK = {
+    "type": "object",
+    "properties": {
+        "remove": described(FLAG, "Delete canary and baseline targets instead of weight 0"),
+        "dry_run": FLAG,
+        "reason": REASON,
+        "context": CONTEXT,
+        "wait": described(
+            WAIT, f"{WAIT['description']} Default 10: a rollback's answer means traffic stopped."
+        ),
+        "wait_strict": WAIT_STRICT,
+    },
+    "additionalProperties": False,
+}
+PROMOTE = {
+    "type": "object",
+    "properties": {
+        "dry_run": FLAG,
+        "force": described(FLAG, "Promote even if Kong reports stable targets unhealthy"),
+        "reason": REASON,
+        "context": CONTEXT,
+        "wait": WAIT,
+        "wait_strict": WAIT_STRICT,
+    },
+    "additionalProperties": False,
+}
+START_RAMP = {
+    "type": "object",
+    "description": "A linear ramp (split + duration + steps) or an explicit schedule + interval",
+    "properties": {
+        "split": described(SPLIT, "the split the ramp ends at (linear ramp)"),
+        "duration": described(SECONDS, "seconds from start to the last step"),
+        "steps": {
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": 100},
+                {"type": "string", "pattern": r"^\s*\d{1,3}\s*$"},
+            ],
+            "description": "number of steps of a linear ramp (1..100)",
+        },
+        "schedule": {"type": "array", "items": SPLIT, "minItems": 1, "maxItems": 100},
+        "interval": described(SECONDS, "seconds between the schedule's steps"),
+        "start_at": {"type": "string", "format": "date-time", "maxLength": 64},
+        "lease": described(
+            SECONDS,
+            "seconds each step lives unless the ramp moves on, more than 0 and at most "
+            "lease_max minus the longest wait between steps (default: lease_default)",
+        ),
+        "targets": TARGETS,
+        "allow_unequal": described(FLAG, "allow canary and baseline shares to differ in a step"),
+        "guard": GUARD_OR_NULL,
+        "reason": REASON,
+        "context": CONTEXT,
+        "wait": described(
+            WAIT,
+            "seconds each step waits, when the call or status poll that applies it runs, "
+            "until Kong's nodes serve it (0..300; that response then carries propagation). It "
+            "rides on statusUrl as ?wait=.",
+        ),
+    },
+    "oneOf": [
+        {"required": ["split", "duration", "steps"], "not": {"required": ["schedule"]}},
+        {"required": ["schedule", "interval"], "not": {"required": ["split"]}},
+    ],
+    "additionalProperties": False,
+}
 CANCEL = {
     "type": "object",
     "properties": {
         "reason": REASON,
         "context": CONTEXT,
-        "wait": {**WAIT, "description": f"{WAIT['description']} Default 10 (it rolls back)."},
+        "wait": described(WAIT, f"{WAIT['description']} Default 10 (it rolls back)."),
     },
     "additionalProperties": False,
 }

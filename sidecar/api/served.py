@@ -19,6 +19,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, jsonify, request
 
 from sidecar.api.auth import require_token
+from sidecar.api.operations import errors, json_response, operation
 from sidecar.api.schemas import seconds
 from sidecar.core.served import RUNNING, SUCCEEDED
 from sidecar.core.split import VARIANTS, Split, SplitError
@@ -41,6 +42,28 @@ SPLIT_PARAM_PATTERN = rf"^{_SHARE},{_SHARE},{_SHARE}$"
 EPOCH_PARAM_PATTERN = r"^\d{1,12}$"
 _SPLIT_PARAM = re.compile(SPLIT_PARAM_PATTERN)
 _EPOCH_PARAM = re.compile(EPOCH_PARAM_PATTERN)
+QUERY = [
+    {
+        "name": "split",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "pattern": SPLIT_PARAM_PATTERN},
+        "description": "the split expected: stable,baseline,canary percentages",
+    },
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "pattern": EPOCH_PARAM_PATTERN},
+            "description": about,
+        }
+        for name, about in (
+            ("since", "epoch seconds just before the change"),
+            ("until", "epoch seconds after which a change not yet served is FAILED"),
+        )
+    ),
+]
 
 
 def rollback_wait(body: dict[str, Any]) -> float | None:
@@ -118,6 +141,15 @@ def _query_epoch(name: str) -> int:
 
 
 @bp.get("/<upstream>/propagation")
+@operation(
+    "Is a change served by every checkable Kong node (statusUrl of "
+    "set split, rollback, promote and cancel; never writes)",
+    query=QUERY,
+    responses={
+        "200": json_response("Served", "status RUNNING, SUCCEEDED or FAILED"),
+        **errors(401, 403, 404, 422, 502, 503),
+    },
+)
 def propagation_status(upstream: str):  # type: ignore[no-untyped-def]
     """One look: SUCCEEDED when every checkable node serves ``split``, FAILED when another
     change replaced it or ``until`` passed, else RUNNING. Never writes."""

@@ -12,6 +12,7 @@ from sidecar.api import guard
 from sidecar.api.audit import audit_entry
 from sidecar.api.auth import require_token
 from sidecar.api.cohorts import cohort_view
+from sidecar.api.operations import change_operation, documented, errors, ok, operation
 from sidecar.api.schemas import (
     PROMOTE,
     ROLLBACK,
@@ -39,6 +40,10 @@ def _service() -> TrafficService:
 
 
 @bp.get("/<upstream>/split")
+@operation(
+    "Read the current split, targets, health and warnings",
+    responses={**ok("SplitView", "the current split"), **errors(401, 403, 404, 422, 502, 503)},
+)
 def read_split(upstream: str):  # type: ignore[no-untyped-def]
     body = _service().describe(upstream)
     guarded = guard.live_view(upstream)
@@ -49,6 +54,7 @@ def read_split(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/<upstream>/split")
+@documented(change_operation("Set the split (idempotent)", "SetSplitRequest", required=True))
 def set_split(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, SET_SPLIT)
     split = parse_split(body["split"], "split")
@@ -75,6 +81,9 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<upstream>/rollback")
+@documented(
+    change_operation("Roll back: stable takes all traffic", "RollbackRequest", required=False)
+)
 def rollback(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, ROLLBACK, optional=True)
     if not flag(body, "dry_run"):
@@ -94,6 +103,11 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<upstream>/promote")
+@documented(
+    change_operation(
+        "Promote: stable 100%, canary and baseline removed", "PromoteRequest", required=False
+    )
+)
 def promote(upstream: str):  # type: ignore[no-untyped-def]
     body = parse_body(request, PROMOTE, optional=True)
     if not flag(body, "dry_run"):

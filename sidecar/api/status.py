@@ -15,13 +15,23 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from sidecar.api.auth import authenticate, check_upstream_name
-from sidecar.api.status_schema import STATIC_FILES
+from sidecar.api.operations import (
+    PATH_PARAMETERS,
+    errors,
+    json_response,
+    operation,
+    text_response,
+)
 from sidecar.errors import ApiError
 from sidecar.status_board import StatusBoard
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "status"
 EXTENSION = "kong_canary_status"
-ASSETS = {name: mimetype for name, mimetype, _ in STATIC_FILES}
+STATIC_FILES = (  # name, mimetype, what it is
+    ("status.js", "text/javascript", "script"),
+    ("status.css", "text/css", "stylesheet"),
+    ("favicon.svg", "image/svg+xml", "icon"),
+)
 RAMP_ENDPOINTS = frozenset({"ramps.start_ramp", "ramps.ramp_status"})
 
 PAGE_HEADERS = {
@@ -40,8 +50,9 @@ api = Blueprint("status", __name__, url_prefix="/v1")
 
 
 def install(app: Flask) -> None:
-    """Register both blueprints and the board; learn ramp ids from the ramp endpoints'
-    answers (Kong holds only their fingerprint, the schedule is in the id)."""
+    """The board (the blueprints are registered with the others, ``sidecar.api.routes``);
+    learn ramp ids from the ramp endpoints' answers (Kong holds only their fingerprint, the
+    schedule is in the id)."""
     runtime = app.extensions["kong_canary"]
     board = StatusBoard(
         runtime.service,
@@ -50,8 +61,6 @@ def install(app: Flask) -> None:
         clock=runtime.ramps.clock,
     )
     app.extensions[EXTENSION] = board
-    app.register_blueprint(page)
-    app.register_blueprint(api)
 
     @app.after_request
     def _remember_ramp(response: Response) -> Response:
@@ -73,20 +82,28 @@ def _serve_asset(name: str, mimetype: str) -> Response:
 
 
 @page.get("/")
+@operation(
+    "The status page for people (static; its script polls /v1/status)",
+    public=True,
+    responses={"200": text_response("text/html", "HTML")},
+)
 def status_page() -> Response:
     return _serve_asset("index.html", "text/html")
 
 
-def _asset_view(name: str, mimetype: str) -> Callable[[], Response]:
-    return lambda: _serve_asset(name, mimetype)
+def _asset_view(name: str, mimetype: str, what: str) -> Callable[[], Response]:
+    described = operation(
+        f"The status page's {what}", public=True, responses={"200": text_response(mimetype, what)}
+    )
+    return described(lambda: _serve_asset(name, mimetype))
 
 
 # One route per file, so the app serves exactly the paths the OpenAPI document lists.
-for _name, _mimetype in ASSETS.items():
+for _name, _mimetype, _what in STATIC_FILES:
     page.add_url_rule(
         f"/status/{_name}",
         f"asset_{_name.replace('.', '_')}",
-        _asset_view(_name, _mimetype),
+        _asset_view(_name, _mimetype, _what),
         methods=["GET"],
     )
 
@@ -98,6 +115,15 @@ def _page_headers(response: Response) -> Response:
 
 
 @api.get("/status")
+@operation(
+    "Managed upstreams (or one) with split history, ramp progress, "
+    "lease, per-variant gateway metrics and recent audit events (read token)",
+    query=[{"name": "upstream", "in": "query", "required": False, **PATH_PARAMETERS["upstream"]}],
+    responses={
+        "200": json_response("Status", "what the status page and watch show"),
+        **errors(401, 403, 404, 422, 502, 503),
+    },
+)
 def status():  # type: ignore[no-untyped-def]
     """Every managed upstream the token may see (or ``?upstream=`` only), with the page's
     charts' history. Needs a read token."""

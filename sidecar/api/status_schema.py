@@ -1,18 +1,12 @@
-"""OpenAPI pieces of the status page and ``GET /v1/status`` (kept apart from the change
-endpoints' document; ``sidecar.api.openapi`` merges them in)."""
+"""The schema of ``GET /v1/status`` (kept apart from the change endpoints' schemas;
+``sidecar.api.openapi`` lists it among the components)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sidecar.status_board import EVENTS_KEPT, HISTORY_POINTS, HISTORY_SECONDS
 
-STATIC_FILES = (
-    ("status.js", "text/javascript", "script"),
-    ("status.css", "text/css", "stylesheet"),
-    ("favicon.svg", "image/svg+xml", "icon"),
-)
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 VARIANT_STATS = {
     "type": "object",
@@ -131,46 +125,4 @@ def status_schema(
             },
         },
         "additionalProperties": False,
-    }
-
-
-def status_paths(
-    json_response: Callable[[str, str], dict[str, Any]],
-    errors: Callable[..., dict[str, Any]],
-    upstream_param: dict[str, Any],
-) -> dict[str, Any]:
-    html = {"text/html": {"schema": {"type": "string"}}}
-    return {
-        "/": {
-            "get": {
-                "summary": "The status page for people (static; its script polls /v1/status)",
-                "responses": {"200": {"description": "HTML", "content": html}},
-            }
-        },
-        **{
-            f"/status/{name}": {
-                "get": {
-                    "summary": f"The status page's {what}",
-                    "responses": {
-                        "200": {
-                            "description": what,
-                            "content": {mimetype: {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            }
-            for name, mimetype, what in STATIC_FILES
-        },
-        "/v1/status": {
-            "get": {
-                "summary": "Managed upstreams (or one) with split history, ramp progress, "
-                "lease, per-variant gateway metrics and recent audit events (read token)",
-                "parameters": [{**upstream_param, "in": "query", "required": False}],
-                "security": [{"bearer": []}],
-                "responses": {
-                    "200": json_response("Status", "what the status page and watch show"),
-                    **errors(401, 403, 404, 422, 502, 503),
-                },
-            }
-        },
     }

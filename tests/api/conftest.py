@@ -12,15 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
-import jsonschema
 import pytest
 from werkzeug.serving import make_server
 
-from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
+from tests.openapi_bodies import check_body
 
 TOKENS = (
     ApiToken("spinnaker", "spinnaker-token-0123456789", "write"),
@@ -60,8 +59,7 @@ class OpenApiChecker:
         content = declared["content"]
         if "application/json" in content:
             assert response.headers["content-type"].startswith("application/json")
-            schema = {**content["application/json"]["schema"], "components": self.doc["components"]}
-            jsonschema.validate(response.json(), schema, format_checker=FORMAT_CHECKER)
+            check_body(self.doc, content["application/json"]["schema"], response.json())
 
 
 class FakeClock:

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import jsonschema
 import schemathesis
 from flask import Flask
 from werkzeug.test import Client
 
-from sidecar.api.formats import FORMAT_CHECKER
 from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import RunningServer, serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
+from tests.openapi_bodies import check_body
 
 WRITE = ApiToken("spinnaker", "spinnaker-token-0123456789", "write")
 READ = ApiToken("viewer", "viewer-token-0123456789abc", "read")
@@ -137,10 +136,7 @@ class DocumentChecker:
         media, schema = next(iter(declared["content"].items()))
         assert content_type.split(";")[0].strip() == media, f"{content_type} is not {media}"
         if media == "application/json":
-            validator = jsonschema.Draft202012Validator(
-                {**schema, "components": self.doc["components"]}, format_checker=FORMAT_CHECKER
-            )
-            validator.validate(json.loads(body))
+            check_body(self.doc, schema, json.loads(body))
         return template
 
 
