@@ -110,10 +110,8 @@ class AdminApi:
             raise method_not_allowed()
         ws = self.store.workspace(ws_name)
         if endpoint == "root":
-            conf = self.store.kong_conf
-            body = root_body(self.profile, **vars(self.node), kong_conf=conf)
-            body["configuration"].update(self.store.configuration)
-            return Reply(200, body)
+            conf = self.store.configuration
+            return Reply(200, root_body(self.profile, **vars(self.node), configuration=conf))
         if endpoint == "status":
             return Reply(200, status_body(self.profile))
         if endpoint == "data_planes":

@@ -90,7 +90,7 @@ class ProxyModel:
         plugin = _post_function(ws, service)
         if plugin is None:
             return str(service["host"])
-        mode = self.store.kong_conf.untrusted_lua
+        mode = self.store.configuration.untrusted_lua
         if mode == "off":
             raise ServerlessError(SANDBOX_OFF_ERROR)
         config = plugin["config"]

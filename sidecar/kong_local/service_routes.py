@@ -353,7 +353,7 @@ class _Routes:
         *,
         patch: bool = False,
     ) -> Body:
-        disabled = self.store.kong_conf.disabled_plugins
+        disabled = self.store.configuration.disabled_plugins
         validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]

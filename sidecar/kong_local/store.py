@@ -46,15 +46,20 @@ class Store:
         self,
         profile: Profile,
         clock: Callable[[], float],
-        kong_conf: NodeConfiguration | None = None,
+        configuration: NodeConfiguration | None = None,
     ) -> None:
         self.profile = profile
         self.clock = clock
-        self.kong_conf = kong_conf or NodeConfiguration()  # kong.conf switches (untrusted_lua …)
+        self.configuration = configuration or NodeConfiguration.for_profile(profile)
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0
-        self.configuration: dict[str, Any] = {}  # GET / ``configuration`` overrides (tests)
+
+    def reconfigure(self, **values: Any) -> None:
+        """Change kong.conf values of a running node (tests: e.g. shorter intervals); a real
+        Kong reads them at start."""
+        with self.lock:
+            self.configuration = self.configuration.with_values(**values)
 
     def workspace(self, name: str) -> Workspace:
         return self.workspaces.setdefault(name, Workspace())

@@ -45,9 +45,7 @@ SHARED_DEFAULTS = {
 
 def root_answer(profile: str, kong_conf: dict[str, Any], rbac_token: str | None) -> Any:
     """(status, body) of ``GET /`` on a fresh local Kong, placeholders put in."""
-    conf = dict(kong_conf)
-    switches = {k: conf.pop(k) for k in ("untrusted_lua", "disabled_plugins") if k in conf}
-    app = create_wsgi_app(profile, rbac_token=rbac_token, configuration=conf, **switches)
+    app = create_wsgi_app(profile, rbac_token=rbac_token, configuration=kong_conf)
     headers = {"Kong-Admin-Token": rbac_token} if rbac_token else {}
     answer = Client(app).get("/", headers=headers)
     text = answer.get_data(as_text=True)
