@@ -15,12 +15,8 @@ from werkzeug.routing import MapAdapter
 
 from sidecar.kong_local import consumer_routes, service_routes
 from sidecar.kong_local.addresses import format_host, normalize_ip
-from sidecar.kong_local.errors import (
-    ApiError,
-    method_not_allowed,
-    not_found,
-    operation_unsupported,
-)
+from sidecar.kong_local.entity_routes import refuse_without_database
+from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
 from sidecar.kong_local.health import DnsMap, balancer_health, target_data, target_health
 from sidecar.kong_local.info import root_body, status_body
 from sidecar.kong_local.profiles import Profile
@@ -133,8 +129,7 @@ class AdminApi:
         return self._set_health(ws, u, values["t"], values.get("address"), values["verb"])
 
     def _write(self, verb: str, entity: str) -> None:
-        if not self.profile.writable:
-            raise operation_unsupported(verb, entity)
+        refuse_without_database(self.profile, verb, entity)
 
     def _upstream_or_404(self, ws: Workspace, key: str) -> Body:
         upstream = self.store.find_upstream(ws, key)

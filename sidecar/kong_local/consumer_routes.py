@@ -49,7 +49,7 @@ from sidecar.kong_local.schemas import (
     Body,
     find_by_endpoint_key,
     is_uuid,
-    validate_tags,
+    tags_and_id_errors,
 )
 from sidecar.kong_local.store import Store, Workspace, page_body
 
@@ -176,13 +176,7 @@ class _Routes(EntityRoutes):
     def _field_errors(self, body: Body, allowed: set[str]) -> dict[str, Any]:
         """Unknown fields, ``tags`` (typedefs.tags) and ``id`` (typedefs.uuid)."""
         errors: dict[str, Any] = {k: UNKNOWN for k in body if k not in allowed}
-        if "tags" in body:
-            _, problem = validate_tags(body["tags"], self.profile)
-            if problem:
-                errors["tags"] = problem
-        if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-            errors["id"] = "expected a valid UUID"
-        return errors
+        return {**errors, **tags_and_id_errors(body, self.profile)}
 
     def _save_consumer(self, body: Body, base: Body | None, replacing: Body | None = None) -> Body:
         allowed = {"id", "username", "custom_id", "tags", "created_at", "updated_at"}
@@ -214,18 +208,12 @@ class _Routes(EntityRoutes):
     def _delete_consumer(self, consumer: Body) -> None:
         """``on_delete = "cascade"``: its ACL rows and the plugins scoped to it go with it
         (``acl/daos.lua``, ``entities/plugins.lua``)."""
-        from sidecar.kong_local import service_routes  # it imports this module
+        from sidecar.kong_local.service_routes import drop_plugins_of  # it imports this module
 
         self.state.consumers.pop(consumer["id"], None)
         for acl_id in [a["id"] for a in self.state.acls.values() if _owner(a) == consumer["id"]]:
             del self.state.acls[acl_id]
-        plugins = service_routes.entities(self.ws).plugins
-        for plugin_id in [
-            p["id"]
-            for p in plugins.values()
-            if (p.get("consumer") or {}).get("id") == consumer["id"]
-        ]:
-            del plugins[plugin_id]
+        drop_plugins_of(self.ws, "consumer", consumer["id"])
 
     # ------------------------------------------------------------ acls
 

@@ -92,6 +92,19 @@ def is_uuid(value: str) -> bool:
         return False
 
 
+def tags_and_id_errors(body: Body, profile: Profile) -> dict[str, Any]:
+    """What every entity's ``tags`` (``typedefs.tags``) and ``id`` (``typedefs.uuid``) are
+    refused for (``kong/db/schema/typedefs.lua``), by field."""
+    errors: dict[str, Any] = {}
+    if "tags" in body:
+        _, problem = validate_tags(body["tags"], profile)
+        if problem:
+            errors["tags"] = problem
+    if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
+        errors["id"] = "expected a valid UUID"
+    return errors
+
+
 def find_by_endpoint_key(
     rows: Mapping[str, Body], key: str, endpoint_key: str | None
 ) -> Body | None:

@@ -179,16 +179,7 @@ class _Routes(EntityRoutes):
         if any(_service_id(r) == service["id"] for r in self.state.routes.values()):
             raise referenced_by_routes()
         self.state.services.pop(service["id"], None)
-        self._drop_plugins("service", service["id"])
-
-    def _drop_plugins(self, key: str, parent_id: str) -> None:
-        """The plugins scoped to a deleted service or route (``on_delete = "cascade"``)."""
-        for plugin_id in [
-            p["id"]
-            for p in self.state.plugins.values()
-            if (p.get(key) or {}).get("id") == parent_id
-        ]:
-            del self.state.plugins[plugin_id]
+        drop_plugins_of(self.ws, "service", service["id"])
 
     # ------------------------------------------------------------ routes
 
@@ -234,7 +225,7 @@ class _Routes(EntityRoutes):
     def _delete_route(self, route: Body) -> None:
         """``on_delete = "cascade"`` from route to plugins (``plugins.lua``)."""
         del self.state.routes[route["id"]]
-        self._drop_plugins("route", route["id"])
+        drop_plugins_of(self.ws, "route", route["id"])
 
     # ------------------------------------------------------------ plugins
 
@@ -350,6 +341,16 @@ class _Routes(EntityRoutes):
             name = plugin.get("instance_name")
             if name is not None and other.get("instance_name") == name:
                 raise unique_violation({"instance_name": name})
+
+
+def drop_plugins_of(ws: Workspace, scope: str, parent_id: str) -> None:
+    """The plugins scoped to a deleted service, route or consumer (``scope``): the foreign
+    keys of ``entities/plugins.lua`` are ``on_delete = "cascade"``."""
+    plugins = entities(ws).plugins
+    for plugin_id in [
+        p["id"] for p in plugins.values() if (p.get(scope) or {}).get("id") == parent_id
+    ]:
+        del plugins[plugin_id]
 
 
 def _service_id(entity: Body) -> str | None:

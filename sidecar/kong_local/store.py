@@ -26,7 +26,13 @@ from sidecar.kong_local.errors import (
     unique_violation,
 )
 from sidecar.kong_local.profiles import Profile
-from sidecar.kong_local.schemas import Body, build_upstream, is_uuid, validate_target
+from sidecar.kong_local.schemas import (
+    Body,
+    build_upstream,
+    find_by_endpoint_key,
+    is_uuid,
+    validate_target,
+)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -74,9 +80,7 @@ class Store:
     # ------------------------------------------------------------ upstreams
 
     def find_upstream(self, ws: Workspace, key: str) -> Body | None:
-        if is_uuid(key):
-            return ws.upstreams.get(key.lower())
-        return next((u for u in ws.upstreams.values() if u["name"] == key), None)
+        return find_by_endpoint_key(ws.upstreams, key, "name")
 
     def create_upstream(self, ws: Workspace, body: Body, *, from_form: bool = False) -> Body:
         entity = build_upstream(body, self.profile, base=None, from_form=from_form)
@@ -252,13 +256,7 @@ class Store:
         """3.x ``/targets/all``: the generic DAO page, ordered by primary key, opaque offset."""
         size = parse_strict_size(args.get("size"))
         rows = sorted(self.targets_of(ws, upstream), key=lambda t: t["id"])
-        start = 0
-        if args.get("offset"):
-            after = decode_offset(args["offset"])
-            start = next((i for i, t in enumerate(rows) if t["id"] > after), len(rows))
-        page = rows[start : start + size]
-        more = start + size < len(rows)
-        return page, (encode_offset(page[-1]["id"]) if more else None)
+        return page_after_offset(rows, args.get("offset"), size)
 
     # ------------------------------------------------------------ seed
 
@@ -300,20 +298,29 @@ def page_by_id(
     rows = sorted(rows, key=lambda r: r["id"])
     if tags_filter is not None:
         rows = [r for r in rows if tags_filter(r.get("tags") or [])]
-    start = 0
-    if args.get("offset"):
-        after = decode_offset(args["offset"])
-        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
-    page = rows[start : start + size]
-    offset = next_page = None
-    if start + size < len(rows):
-        offset = encode_offset(page[-1]["id"])
+    page, offset = page_after_offset(rows, args.get("offset"), size)
+    next_page = None
+    if offset is not None:
         next_page = f"{base_path}?offset={offset}"
         if args.get("size"):
             next_page += f"&size={args['size']}"
         if args.get("tags"):
             next_page += f"&tags={args['tags']}"
     return page, offset, next_page
+
+
+def page_after_offset(
+    rows: list[Body], offset: str | None, size: int
+) -> tuple[list[Body], str | None]:
+    """Up to ``size`` rows (ordered by id) after the opaque ``offset``, and the offset of the
+    next page when rows remain (the Postgres strategy pages by primary key)."""
+    start = 0
+    if offset:
+        after = decode_offset(offset)
+        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
+    page = rows[start : start + size]
+    more = start + size < len(rows)
+    return page, (encode_offset(page[-1]["id"]) if more else None)
 
 
 def page_body(rows: list[Body], args: dict[str, str], base_path: str) -> Body:
