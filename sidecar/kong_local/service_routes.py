@@ -244,7 +244,7 @@ class _Routes(EntityRoutes):
             return _listing("plugins", plugins, self._render_plugin, service, args)
 
         def create(fields: Body) -> Body:
-            return self._render_plugin(self._save_plugin(fields, None, service))
+            return self._render_plugin(self._save_plugin(fields, None, service, inserting=True))
 
         return self._collection(method, read_body, "plugins", listing, create)
 
@@ -282,6 +282,7 @@ class _Routes(EntityRoutes):
         service: Body | None,
         *,
         patch: bool = False,
+        inserting: bool = False,
     ) -> Body:
         disabled = self.store.configuration.disabled_plugins
         validate_plugin(body, self.profile, partial=patch, disabled=disabled)
@@ -311,6 +312,8 @@ class _Routes(EntityRoutes):
         self._check_references(merged)
         ident = (current or {}).get("id") or body.get("id") or new_id()
         self._check_unique(merged, ident)
+        if inserting and ident in self.state.plugins:  # POST inserts; PUT upserts
+            raise unique_violation({"id": ident})
         now = self._now()
         merged.update(id=ident, created_at=(current or {}).get("created_at", now))
         merged["updated_at"] = now

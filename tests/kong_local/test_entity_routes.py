@@ -99,3 +99,26 @@ def answer(profile: str, method: str, path: str, kind: str) -> dict[str, Any]:
 def test_entity_routes_answer_as_before(profile: str, method: str, path: str, kind: str) -> None:
     key = f"{profile} {method} {path} {kind}"
     assert answer(profile, method, path, kind) == ANSWERS[key]
+
+
+@pytest.mark.parametrize("profile", ["3.9", "2.8"])
+def test_posting_a_plugin_with_a_taken_id_is_a_unique_violation(profile: str) -> None:
+    """A POST inserts (``kong/db/dao/init.lua`` ``insert``): an id already taken is refused
+    with 409 on the primary key (``kong/db/errors.lua``), as for consumers, services and
+    routes; the plugin holding it is left as it was. (PUT on an id is an upsert instead.)"""
+    client = Client(create_wsgi_app(profile))
+    service = {"id": SERVICE, "name": "svc", "host": "orders"}
+    assert client.post("/services", json=service).status_code == 201
+    first = client.post("/services/svc/plugins", json={"id": PLUGIN, "name": "prometheus"})
+    assert first.status_code == 201
+    http_log = {"name": "http-log", "config": {"http_endpoint": "http://log.local/"}}
+    again = client.post("/plugins", json={"id": PLUGIN, **http_log})
+    assert again.status_code == 409
+    assert json.loads(again.get_data()) == {
+        "code": 5,
+        "name": "unique constraint violation",
+        "message": f"UNIQUE violation detected on '{{id=\"{PLUGIN}\"}}'",
+        "fields": {"id": PLUGIN},
+    }
+    kept = json.loads(client.get(f"/plugins/{PLUGIN}").get_data())
+    assert (kept["name"], kept["service"]) == ("prometheus", {"id": SERVICE})
