@@ -34,11 +34,16 @@ from sidecar.kong_local.entity_routes import (
     found_or_404,
     workspace_entities,
 )
-from sidecar.kong_local.errors import ApiError, not_found, schema_violation
-from sidecar.kong_local.plugin_schemas import (
+from sidecar.kong_local.errors import (
+    ApiError,
     foreign_key_violation,
-    new_id,
+    not_found,
+    primary_key_violation,
+    schema_violation,
     unique_violation,
+)
+from sidecar.kong_local.plugin_schemas import (
+    new_id,
     when_updating,
 )
 from sidecar.kong_local.reply import BodyReader, Reply
@@ -198,7 +203,7 @@ class _Routes(EntityRoutes):
             ):
                 raise unique_violation({key: value})
         if base is None and replacing is None and ident in self.state.consumers:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         created = (base or replacing or {}).get("created_at", now)
         rec = {**merged, "id": ident, "created_at": created, "updated_at": now}
@@ -306,7 +311,7 @@ class _Routes(EntityRoutes):
             if same and other["id"] != ident:
                 raise unique_violation({"consumer": {"id": owner_id}, "group": merged["group"]})
         if base is None and replacing is None and ident in self.state.acls:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         created = (base or replacing or {}).get("created_at", self._now())
         rec = {
             "id": ident,

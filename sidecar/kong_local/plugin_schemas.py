@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sidecar.kong_local import serverless
-from sidecar.kong_local.errors import ApiError, schema_violation
+from sidecar.kong_local.errors import schema_violation
 from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.schemas import REQUIRED, UNKNOWN, Body, is_uuid, tags_and_id_errors
 
@@ -438,43 +438,6 @@ def render_service(rec: Body) -> Body:
 
 
 # ---------------------------------------------------------------- errors
-
-
-def _lua(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}={_lua(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
-
-
-def unique_violation(fields: Body) -> ApiError:
-    """``kong/db/errors.lua`` UNIQUE_VIOLATION (code 5), nulls spelt as Kong prints them."""
-    return ApiError(
-        409,
-        {
-            "code": 5,
-            "name": "unique constraint violation",
-            "message": f"UNIQUE violation detected on '{_lua(fields)}'",
-            "fields": fields,
-        },
-    )
-
-
-def foreign_key_violation(field: str, entity: str, key: Body) -> ApiError:
-    """``kong/db/errors.lua`` FOREIGN_KEY_VIOLATION (code 4) for a missing parent."""
-    return ApiError(
-        400,
-        {
-            "code": 4,
-            "name": "foreign key violation",
-            "message": f"the foreign key '{_lua(key)}' does not reference an existing "
-            f"'{entity}' entity.",
-            "fields": {field: key},
-        },
-    )
 
 
 def new_id() -> str:

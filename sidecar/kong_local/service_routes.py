@@ -27,17 +27,20 @@ from sidecar.kong_local.entity_routes import (
     found_or_404,
     workspace_entities,
 )
-from sidecar.kong_local.errors import not_found
+from sidecar.kong_local.errors import (
+    foreign_key_violation,
+    not_found,
+    primary_key_violation,
+    unique_violation,
+)
 from sidecar.kong_local.plugin_schemas import (
     PLUGIN_CONFIGS,
     build_plugin_config,
     build_service,
-    foreign_key_violation,
     merge_patch,
     new_id,
     render_plugin,
     render_service,
-    unique_violation,
     validate_plugin,
 )
 from sidecar.kong_local.reply import BodyReader, Reply
@@ -167,7 +170,7 @@ class _Routes(EntityRoutes):
         ):
             raise unique_violation({"name": name})
         if base is None and replacing is None and ident in self.state.services:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         created = (base or replacing or {}).get("created_at", now)
         rec.update(id=ident, created_at=created, updated_at=now)
@@ -210,7 +213,7 @@ class _Routes(EntityRoutes):
         if name is not None and any(r.get("name") == name for r in self.state.routes.values()):
             raise unique_violation({"name": name})
         if ident in self.state.routes:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         rec.update(id=ident, created_at=now, updated_at=now)
         self.state.routes[ident] = rec
@@ -313,7 +316,7 @@ class _Routes(EntityRoutes):
         ident = (current or {}).get("id") or body.get("id") or new_id()
         self._check_unique(merged, ident)
         if inserting and ident in self.state.plugins:  # POST inserts; PUT upserts
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         merged.update(id=ident, created_at=(current or {}).get("created_at", now))
         merged["updated_at"] = now

@@ -23,6 +23,7 @@ from sidecar.kong_local.errors import (
     invalid_offset,
     invalid_options,
     invalid_size,
+    primary_key_violation,
     unique_violation,
 )
 from sidecar.kong_local.profiles import Profile
@@ -88,7 +89,7 @@ class Store:
             raise unique_violation({"name": entity["name"]})
         upstream_id = body.get("id") or str(uuid.uuid4())
         if upstream_id in ws.upstreams:
-            raise unique_violation({"id": upstream_id})
+            raise primary_key_violation({"id": upstream_id})
         now = int(self.clock())
         rec = {**entity, "id": upstream_id, "created_at": now, "updated_at": now}
         ws.upstreams[upstream_id] = rec
@@ -170,7 +171,7 @@ class Store:
             raise unique_violation({"target": stored, "upstream": {"id": upstream["id"]}})
         target_id = clean.get("id") or str(uuid.uuid4())
         if target_id in ws.targets:
-            raise unique_violation({"id": target_id})
+            raise primary_key_violation({"id": target_id})
         now = round(self.clock(), 3)
         rec = {
             "id": target_id,

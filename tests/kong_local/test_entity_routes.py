@@ -101,24 +101,64 @@ def test_entity_routes_answer_as_before(profile: str, method: str, path: str, ki
     assert answer(profile, method, path, kind) == ANSWERS[key]
 
 
+TAKEN = [
+    ("/upstreams", {"id": SERVICE, "name": "other"}),
+    ("/upstreams/orders/targets", {"id": SERVICE, "target": "10.9.9.9:80"}),
+    ("/services", {"id": SERVICE, "name": "other", "host": "other"}),
+    ("/routes", {"id": SERVICE, "name": "other", "paths": ["/other"]}),
+    ("/plugins", {"id": SERVICE, "name": "http-log",
+                  "config": {"http_endpoint": "http://log.local/"}}),
+    ("/consumers", {"id": SERVICE, "username": "other"}),
+    ("/acls", {"id": SERVICE, "group": "other", "consumer": {"id": CONSUMER}}),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("profile", ["3.9", "2.8"])
-def test_posting_a_plugin_with_a_taken_id_is_a_unique_violation(profile: str) -> None:
-    """A POST inserts (``kong/db/dao/init.lua`` ``insert``): an id already taken is refused
-    with 409 on the primary key (``kong/db/errors.lua``), as for consumers, services and
-    routes; the plugin holding it is left as it was. (PUT on an id is an upsert instead.)"""
+@pytest.mark.parametrize(("path", "body"), TAKEN)
+def test_posting_an_entity_with_a_taken_id_is_a_primary_key_violation(
+    profile: str, path: str, body: dict[str, Any]
+) -> None:
+    """A POST inserts; Postgres refuses an id already taken by the table's primary key, which
+    ``kong/db/strategies/postgres/init.lua`` (``toerror``, no unique field named in the error)
+    reports as ``errors:primary_key_violation`` (``kong/db/errors.lua``: code 3, "primary key
+    violation on key '{id=...}'"), 400 by ``kong/api/endpoints.lua``. The entity holding
+    the id is left as it was."""
     client = Client(create_wsgi_app(profile))
-    service = {"id": SERVICE, "name": "svc", "host": "orders"}
-    assert client.post("/services", json=service).status_code == 201
-    first = client.post("/services/svc/plugins", json={"id": PLUGIN, "name": "prometheus"})
-    assert first.status_code == 201
-    http_log = {"name": "http-log", "config": {"http_endpoint": "http://log.local/"}}
-    again = client.post("/plugins", json={"id": PLUGIN, **http_log})
-    assert again.status_code == 409
-    assert json.loads(again.get_data()) == {
-        "code": 5,
-        "name": "unique constraint violation",
-        "message": f"UNIQUE violation detected on '{{id=\"{PLUGIN}\"}}'",
-        "fields": {"id": PLUGIN},
+    taken = {"id": SERVICE, "name": "svc", "host": "orders"}
+    assert client.post("/services", json=taken).status_code == 201
+    assert client.post("/upstreams", json={"name": "orders"}).status_code == 201
+    assert client.post("/consumers", json={"id": CONSUMER, "username": "bob"}).status_code == 201
+    before = json.loads(client.get(f"/services/{SERVICE}").get_data())
+    if path != "/services":  # the id is taken in that entity's own table
+        table = path.split("/")[-1]
+        first = client.post(path, json={**body, "id": UNKNOWN})
+        assert first.status_code == 201, first.get_data()
+        body = {**body, "id": UNKNOWN, **_renamed(table)}
+        before = json.loads(client.get(_one_path(path, UNKNOWN)).get_data())
+    answer = client.post(path, json=body)
+    taken_id = body["id"]
+    assert answer.status_code == 400, answer.get_data()
+    assert json.loads(answer.get_data()) == {
+        "code": 3,
+        "name": "primary key violation",
+        "message": f"primary key violation on key '{{id=\"{taken_id}\"}}'",
+        "fields": {"id": taken_id},
     }
-    kept = json.loads(client.get(f"/plugins/{PLUGIN}").get_data())
-    assert (kept["name"], kept["service"]) == ("prometheus", {"id": SERVICE})
+    held = client.get(_one_path(path, taken_id) if path != "/services" else f"/services/{SERVICE}")
+    assert json.loads(held.get_data()) == before
+
+
+def _renamed(table: str) -> dict[str, Any]:
+    """The second POST's own unique fields, so that only its id collides."""
+    return {
+        "upstreams": {"name": "other2"},
+        "targets": {"target": "10.9.9.8:80"},
+        "routes": {"name": "other2", "paths": ["/other2"]},
+        "plugins": {"name": "prometheus", "config": {}},
+        "consumers": {"username": "other2"},
+        "acls": {"group": "other2"},
+    }[table]
+
+
+def _one_path(collection: str, entity_id: str) -> str:
+    return f"{collection}/{entity_id}"
