@@ -97,7 +97,6 @@ class _Routes(EntityRoutes):
     def __init__(self, store: Store, ws: Workspace, konnect: bool) -> None:
         super().__init__(store, ws)
         self.state = entities(ws)
-        self.konnect = konnect
         # Konnect (sdk-konnect-go docs/sdks/plugins, services): no PATCH
         self.writes = ("PUT",) if konnect else ("PATCH", "PUT")
 
