@@ -15,12 +15,8 @@ from werkzeug.routing import MapAdapter
 
 from sidecar.kong_local import consumer_routes, service_routes
 from sidecar.kong_local.addresses import format_host, normalize_ip
-from sidecar.kong_local.errors import (
-    ApiError,
-    method_not_allowed,
-    not_found,
-    operation_unsupported,
-)
+from sidecar.kong_local.entity_routes import refuse_without_database
+from sidecar.kong_local.errors import ApiError, method_not_allowed, not_found
 from sidecar.kong_local.health import DnsMap, balancer_health, target_data, target_health
 from sidecar.kong_local.info import root_body, status_body
 from sidecar.kong_local.profiles import Profile
@@ -110,10 +106,8 @@ class AdminApi:
             raise method_not_allowed()
         ws = self.store.workspace(ws_name)
         if endpoint == "root":
-            conf = self.store.kong_conf
-            body = root_body(self.profile, **vars(self.node), kong_conf=conf)
-            body["configuration"].update(self.store.configuration)
-            return Reply(200, body)
+            conf = self.store.configuration
+            return Reply(200, root_body(self.profile, **vars(self.node), configuration=conf))
         if endpoint == "status":
             return Reply(200, status_body(self.profile))
         if endpoint == "data_planes":
@@ -135,8 +129,7 @@ class AdminApi:
         return self._set_health(ws, u, values["t"], values.get("address"), values["verb"])
 
     def _write(self, verb: str, entity: str) -> None:
-        if not self.profile.writable:
-            raise operation_unsupported(verb, entity)
+        refuse_without_database(self.profile, verb, entity)
 
     def _upstream_or_404(self, ws: Workspace, key: str) -> Body:
         upstream = self.store.find_upstream(ws, key)

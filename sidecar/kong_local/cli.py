@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from sidecar.kong_local.configuration import DEFAULT_UNTRUSTED_LUA, UNTRUSTED_LUA_VALUES
 from sidecar.kong_local.profiles import PROFILE_TABLE, PROFILES
 from sidecar.kong_local.seed import DEFAULT_SEED, default_seed, load_seed
 from sidecar.kong_local.server import serve_forever
-from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA, UNTRUSTED_LUA_VALUES
 
 __all__ = ["DEFAULT_SEED", "kong_local", "parse_bind", "parse_dns"]
 
@@ -141,7 +141,6 @@ def kong_local(
         control_plane_id=control_plane_id,
         dns=parse_dns(dns),
         test_controls=test_controls,
-        untrusted_lua=untrusted_lua,
-        disabled_plugins=disabled_plugins,
+        configuration={"untrusted_lua": untrusted_lua, "disabled_plugins": disabled_plugins},
         quiet=quiet,
     )

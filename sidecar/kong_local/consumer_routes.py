@@ -25,27 +25,37 @@ caller holds ``store.lock``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.kong_local.entity_routes import (
+    EntityOps,
+    EntityRoutes,
+    found_or_404,
+    workspace_entities,
+)
 from sidecar.kong_local.errors import (
     ApiError,
-    method_not_allowed,
+    foreign_key_violation,
     not_found,
-    operation_unsupported,
+    primary_key_violation,
     schema_violation,
+    unique_violation,
 )
 from sidecar.kong_local.plugin_schemas import (
-    foreign_key_violation,
     new_id,
-    unique_violation,
     when_updating,
 )
-from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.routing import match, route_table
-from sidecar.kong_local.schemas import REQUIRED, UNKNOWN, Body, is_uuid, validate_tags
+from sidecar.kong_local.schemas import (
+    REQUIRED,
+    UNKNOWN,
+    Body,
+    find_by_endpoint_key,
+    is_uuid,
+    tags_and_id_errors,
+)
 from sidecar.kong_local.store import Store, Workspace, page_body
 
 ROOTS = frozenset({"consumers", "acls"})
@@ -63,17 +73,6 @@ _ATTRIBUTE = "_kong_local_consumers"
 AT_LEAST_ONE = "at least one of these fields must be non-empty: 'custom_id', 'username'"
 
 
-@dataclass(frozen=True)
-class _EntityOps:
-    """What the generic single-entity handler needs to know of one entity kind."""
-
-    name: str  # "consumers", as in Kong's messages
-    render: Callable[[Body], Body]
-    save: Callable[[Body, Body | None, Body | None], Body]  # (fields, patch base, replacing)
-    delete: Callable[[Body], object]
-    put_body: Callable[[Body, Body | None], Body]  # PUT fields + the path key
-
-
 @dataclass
 class Entities:
     consumers: dict[str, Body] = field(default_factory=dict)
@@ -81,10 +80,7 @@ class Entities:
 
 
 def entities(ws: Workspace) -> Entities:
-    found = ws.__dict__.get(_ATTRIBUTE)
-    if found is None:
-        found = ws.__dict__[_ATTRIBUTE] = Entities()
-    return found
+    return workspace_entities(ws, _ATTRIBUTE, Entities)
 
 
 def consumer_exists(ws: Workspace, consumer_id: str) -> bool:
@@ -104,11 +100,9 @@ def handle(
     return _Routes(store, ws).dispatch(method, segments, args, read_body)
 
 
-class _Routes:
+class _Routes(EntityRoutes):
     def __init__(self, store: Store, ws: Workspace) -> None:
-        self.store = store
-        self.ws = ws
-        self.profile: Profile = store.profile
+        super().__init__(store, ws)
         self.state = entities(ws)
 
     def dispatch(
@@ -134,25 +128,13 @@ class _Routes:
             raise not_found()
         return self._acl(method, acl, key, read_body, consumer)
 
-    def _write(self, verb: str, entity: str) -> None:
-        if not self.profile.writable:
-            raise operation_unsupported(verb, entity)
-
-    def _now(self) -> int:
-        return int(self.store.clock())
-
     # ------------------------------------------------------------ consumers
 
     def _consumer_or_none(self, key: str) -> Body | None:
-        if is_uuid(key):
-            return self.state.consumers.get(key.lower())
-        return next((c for c in self.state.consumers.values() if c["username"] == key), None)
+        return find_by_endpoint_key(self.state.consumers, key, "username")
 
     def _consumer_or_404(self, key: str) -> Body:
-        found = self._consumer_or_none(key)
-        if found is None:
-            raise not_found()
-        return found
+        return found_or_404(self._consumer_or_none(key))
 
     def _render_consumer(self, rec: Body) -> Body:
         keys = ["id", "created_at", "username", "custom_id", "tags"]
@@ -161,7 +143,7 @@ class _Routes:
         return {k: copy.deepcopy(rec.get(k)) for k in sorted(keys)}
 
     def _consumers(self, method: str, args: dict[str, str], read_body: BodyReader) -> Reply:
-        if method == "GET":
+        def listing() -> Body:
             if "custom_id" in args:
                 custom_id = args["custom_id"]
                 if custom_id == "" and self.profile.is_3x:
@@ -171,14 +153,14 @@ class _Routes:
                     for c in self.state.consumers.values()
                     if c["custom_id"] == custom_id
                 ]
-                return Reply(200, {"data": rows, "next": None})
+                return {"data": rows, "next": None}
             rows = [self._render_consumer(c) for c in self.state.consumers.values()]
-            return Reply(200, page_body(rows, args, "/consumers"))
-        if method != "POST":
-            raise method_not_allowed()
-        fields, _ = read_body()
-        self._write("create", "consumers")
-        return Reply(201, self._render_consumer(self._save_consumer(fields, None)))
+            return page_body(rows, args, "/consumers")
+
+        def create(fields: Body) -> Body:
+            return self._render_consumer(self._save_consumer(fields, None))
+
+        return self._collection(method, read_body, "consumers", listing, create)
 
     def _consumer(self, method: str, key: str, read_body: BodyReader) -> Reply:
         def put_body(fields: Body, current: Body | None) -> Body:
@@ -187,54 +169,21 @@ class _Routes:
                 ("id" if is_uuid(key) else "username"): key.lower() if is_uuid(key) else key,
             }
 
-        ops = _EntityOps(
+        ops = EntityOps(
             "consumers",
             self._render_consumer,
-            lambda fields, base, replacing: self._save_consumer(fields, base, replacing=replacing),
             self._delete_consumer,
-            put_body,
+            save=self._save_consumer,
+            put_body=put_body,
         )
         return self._one(method, self._consumer_or_none(key), read_body, ops)
-
-    def _one(
-        self, method: str, current: Body | None, read_body: BodyReader, ops: _EntityOps
-    ) -> Reply:
-        """One entity's GET/DELETE/PATCH/PUT as ``endpoints.lua`` answers them: 404 when
-        absent (DELETE: 204 anyway), PATCH merges, PUT replaces or creates."""
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, ops.render(current))
-        if method == "DELETE":
-            self._write("remove", ops.name)
-            if current is not None:
-                ops.delete(current)
-            return Reply(204)
-        if method not in ("PATCH", "PUT"):
-            raise method_not_allowed()
-        fields, _ = read_body()
-        if method == "PATCH":
-            if current is None:
-                raise not_found()
-            self._write("update", ops.name)
-            return Reply(200, ops.render(ops.save(fields, current, None)))
-        self._write("create or update", ops.name)
-        return Reply(200, ops.render(ops.save(ops.put_body(fields, current), None, current)))
 
     def _field_errors(self, body: Body, allowed: set[str]) -> dict[str, Any]:
         """Unknown fields, ``tags`` (typedefs.tags) and ``id`` (typedefs.uuid)."""
         errors: dict[str, Any] = {k: UNKNOWN for k in body if k not in allowed}
-        if "tags" in body:
-            _, problem = validate_tags(body["tags"], self.profile)
-            if problem:
-                errors["tags"] = problem
-        if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-            errors["id"] = "expected a valid UUID"
-        return errors
+        return {**errors, **tags_and_id_errors(body, self.profile)}
 
-    def _save_consumer(
-        self, body: Body, base: Body | None, *, replacing: Body | None = None
-    ) -> Body:
+    def _save_consumer(self, body: Body, base: Body | None, replacing: Body | None = None) -> Body:
         allowed = {"id", "username", "custom_id", "tags", "created_at", "updated_at"}
         errors = self._field_errors(body, allowed)
         for key in ("username", "custom_id"):
@@ -254,7 +203,7 @@ class _Routes:
             ):
                 raise unique_violation({key: value})
         if base is None and replacing is None and ident in self.state.consumers:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         created = (base or replacing or {}).get("created_at", now)
         rec = {**merged, "id": ident, "created_at": created, "updated_at": now}
@@ -264,18 +213,12 @@ class _Routes:
     def _delete_consumer(self, consumer: Body) -> None:
         """``on_delete = "cascade"``: its ACL rows and the plugins scoped to it go with it
         (``acl/daos.lua``, ``entities/plugins.lua``)."""
-        from sidecar.kong_local import service_routes  # it imports this module
+        from sidecar.kong_local.service_routes import drop_plugins_of  # it imports this module
 
         self.state.consumers.pop(consumer["id"], None)
         for acl_id in [a["id"] for a in self.state.acls.values() if _owner(a) == consumer["id"]]:
             del self.state.acls[acl_id]
-        plugins = service_routes.entities(self.ws).plugins
-        for plugin_id in [
-            p["id"]
-            for p in plugins.values()
-            if (p.get("consumer") or {}).get("id") == consumer["id"]
-        ]:
-            del plugins[plugin_id]
+        drop_plugins_of(self.ws, "consumer", consumer["id"])
 
     # ------------------------------------------------------------ acls
 
@@ -295,19 +238,19 @@ class _Routes:
     def _acl_collection(
         self, method: str, args: dict[str, str], read_body: BodyReader, consumer: Body | None
     ) -> Reply:
-        if method == "GET":
+        def listing() -> Body:
             rows = [
                 _render_acl(a)
                 for a in self.state.acls.values()
                 if consumer is None or _owner(a) == consumer["id"]
             ]
             base = "/acls" if consumer is None else f"/consumers/{consumer['id']}/acls"
-            return Reply(200, page_body(rows, args, base))
-        if method != "POST":
-            raise method_not_allowed()
-        fields, _ = read_body()
-        self._write("create", "acls")
-        return Reply(201, _render_acl(self._save_acl(fields, None, consumer)))
+            return page_body(rows, args, base)
+
+        def create(fields: Body) -> Body:
+            return _render_acl(self._save_acl(fields, None, consumer))
+
+        return self._collection(method, read_body, "acls", listing, create)
 
     def _acl(
         self,
@@ -327,12 +270,12 @@ class _Routes:
                 body.setdefault("group", key)
             return body
 
-        ops = _EntityOps(
+        ops = EntityOps(
             "acls",
             _render_acl,
-            lambda fields, base, replacing: self._save_acl(fields, base, consumer, replacing),
             lambda acl: self.state.acls.pop(acl["id"], None),
-            put_body,
+            save=lambda fields, base, replacing: self._save_acl(fields, base, consumer, replacing),
+            put_body=put_body,
         )
         return self._one(method, current, read_body, ops)
 
@@ -368,7 +311,7 @@ class _Routes:
             if same and other["id"] != ident:
                 raise unique_violation({"consumer": {"id": owner_id}, "group": merged["group"]})
         if base is None and replacing is None and ident in self.state.acls:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         created = (base or replacing or {}).get("created_at", self._now())
         rec = {
             "id": ident,

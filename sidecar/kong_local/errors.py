@@ -65,6 +65,9 @@ def schema_violation(errors: dict[str, Any]) -> ApiError:
 
 
 def _lua_literal(value: Any) -> str:
+    """A key as ``kong/db/errors.lua`` prints it (``pl.pretty``-like, nulls as ``null``)."""
+    if value is None:
+        return "null"
     if isinstance(value, dict):
         inner = ",".join(f"{k}={_lua_literal(value[k])}" for k in sorted(value))
         return "{" + inner + "}"
@@ -74,10 +77,36 @@ def _lua_literal(value: Any) -> str:
 
 
 def unique_violation(fields: dict[str, Any]) -> ApiError:
+    """``kong/db/errors.lua`` UNIQUE_VIOLATION (code 5, 409 in ``kong/api/endpoints.lua``)."""
     message = f"UNIQUE violation detected on '{_lua_literal(fields)}'"
     return ApiError(
         409,
         {"code": 5, "name": "unique constraint violation", "message": message, "fields": fields},
+    )
+
+
+def primary_key_violation(primary_key: dict[str, Any]) -> ApiError:
+    """An insert whose id is taken: ``kong/db/strategies/postgres/init.lua`` ``toerror``
+    reports Postgres' primary-key conflict as ``errors:primary_key_violation`` (code 3, 400
+    in ``kong/api/endpoints.lua``), 2.8.5 to 3.9.3."""
+    message = f"primary key violation on key '{_lua_literal(primary_key)}'"
+    return ApiError(
+        400,
+        {"code": 3, "name": "primary key violation", "message": message, "fields": primary_key},
+    )
+
+
+def foreign_key_violation(field: str, entity: str, key: dict[str, Any]) -> ApiError:
+    """``kong/db/errors.lua`` FOREIGN_KEY_VIOLATION (code 4) for a missing parent."""
+    return ApiError(
+        400,
+        {
+            "code": 4,
+            "name": "foreign key violation",
+            "message": f"the foreign key '{_lua_literal(key)}' does not reference an existing "
+            f"'{entity}' entity.",
+            "fields": {field: key},
+        },
     )
 
 

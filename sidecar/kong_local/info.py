@@ -54,11 +54,11 @@ def root_body(
     node_id: str,
     hostname: str,
     enterprise: bool,
-    kong_conf: NodeConfiguration | None = None,
+    configuration: NodeConfiguration,
 ) -> dict[str, Any]:
-    """``configuration.untrusted_lua`` and the available plugins follow ``kong_conf``."""
-    conf = kong_conf or NodeConfiguration()
-    plugins = {n: p for n, p in _PLUGIN_PRIORITIES.items() if n not in conf.disabled_plugins}
+    """``configuration`` and the available plugins follow the node's kong.conf."""
+    disabled = configuration.disabled_plugins
+    plugins = {n: p for n, p in _PLUGIN_PRIORITIES.items() if n not in disabled}
     if profile.is_3x:
         available: dict[str, Any] = {
             name: {"version": profile.version, "priority": prio} for name, prio in plugins.items()
@@ -72,16 +72,7 @@ def root_body(
         "hostname": hostname,
         "lua_version": "LuaJIT 2.1.0-20231117" if profile.is_3x else "LuaJIT 2.1.0-beta3",
         "plugins": {"available_on_server": available, "enabled_in_cluster": []},
-        "configuration": {
-            "database": profile.database,
-            "role": profile.role,
-            "admin_listen": ["127.0.0.1:8001"],
-            "proxy_listen": ["0.0.0.0:8000"],
-            "db_update_frequency": 5,
-            "worker_consistency": "eventual" if profile.is_3x else "strict",
-            "worker_state_update_frequency": 5,
-            "untrusted_lua": conf.untrusted_lua,
-        },
+        "configuration": configuration.shown(),
         "timers": {"running": 0, "pending": 5},
         "prng_seeds": {},
     }

@@ -25,9 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sidecar.kong_local import serverless
-from sidecar.kong_local.errors import ApiError, schema_violation
+from sidecar.kong_local.errors import schema_violation
 from sidecar.kong_local.profiles import Profile
-from sidecar.kong_local.schemas import REQUIRED, UNKNOWN, Body, is_uuid, validate_tags
+from sidecar.kong_local.schemas import REQUIRED, UNKNOWN, Body, is_uuid, tags_and_id_errors
 
 Errors = dict[str, Any]
 NOT_ENABLED = "plugin '{}' not enabled; add it to the 'plugins' configuration property"
@@ -315,17 +315,12 @@ def validate_plugin(
         problem = _check_value(Field("set", check=_protocol_check(profile)), body["protocols"])
         if problem:
             errors["protocols"] = problem
-    if "tags" in body:
-        _, problem = validate_tags(body["tags"], profile)
-        if problem:
-            errors["tags"] = problem
+    errors.update(tags_and_id_errors(body, profile))
     for key in ("service", "route", "consumer"):
         if body.get(key) is not None and key not in errors:
             problem = _foreign(body[key])
             if problem:
                 errors[key] = problem
-    if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-        errors["id"] = "expected a valid UUID"
     if body.get("instance_name") is not None and not isinstance(body["instance_name"], str):
         errors["instance_name"] = "expected a string"
     if "config" in body and body["config"] is not None and not isinstance(body["config"], dict):
@@ -426,12 +421,7 @@ def build_service(body: Body, profile: Profile, *, base: Body | None) -> Body:
         if key not in fields and key not in passthrough:
             errors[key] = UNKNOWN
     errors.update({k: v for k, v in validate_record(fields, body).items() if v != UNKNOWN})
-    if "tags" in body:
-        _, problem = validate_tags(body["tags"], profile)
-        if problem:
-            errors["tags"] = problem
-    if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-        errors["id"] = "expected a valid UUID"
+    errors.update(tags_and_id_errors(body, profile))
     merged = {**(base or SERVICE_DEFAULTS), **{k: v for k, v in body.items() if k != "id"}}
     if merged.get("host") is None:
         errors["host"] = REQUIRED
@@ -448,43 +438,6 @@ def render_service(rec: Body) -> Body:
 
 
 # ---------------------------------------------------------------- errors
-
-
-def _lua(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}={_lua(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
-
-
-def unique_violation(fields: Body) -> ApiError:
-    """``kong/db/errors.lua`` UNIQUE_VIOLATION (code 5), nulls spelt as Kong prints them."""
-    return ApiError(
-        409,
-        {
-            "code": 5,
-            "name": "unique constraint violation",
-            "message": f"UNIQUE violation detected on '{_lua(fields)}'",
-            "fields": fields,
-        },
-    )
-
-
-def foreign_key_violation(field: str, entity: str, key: Body) -> ApiError:
-    """``kong/db/errors.lua`` FOREIGN_KEY_VIOLATION (code 4) for a missing parent."""
-    return ApiError(
-        400,
-        {
-            "code": 4,
-            "name": "foreign key violation",
-            "message": f"the foreign key '{_lua(key)}' does not reference an existing "
-            f"'{entity}' entity.",
-            "fields": {field: key},
-        },
-    )
 
 
 def new_id() -> str:

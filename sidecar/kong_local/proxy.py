@@ -24,7 +24,7 @@ from typing import Any
 from lupa.luajit21 import LuaError
 
 from sidecar.kong_local import consumer_routes, service_routes
-from sidecar.kong_local.schemas import Body, is_uuid
+from sidecar.kong_local.schemas import Body, find_by_endpoint_key
 from sidecar.kong_local.serverless import PLUGIN_NAME, SANDBOX_OFF_ERROR
 from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
 from sidecar.kong_local.store import Store, Workspace
@@ -32,12 +32,6 @@ from sidecar.kong_local.store import Store, Workspace
 
 class ServerlessError(RuntimeError):
     """The post-function could not run: Kong answers such a request 500."""
-
-
-def _find(rows: Mapping[str, Body], key: str, field: str) -> Body | None:
-    if is_uuid(key):
-        return rows.get(key.lower())
-    return next((r for r in rows.values() if r.get(field) == key), None)
 
 
 def _post_function(ws: Workspace, service: Body) -> Body | None:
@@ -78,19 +72,21 @@ class ProxyModel:
         """The upstream name a request to ``service_key`` (name or id) from ``consumer_key``
         (id or username; None = anonymous) is balanced on. KeyError for an unknown service
         or consumer; :class:`ServerlessError` when Kong would fail the request."""
-        service = _find(service_routes.entities(ws).services, service_key, "name")
+        service = find_by_endpoint_key(service_routes.entities(ws).services, service_key, "name")
         if service is None:
             raise KeyError(f"no service {service_key!r}")
         consumer = None
         if consumer_key is not None:
-            rec = _find(consumer_routes.entities(ws).consumers, consumer_key, "username")
+            rec = find_by_endpoint_key(
+                consumer_routes.entities(ws).consumers, consumer_key, "username"
+            )
             if rec is None:
                 raise KeyError(f"no consumer {consumer_key!r}")
             consumer = Consumer(rec["id"], rec.get("username"), rec.get("custom_id"))
         plugin = _post_function(ws, service)
         if plugin is None:
             return str(service["host"])
-        mode = self.store.kong_conf.untrusted_lua
+        mode = self.store.configuration.untrusted_lua
         if mode == "off":
             raise ServerlessError(SANDBOX_OFF_ERROR)
         config = plugin["config"]

@@ -20,7 +20,7 @@ from typing import Any
 from sidecar.kong_local.errors import ApiError, schema_violation
 from sidecar.kong_local.plugin_schemas import PROTOCOLS_2X, PROTOCOLS_3X, Field, validate_record
 from sidecar.kong_local.profiles import Profile
-from sidecar.kong_local.schemas import Body, is_uuid, validate_tags
+from sidecar.kong_local.schemas import Body, tags_and_id_errors
 
 ROUTE_DEFAULTS: Body = {
     "name": None,
@@ -73,18 +73,12 @@ def build_route(body: Body, profile: Profile, *, base: Body | None) -> Body:
     onto ``base``."""
     fields = route_fields(profile)
     given = {k: v for k, v in body.items() if k not in ("id", "service", "tags")}
-    errors: dict[str, Any] = validate_record(fields, given)
-    if "tags" in body:
-        _, problem = validate_tags(body["tags"], profile)
-        if problem:
-            errors["tags"] = problem
+    errors: dict[str, Any] = {**validate_record(fields, given), **tags_and_id_errors(body, profile)}
     service = body.get("service")
     if service is not None and not (
         isinstance(service, dict) and isinstance(service.get("id"), str)
     ):
         errors["service"] = "expected a record"
-    if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
-        errors["id"] = "expected a valid UUID"
     merged = {**ROUTE_DEFAULTS, **(base or {}), **{k: v for k, v in body.items() if k != "id"}}
     protocols = merged.get("protocols") or []
     if not errors and any(p in ("http", "https") for p in protocols):

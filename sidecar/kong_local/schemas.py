@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sidecar.kong_local.addresses import normalize_ip
@@ -89,6 +90,33 @@ def is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value.lower() and len(value) == 36
     except ValueError:
         return False
+
+
+def tags_and_id_errors(body: Body, profile: Profile) -> dict[str, Any]:
+    """What every entity's ``tags`` (``typedefs.tags``) and ``id`` (``typedefs.uuid``) are
+    refused for (``kong/db/schema/typedefs.lua``), by field."""
+    errors: dict[str, Any] = {}
+    if "tags" in body:
+        _, problem = validate_tags(body["tags"], profile)
+        if problem:
+            errors["tags"] = problem
+    if "id" in body and not (isinstance(body["id"], str) and is_uuid(body["id"])):
+        errors["id"] = "expected a valid UUID"
+    return errors
+
+
+def find_by_endpoint_key(
+    rows: Mapping[str, Body], key: str, endpoint_key: str | None
+) -> Body | None:
+    """The entity a path segment names (``kong/api/endpoints.lua``, ``select_entity``): a
+    UUID is its id, anything else the schema's ``endpoint_key`` (``name`` for upstreams,
+    services and routes, ``username`` for consumers, ``instance_name`` for 3.x plugins; None:
+    the entity has none, only ids name it)."""
+    if is_uuid(key):
+        return rows.get(key.lower())
+    if endpoint_key is None:
+        return None
+    return next((r for r in rows.values() if r.get(endpoint_key) == key), None)
 
 
 # ---------------------------------------------------------------- primitives

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from sidecar.kong_local.addresses import format_target
 from sidecar.kong_local.admin_api import AdminApi, NodeIdentity, Reply
-from sidecar.kong_local.configuration import node_configuration
+from sidecar.kong_local.configuration import NodeConfiguration
 from sidecar.kong_local.errors import UNEXPECTED, ApiError, cannot_parse_json
 from sidecar.kong_local.faults import FaultRule, Faults
 from sidecar.kong_local.info import server_header
@@ -34,7 +34,6 @@ from sidecar.kong_local.propagation import History, LagView, data_planes_body, l
 from sidecar.kong_local.proxy import ProxyModel
 from sidecar.kong_local.schemas import Body
 from sidecar.kong_local.seed import DEFAULT_SEED
-from sidecar.kong_local.serverless import DEFAULT_UNTRUSTED_LUA
 from sidecar.kong_local.store import Store, Workspace
 
 __all__ = [
@@ -111,15 +110,12 @@ class LocalKong:
         clock: Callable[[], float],
         nodes: int = 1,
         lag: float | Sequence[float] = 0.0,
-        untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
-        disabled_plugins: Iterable[str] = (),
         configuration: Mapping[str, Any] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.profile = profile
-        self.store = Store(profile, clock, node_configuration(untrusted_lua, disabled_plugins))
-        self.store.configuration.update(configuration or {})
+        self.store = Store(profile, clock, NodeConfiguration.for_profile(profile, configuration))
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
         self.rbac_token = rbac_token
@@ -466,17 +462,16 @@ def create_wsgi_app(
     clock: Callable[[], float] = time.time,
     nodes: int = 1,
     lag: float | Sequence[float] = 0.0,
-    untrusted_lua: str = DEFAULT_UNTRUSTED_LUA,
-    disabled_plugins: Iterable[str] = (),
     configuration: Mapping[str, Any] | None = None,
 ) -> LocalKong:
     """``nodes``: the cluster's size (traditional: extra Admin APIs served by serve_in_thread;
     hybrid: data planes at ``/clustering/data-planes``; Konnect: ``…/nodes``). ``lag``:
     seconds each of the others sees a write late (one value, or one per lagging node).
-    ``untrusted_lua``: kong.conf's (on/off/sandbox), shown by ``GET /``;
-    ``disabled_plugins``: bundled plugins left out of kong.conf's ``plugins``;
-    ``configuration``: what ``GET /`` shows under ``configuration`` instead of the profile's
-    values (e.g. a short ``worker_state_update_frequency``; ``sidecar.kong_local.worker_state``)."""
+    ``configuration``: the node's own kong.conf values over the profile's defaults, by
+    ``NodeConfiguration`` field (``sidecar.kong_local.configuration``): e.g. ``untrusted_lua``
+    (on/off/sandbox), ``disabled_plugins`` (bundled plugins left out of ``plugins``), a short
+    ``worker_state_update_frequency`` (``sidecar.kong_local.worker_state``); ``GET /`` shows
+    them. An unknown name is a ValueError."""
     return LocalKong(
         get_profile(profile),
         seed=seed,
@@ -489,8 +484,6 @@ def create_wsgi_app(
         clock=clock,
         nodes=nodes,
         lag=lag,
-        untrusted_lua=untrusted_lua,
-        disabled_plugins=disabled_plugins,
         configuration=configuration,
     )
 

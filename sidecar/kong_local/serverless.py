@@ -39,8 +39,6 @@ from sidecar.kong_local.profiles import Profile
 
 PHASES = ("certificate", "rewrite", "access", "header_filter", "body_filter", "log")
 PLUGIN_NAME = "post-function"
-UNTRUSTED_LUA_VALUES = ("on", "off", "sandbox")
-DEFAULT_UNTRUSTED_LUA = "sandbox"  # kong_defaults.lua, 2.8.5 to 3.9.3
 SANDBOX_OFF_ERROR = (
     "loading of untrusted Lua code disabled because 'untrusted_lua' config option is set to 'off'"
 )

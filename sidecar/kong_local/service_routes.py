@@ -16,35 +16,38 @@ workspaces, so they go with it); the caller holds ``store.lock``, as for every r
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.kong_local.consumer_routes import consumer_exists
+from sidecar.kong_local.entity_routes import (
+    EntityOps,
+    EntityRoutes,
+    found_or_404,
+    workspace_entities,
+)
 from sidecar.kong_local.errors import (
-    method_not_allowed,
+    foreign_key_violation,
     not_found,
-    operation_unsupported,
+    primary_key_violation,
+    unique_violation,
 )
 from sidecar.kong_local.plugin_schemas import (
     PLUGIN_CONFIGS,
     build_plugin_config,
     build_service,
-    foreign_key_violation,
     merge_patch,
     new_id,
     render_plugin,
     render_service,
-    unique_violation,
     validate_plugin,
 )
-from sidecar.kong_local.profiles import Profile
 from sidecar.kong_local.reply import BodyReader, Reply
 from sidecar.kong_local.route_entities import build_route, referenced_by_routes, render_route
 from sidecar.kong_local.routing import match, route_table
-from sidecar.kong_local.schemas import Body, is_uuid
-from sidecar.kong_local.store import Store, Workspace, page_by_id
+from sidecar.kong_local.schemas import Body, find_by_endpoint_key, is_uuid
+from sidecar.kong_local.store import Store, Workspace, page_body
 
 ROOTS = frozenset({"services", "plugins", "routes"})
 # No methods: each handler answers 405 after the 404s Kong gives first (an unknown service
@@ -73,10 +76,7 @@ class Entities:
 
 
 def entities(ws: Workspace) -> Entities:
-    found = ws.__dict__.get(_ATTRIBUTE)
-    if found is None:
-        found = ws.__dict__[_ATTRIBUTE] = Entities()
-    return found
+    return workspace_entities(ws, _ATTRIBUTE, Entities)
 
 
 def handle(
@@ -93,13 +93,12 @@ def handle(
     return _Routes(store, ws, konnect).dispatch(method, segments, args, read_body)
 
 
-class _Routes:
+class _Routes(EntityRoutes):
     def __init__(self, store: Store, ws: Workspace, konnect: bool) -> None:
-        self.store = store
-        self.profile: Profile = store.profile
+        super().__init__(store, ws)
         self.state = entities(ws)
-        self.ws = ws
-        self.konnect = konnect
+        # Konnect (sdk-konnect-go docs/sdks/plugins, services): no PATCH
+        self.writes = ("PUT",) if konnect else ("PATCH", "PUT")
 
     # ------------------------------------------------------------ dispatch
 
@@ -108,7 +107,7 @@ class _Routes:
     ) -> Reply:
         endpoint, values = match(_ROUTES, segments, method)
         if endpoint == "plugins":
-            return self._collection(method, args, read_body, None)
+            return self._plugins(method, args, read_body, None)
         if endpoint == "plugin":
             return self._plugin(method, self._plugin_or_none(values["p"]), values["p"], read_body)
         if endpoint == "services":
@@ -118,75 +117,50 @@ class _Routes:
         if endpoint == "routes":
             return self._routes(method, args, read_body, None)
         if endpoint == "route":
-            return self._route(method, values["r"])
+            return self._route(method, values["r"], read_body)
         service = self._service_or_404(values["s"])
         if endpoint == "service_routes":
             return self._routes(method, args, read_body, service)
         if endpoint == "service_plugins":
-            return self._collection(method, args, read_body, service)
+            return self._plugins(method, args, read_body, service)
         plugin = self._plugin_or_none(values["p"])
         if plugin is not None and (plugin.get("service") or {}).get("id") != service["id"]:
             plugin = None
         return self._plugin(method, plugin, values["p"], read_body, service)
 
-    def _write(self, verb: str, entity: str) -> None:
-        if not self.profile.writable:
-            raise operation_unsupported(verb, entity)
-
-    def _now(self) -> int:
-        return int(self.store.clock())
-
     # ------------------------------------------------------------ services
 
     def _service_or_none(self, key: str) -> Body | None:
-        services = self.state.services
-        if is_uuid(key):
-            return services.get(key.lower())
-        return next((s for s in services.values() if s.get("name") == key), None)
+        return find_by_endpoint_key(self.state.services, key, "name")
 
     def _service_or_404(self, key: str) -> Body:
-        found = self._service_or_none(key)
-        if found is None:
-            raise not_found()
-        return found
+        return found_or_404(self._service_or_none(key))
 
     def _services(self, method: str, args: dict[str, str], read_body: BodyReader) -> Reply:
-        if method == "GET":
+        def listing() -> Body:
             rows = [render_service(s) for s in self.state.services.values()]
-            return Reply(200, _page(rows, args, "/services"))
-        if method != "POST":
-            raise method_not_allowed()
-        fields, _ = read_body()
-        self._write("create", "services")
-        return Reply(201, render_service(self._save_service(fields, None)))
+            return page_body(rows, args, "/services")
+
+        def create(fields: Body) -> Body:
+            return render_service(self._save_service(fields, None))
+
+        return self._collection(method, read_body, "services", listing, create)
 
     def _service(self, method: str, key: str, read_body: BodyReader) -> Reply:
-        current = self._service_or_none(key)
-        done = self._get_or_delete(method, current, "services", render_service,
-                                   self._delete_service)  # fmt: skip
-        if done is not None:
-            return done
-        if method == "PATCH" and not self.konnect:
-            fields, _ = read_body()
-            if current is None:
-                raise not_found()
-            self._write("update", "services")
-            return Reply(200, render_service(self._save_service(fields, current)))
-        if method == "PUT":
-            fields, _ = read_body()
-            self._write("create or update", "services")
-            body = dict(fields)
-            if is_uuid(key):
-                body["id"] = key.lower()
-            else:
-                body["name"] = key
-            saved = self._save_service(body, None, replacing=current)
-            return Reply(200, render_service(saved))
-        raise method_not_allowed()
+        def put_body(fields: Body, current: Body | None) -> Body:
+            return {**fields, **({"id": key.lower()} if is_uuid(key) else {"name": key})}
 
-    def _save_service(
-        self, body: Body, base: Body | None, *, replacing: Body | None = None
-    ) -> Body:
+        ops = EntityOps(
+            "services",
+            render_service,
+            self._delete_service,
+            save=self._save_service,
+            put_body=put_body,
+            writes=self.writes,
+        )
+        return self._one(method, self._service_or_none(key), read_body, ops)
+
+    def _save_service(self, body: Body, base: Body | None, replacing: Body | None = None) -> Body:
         rec = build_service(body, self.profile, base=base)
         ident = (base or replacing or {}).get("id") or body.get("id") or new_id()
         name = rec.get("name")
@@ -195,7 +169,7 @@ class _Routes:
         ):
             raise unique_violation({"name": name})
         if base is None and replacing is None and ident in self.state.services:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         created = (base or replacing or {}).get("created_at", now)
         rec.update(id=ident, created_at=created, updated_at=now)
@@ -207,57 +181,25 @@ class _Routes:
         if any(_service_id(r) == service["id"] for r in self.state.routes.values()):
             raise referenced_by_routes()
         self.state.services.pop(service["id"], None)
-        self._drop_plugins("service", service["id"])
-
-    def _drop_plugins(self, key: str, parent_id: str) -> None:
-        """The plugins scoped to a deleted service or route (``on_delete = "cascade"``)."""
-        for plugin_id in [
-            p["id"]
-            for p in self.state.plugins.values()
-            if (p.get(key) or {}).get("id") == parent_id
-        ]:
-            del self.state.plugins[plugin_id]
-
-    def _get_or_delete(
-        self,
-        method: str,
-        current: Body | None,
-        entity: str,
-        render: Callable[[Body], Body],
-        delete: Callable[[Body], None],
-    ) -> Reply | None:
-        """GET (404 when absent) and DELETE (204 whether or not it existed, endpoints.lua);
-        None for any other method."""
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, render(current))
-        if method == "DELETE":
-            self._write("remove", entity)
-            if current is not None:
-                delete(current)
-            return Reply(204)
-        return None
+        drop_plugins_of(self.ws, "service", service["id"])
 
     # ------------------------------------------------------------ routes
-
-    def _route_or_none(self, key: str) -> Body | None:
-        routes = self.state.routes
-        if is_uuid(key):
-            return routes.get(key.lower())
-        return next((r for r in routes.values() if r.get("name") == key), None)
 
     def _routes(
         self, method: str, args: dict[str, str], read_body: BodyReader, service: Body | None
     ) -> Reply:
         """``GET``/``POST`` on ``/routes`` and ``/services/{s}/routes`` (the nested one sets
         the route's ``service``; on ``/routes`` the body names it, or it has none)."""
-        if method == "GET":
+
+        def listing() -> Body:
             return _listing("routes", self.state.routes.values(), render_route, service, args)
-        if method != "POST":
-            raise method_not_allowed()
-        fields, _ = read_body()
-        self._write("create", "routes")
+
+        def create(fields: Body) -> Body:
+            return render_route(self._create_route(fields, service))
+
+        return self._collection(method, read_body, "routes", listing, create)
+
+    def _create_route(self, fields: Body, service: Body | None) -> Body:
         body = dict(fields)
         if service is not None:
             body["service"] = {"id": service["id"]}
@@ -270,46 +212,43 @@ class _Routes:
         if name is not None and any(r.get("name") == name for r in self.state.routes.values()):
             raise unique_violation({"name": name})
         if ident in self.state.routes:
-            raise unique_violation({"id": ident})
+            raise primary_key_violation({"id": ident})
         now = self._now()
         rec.update(id=ident, created_at=now, updated_at=now)
         self.state.routes[ident] = rec
-        return Reply(201, render_route(rec))
+        return rec
 
-    def _route(self, method: str, key: str) -> Reply:
-        current = self._route_or_none(key)
-        done = self._get_or_delete(method, current, "routes", render_route, self._delete_route)
-        if done is not None:
-            return done
-        raise method_not_allowed()
+    def _route(self, method: str, key: str, read_body: BodyReader) -> Reply:
+        """Only GET and DELETE are modelled for one route."""
+        ops = EntityOps("routes", render_route, self._delete_route, writes=())
+        current = find_by_endpoint_key(self.state.routes, key, "name")
+        return self._one(method, current, read_body, ops)
 
     def _delete_route(self, route: Body) -> None:
         """``on_delete = "cascade"`` from route to plugins (``plugins.lua``)."""
         del self.state.routes[route["id"]]
-        self._drop_plugins("route", route["id"])
+        drop_plugins_of(self.ws, "route", route["id"])
 
     # ------------------------------------------------------------ plugins
 
     def _plugin_or_none(self, key: str) -> Body | None:
-        plugins = self.state.plugins
-        if is_uuid(key):
-            return plugins.get(key.lower())
-        if self.profile.is_3x:  # endpoint_key = "instance_name"
-            return next((p for p in plugins.values() if p.get("instance_name") == key), None)
-        return None
+        endpoint_key = "instance_name" if self.profile.is_3x else None  # plugins.lua
+        return find_by_endpoint_key(self.state.plugins, key, endpoint_key)
 
-    def _collection(
+    def _render_plugin(self, rec: Body) -> Body:
+        return render_plugin(rec, self.profile)
+
+    def _plugins(
         self, method: str, args: dict[str, str], read_body: BodyReader, service: Body | None
     ) -> Reply:
-        if method == "GET":
+        def listing() -> Body:
             plugins = self.state.plugins.values()
-            render = functools.partial(render_plugin, profile=self.profile)
-            return _listing("plugins", plugins, render, service, args)
-        if method != "POST":
-            raise method_not_allowed()
-        fields, _ = read_body()
-        self._write("create", "plugins")
-        return Reply(201, render_plugin(self._save_plugin(fields, None, service), self.profile))
+            return _listing("plugins", plugins, self._render_plugin, service, args)
+
+        def create(fields: Body) -> Body:
+            return self._render_plugin(self._save_plugin(fields, None, service, inserting=True))
+
+        return self._collection(method, read_body, "plugins", listing, create)
 
     def _plugin(
         self,
@@ -319,31 +258,24 @@ class _Routes:
         read_body: BodyReader,
         service: Body | None = None,
     ) -> Reply:
-        if method == "GET":
-            if current is None:
-                raise not_found()
-            return Reply(200, render_plugin(current, self.profile))
-        if method == "DELETE":
-            self._write("remove", "plugins")
-            if current is not None:
-                del self.state.plugins[current["id"]]
-            return Reply(204)
-        if method == "PATCH" and not self.konnect:
-            fields, _ = read_body()
-            if current is None:
-                raise not_found()
-            self._write("update", "plugins")
-            saved = self._save_plugin(fields, current, service, patch=True)
-            return Reply(200, render_plugin(saved, self.profile))
-        if method == "PUT":
-            fields, _ = read_body()
-            self._write("create or update", "plugins")
+        def put_body(fields: Body, current: Body | None) -> Body:
             if current is None and not is_uuid(key):
-                raise not_found()
-            body = {**fields, "id": current["id"] if current else key.lower()}
-            saved = self._save_plugin(body, current, service, patch=False)
-            return Reply(200, render_plugin(saved, self.profile))
-        raise method_not_allowed()
+                raise not_found()  # a PUT by instance name creates nothing
+            return {**fields, "id": current["id"] if current else key.lower()}
+
+        def save(fields: Body, base: Body | None, replacing: Body | None) -> Body:
+            patch = base is not None
+            return self._save_plugin(fields, base or replacing, service, patch=patch)
+
+        ops = EntityOps(
+            "plugins",
+            self._render_plugin,
+            lambda plugin: self.state.plugins.pop(plugin["id"]),
+            save=save,
+            put_body=put_body,
+            writes=self.writes,
+        )
+        return self._one(method, current, read_body, ops)
 
     def _save_plugin(
         self,
@@ -352,8 +284,9 @@ class _Routes:
         service: Body | None,
         *,
         patch: bool = False,
+        inserting: bool = False,
     ) -> Body:
-        disabled = self.store.kong_conf.disabled_plugins
+        disabled = self.store.configuration.disabled_plugins
         validate_plugin(body, self.profile, partial=patch, disabled=disabled)
         if patch and current is not None:
             name = body.get("name") or current["name"]
@@ -381,6 +314,8 @@ class _Routes:
         self._check_references(merged)
         ident = (current or {}).get("id") or body.get("id") or new_id()
         self._check_unique(merged, ident)
+        if inserting and ident in self.state.plugins:  # POST inserts; PUT upserts
+            raise primary_key_violation({"id": ident})
         now = self._now()
         merged.update(id=ident, created_at=(current or {}).get("created_at", now))
         merged["updated_at"] = now
@@ -413,6 +348,16 @@ class _Routes:
                 raise unique_violation({"instance_name": name})
 
 
+def drop_plugins_of(ws: Workspace, scope: str, parent_id: str) -> None:
+    """The plugins scoped to a deleted service, route or consumer (``scope``): the foreign
+    keys of ``entities/plugins.lua`` are ``on_delete = "cascade"``."""
+    plugins = entities(ws).plugins
+    for plugin_id in [
+        p["id"] for p in plugins.values() if (p.get(scope) or {}).get("id") == parent_id
+    ]:
+        del plugins[plugin_id]
+
+
 def _service_id(entity: Body) -> str | None:
     return (entity.get("service") or {}).get("id")
 
@@ -423,16 +368,8 @@ def _listing(
     render: Callable[[Body], Body],
     service: Body | None,
     args: dict[str, str],
-) -> Reply:
+) -> Body:
     """``GET /{name}`` or, under a service, only its own (``/services/{s}/{name}``)."""
     shown = [render(r) for r in rows if service is None or _service_id(r) == service["id"]]
     base = f"/{name}" if service is None else f"/services/{service['id']}/{name}"
-    return Reply(200, _page(shown, args, base))
-
-
-def _page(rows: list[Body], args: dict[str, str], base: str) -> Body:
-    page, offset, next_page = page_by_id(rows, args, base)
-    body: Body = {"data": page, "next": next_page}
-    if offset is not None:
-        body["offset"] = offset
-    return body
+    return page_body(shown, args, base)

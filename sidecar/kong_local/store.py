@@ -23,10 +23,17 @@ from sidecar.kong_local.errors import (
     invalid_offset,
     invalid_options,
     invalid_size,
+    primary_key_violation,
     unique_violation,
 )
 from sidecar.kong_local.profiles import Profile
-from sidecar.kong_local.schemas import Body, build_upstream, is_uuid, validate_target
+from sidecar.kong_local.schemas import (
+    Body,
+    build_upstream,
+    find_by_endpoint_key,
+    is_uuid,
+    validate_target,
+)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -46,15 +53,20 @@ class Store:
         self,
         profile: Profile,
         clock: Callable[[], float],
-        kong_conf: NodeConfiguration | None = None,
+        configuration: NodeConfiguration | None = None,
     ) -> None:
         self.profile = profile
         self.clock = clock
-        self.kong_conf = kong_conf or NodeConfiguration()  # kong.conf switches (untrusted_lua …)
+        self.configuration = configuration or NodeConfiguration.for_profile(profile)
         self.lock = threading.RLock()
         self.workspaces: dict[str, Workspace] = {"default": Workspace()}
         self._seq = 0
-        self.configuration: dict[str, Any] = {}  # GET / ``configuration`` overrides (tests)
+
+    def reconfigure(self, **values: Any) -> None:
+        """Change kong.conf values of a running node (tests: e.g. shorter intervals); a real
+        Kong reads them at start."""
+        with self.lock:
+            self.configuration = self.configuration.with_values(**values)
 
     def workspace(self, name: str) -> Workspace:
         return self.workspaces.setdefault(name, Workspace())
@@ -69,9 +81,7 @@ class Store:
     # ------------------------------------------------------------ upstreams
 
     def find_upstream(self, ws: Workspace, key: str) -> Body | None:
-        if is_uuid(key):
-            return ws.upstreams.get(key.lower())
-        return next((u for u in ws.upstreams.values() if u["name"] == key), None)
+        return find_by_endpoint_key(ws.upstreams, key, "name")
 
     def create_upstream(self, ws: Workspace, body: Body, *, from_form: bool = False) -> Body:
         entity = build_upstream(body, self.profile, base=None, from_form=from_form)
@@ -79,7 +89,7 @@ class Store:
             raise unique_violation({"name": entity["name"]})
         upstream_id = body.get("id") or str(uuid.uuid4())
         if upstream_id in ws.upstreams:
-            raise unique_violation({"id": upstream_id})
+            raise primary_key_violation({"id": upstream_id})
         now = int(self.clock())
         rec = {**entity, "id": upstream_id, "created_at": now, "updated_at": now}
         ws.upstreams[upstream_id] = rec
@@ -161,7 +171,7 @@ class Store:
             raise unique_violation({"target": stored, "upstream": {"id": upstream["id"]}})
         target_id = clean.get("id") or str(uuid.uuid4())
         if target_id in ws.targets:
-            raise unique_violation({"id": target_id})
+            raise primary_key_violation({"id": target_id})
         now = round(self.clock(), 3)
         rec = {
             "id": target_id,
@@ -247,13 +257,7 @@ class Store:
         """3.x ``/targets/all``: the generic DAO page, ordered by primary key, opaque offset."""
         size = parse_strict_size(args.get("size"))
         rows = sorted(self.targets_of(ws, upstream), key=lambda t: t["id"])
-        start = 0
-        if args.get("offset"):
-            after = decode_offset(args["offset"])
-            start = next((i for i, t in enumerate(rows) if t["id"] > after), len(rows))
-        page = rows[start : start + size]
-        more = start + size < len(rows)
-        return page, (encode_offset(page[-1]["id"]) if more else None)
+        return page_after_offset(rows, args.get("offset"), size)
 
     # ------------------------------------------------------------ seed
 
@@ -295,20 +299,29 @@ def page_by_id(
     rows = sorted(rows, key=lambda r: r["id"])
     if tags_filter is not None:
         rows = [r for r in rows if tags_filter(r.get("tags") or [])]
-    start = 0
-    if args.get("offset"):
-        after = decode_offset(args["offset"])
-        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
-    page = rows[start : start + size]
-    offset = next_page = None
-    if start + size < len(rows):
-        offset = encode_offset(page[-1]["id"])
+    page, offset = page_after_offset(rows, args.get("offset"), size)
+    next_page = None
+    if offset is not None:
         next_page = f"{base_path}?offset={offset}"
         if args.get("size"):
             next_page += f"&size={args['size']}"
         if args.get("tags"):
             next_page += f"&tags={args['tags']}"
     return page, offset, next_page
+
+
+def page_after_offset(
+    rows: list[Body], offset: str | None, size: int
+) -> tuple[list[Body], str | None]:
+    """Up to ``size`` rows (ordered by id) after the opaque ``offset``, and the offset of the
+    next page when rows remain (the Postgres strategy pages by primary key)."""
+    start = 0
+    if offset:
+        after = decode_offset(offset)
+        start = next((i for i, r in enumerate(rows) if r["id"] > after), len(rows))
+    page = rows[start : start + size]
+    more = start + size < len(rows)
+    return page, (encode_offset(page[-1]["id"]) if more else None)
 
 
 def page_body(rows: list[Body], args: dict[str, str], base_path: str) -> Body:

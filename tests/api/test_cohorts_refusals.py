@@ -53,8 +53,16 @@ def writes(local: Any) -> list[Any]:
 @pytest.mark.parametrize(
     ("options", "code", "advice"),
     [
-        ({"untrusted_lua": "off"}, "untrusted_lua_off", "untrusted_lua = sandbox"),
-        ({"disabled_plugins": ("post-function",)}, "post_function_unavailable", "KONG_PLUGINS"),
+        (
+            {"configuration": {"untrusted_lua": "off"}},
+            "untrusted_lua_off",
+            "untrusted_lua = sandbox",
+        ),
+        (
+            {"configuration": {"disabled_plugins": ("post-function",)}},
+            "post_function_unavailable",
+            "KONG_PLUGINS",
+        ),
     ],
 )
 @pytest.mark.parametrize("profile", ["2.8", "3.4", "3.9"])

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.core.window_live import PluginWritten, live_delay, remaining_wait
-from sidecar.kong_local.worker_state import configuration_of, runs_from
+from sidecar.kong_local.worker_state import runs_from
 from tests.gateway.test_window import CANARY, TARGETS, Env, _env
 
 Call = tuple[float, str, str]  # (time sent, method, path)
@@ -88,7 +88,7 @@ def recorded(env: Env, **settings: Any) -> tuple[httpx.Client, list[Call]]:
 
 def start_canary(env: Env, live_wait: float, **kong_configuration: float) -> tuple[Any, list[Call]]:
     """The canary's first split, with Kong's ``GET /`` configuration set as given."""
-    env.server.app.store.configuration.update(kong_configuration)
+    env.server.app.store.reconfigure(**kong_configuration)
     client, calls = recorded(env, gateway_live_wait=live_wait)
     answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
     return answer, calls
@@ -107,9 +107,7 @@ def test_no_weight_is_written_before_the_window_runs_on_every_worker(
     profile: str, request: pytest.FixtureRequest
 ) -> None:
     env: Env = request.getfixturevalue("env34" if profile == "3.4" else "env28")
-    env.server.app.store.configuration.update(
-        worker_state_update_frequency=0.6, db_update_frequency=0.4
-    )
+    env.server.app.store.reconfigure(worker_state_update_frequency=0.6, db_update_frequency=0.4)
     client, calls = recorded(env, gateway_live_wait=5)
     started = time.time()
     answer = client.put(f"/v1/upstreams/{env.upstream}/split", json={**CANARY, "targets": TARGETS})
@@ -122,7 +120,7 @@ def test_no_weight_is_written_before_the_window_runs_on_every_worker(
     last_plugin = max(c[0] for c in created)
     first_weight = min(c[0] for c in writes)
     assert first_weight > max(c[0] for c in created)  # opened first
-    config = configuration_of(env.server.app)
+    config = env.server.app.store.configuration
     # Kong's model: a request proxied from the first weight write on is logged by the plugin
     assert runs_from(last_plugin, config) <= first_weight
     bound = 0.4 + (0.6 if profile == "3.4" else 0)  # eventual in 3.x, strict in 2.8
@@ -133,9 +131,7 @@ def test_no_weight_is_written_before_the_window_runs_on_every_worker(
 def test_a_window_found_live_costs_no_wait(env34: Env) -> None:
     """A ramp's next step (or a retry) finds the plugins written long ago: no wait."""
     env = env34
-    env.server.app.store.configuration.update(
-        worker_state_update_frequency=0.1, db_update_frequency=0.1
-    )
+    env.server.app.store.reconfigure(worker_state_update_frequency=0.1, db_update_frequency=0.1)
     client, calls = recorded(env, gateway_live_wait=5)
     assert client.post(f"/v1/upstreams/{env.upstream}/gateway-metrics").status_code == 200
     time.sleep(1.3)  # past Kong's whole-second timestamp and the bound
@@ -205,9 +201,7 @@ def test_a_rollback_during_the_wait_is_not_held_up_behind_it(env34: Env) -> None
     meanwhile answers first (before, it queued behind the whole wait), and the split, planned
     again after the wait, still moves once the window runs everywhere."""
     env = env34
-    env.server.app.store.configuration.update(
-        worker_state_update_frequency=2.0, db_update_frequency=1.0
-    )
+    env.server.app.store.reconfigure(worker_state_update_frequency=2.0, db_update_frequency=1.0)
     client, calls = recorded(env, gateway_live_wait=10)
     other = env.sidecar()  # the same app, another caller
     finished: list[tuple[str, int]] = []

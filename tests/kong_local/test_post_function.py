@@ -92,7 +92,7 @@ def test_untrusted_lua_is_set_at_start_and_off_still_accepts_the_plugin(
 ) -> None:
     """The schema checks syntax only (``loadstring``); ``untrusted_lua = off`` stops the code
     when it runs (``kong/tools/sandbox.lua``), not when it is created."""
-    client = client_for(start_kong("3.9", untrusted_lua=mode))
+    client = client_for(start_kong("3.9", configuration={"untrusted_lua": mode}))
     assert client.get("/").json()["configuration"]["untrusted_lua"] == mode
     _service(client)
     r = client.post(
@@ -105,7 +105,7 @@ def test_untrusted_lua_rejects_unknown_values() -> None:
     from sidecar.kong_local.server import create_wsgi_app
 
     with pytest.raises(ValueError, match="untrusted_lua must be one of on, off, sandbox"):
-        create_wsgi_app("3.9", untrusted_lua="maybe")
+        create_wsgi_app("3.9", configuration={"untrusted_lua": "maybe"})
 
 
 @pytest.mark.parametrize("profile", WRITABLE)
@@ -114,7 +114,7 @@ def test_a_kong_without_post_function_refuses_it(
 ) -> None:
     """Left out of ``plugins``: not in ``available_on_server``, and create says so
     (``kong/db/schema/entities/plugins.lua`` subschema_error)."""
-    client = client_for(start_kong(profile, disabled_plugins=["post-function"]))
+    client = client_for(start_kong(profile, configuration={"disabled_plugins": ["post-function"]}))
     assert "post-function" not in client.get("/").json()["plugins"]["available_on_server"]
     _service(client)
     r = client.post(
@@ -306,10 +306,10 @@ def test_the_router_in_kong_sends_alice_to_stable_and_leaves_bob(
 def test_untrusted_lua_off_fails_the_request_and_on_runs_unsandboxed(
     start_kong: StartKong, client_for
 ) -> None:
-    app, _ = _cohort_kong(start_kong, client_for, untrusted_lua="off")
+    app, _ = _cohort_kong(start_kong, client_for, configuration={"untrusted_lua": "off"})
     with pytest.raises(ServerlessError, match="'untrusted_lua' config option is set to 'off'"):
         app.proxy_upstream("svc", "alice")
-    app, client = _cohort_kong(start_kong, client_for, untrusted_lua="on")
+    app, client = _cohort_kong(start_kong, client_for, configuration={"untrusted_lua": "on"})
     assert app.proxy_upstream("svc", "alice") == "coh--stable"
     code = "return function() if setmetatable then kong.service.set_upstream('coh--canary') end end"
     client.post("/services", json={"name": "open", "host": "coh"})
