@@ -11,9 +11,9 @@ and plugins, global plugins (a global ``post-function`` among them), a consumer 
 group, and an upstream on which another sidecar runs a canary under a lease (which a test
 must never roll back).
 
-``python -m tests.kong_state seed|snapshot URL`` does the same from a shell
-(``scripts/test-real-kong``); ``KONG_ADMIN_TOKEN`` and ``KONG_WORKSPACE`` are honoured as the
-suite honours them.
+``python -m tests.kong_state seed|snapshot URL`` and ``compare BEFORE AFTER`` do the same from
+a shell (``scripts/test-real-kong``), with ``KONG_ADMIN_TOKEN`` and ``KONG_WORKSPACE`` honoured
+as the suite honours them.
 """
 
 from __future__ import annotations
@@ -193,16 +193,27 @@ def seed_unrelated(kong: httpx.Client, now: float | None = None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``seed URL`` or ``snapshot URL`` (the snapshot as JSON on stdout)."""
+    """``seed URL``, ``snapshot URL`` (JSON on stdout), or ``compare BEFORE AFTER`` (two
+    snapshot files: each difference on stderr, exit 1 if there is any)."""
+    if len(argv) == 3 and argv[0] == "compare":
+        with open(argv[1]) as before, open(argv[2]) as after:
+            lines = differences(json.load(before), json.load(after))
+        for line in lines:
+            print(line, file=sys.stderr)
+        return 1 if lines else 0
     if len(argv) != 2 or argv[0] not in ("seed", "snapshot"):
-        print("usage: python -m tests.kong_state seed|snapshot KONG_ADMIN_URL", file=sys.stderr)
+        print(
+            "usage: python -m tests.kong_state seed|snapshot KONG_ADMIN_URL\n"
+            "       python -m tests.kong_state compare BEFORE.json AFTER.json",
+            file=sys.stderr,
+        )
         return 2
     command, url = argv
     with build_http_client(settings_from_env(url)) as kong:
         if command == "seed":
             seed_unrelated(kong)
         else:
-            json.dump(snapshot(kong), sys.stdout, sort_keys=True, indent=1)
+            json.dump(snapshot(kong), sys.stdout, sort_keys=True)
             print()
     return 0
 

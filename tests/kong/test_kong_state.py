@@ -5,6 +5,7 @@ another sidecar's live canary is recognised (the suite's sweeps must leave it al
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -102,10 +103,20 @@ def test_differences_name_what_appeared_disappeared_and_changed(kong):
     assert '"weight": 1' in next(line for line in lines if "changed" in line)
 
 
-def test_the_command_line_seeds_and_prints_a_snapshot(capsys):
+def test_the_command_line_seeds_snapshots_and_compares(tmp_path, capsys):
     with serve_in_thread("3.9", seed={"upstreams": []}) as server:
         assert main(["seed", server.url]) == 0
+        capsys.readouterr()
         assert main(["snapshot", server.url]) == 0
-    printed = capsys.readouterr().out
-    assert OTHER_CANARY in printed and SEED_TAG in printed
+        (tmp_path / "before.json").write_text(capsys.readouterr().out)
+        with httpx.Client(base_url=server.url, timeout=10) as kong:
+            kong.post("/upstreams", json={"name": "left-behind"}).raise_for_status()
+        assert main(["snapshot", server.url]) == 0
+        (tmp_path / "after.json").write_text(capsys.readouterr().out)
+    before, after = str(tmp_path / "before.json"), str(tmp_path / "after.json")
+    assert OTHER_CANARY in Path(before).read_text()
+    assert main(["compare", before, before]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["compare", before, after]) == 1
+    assert "upstreams: left behind" in capsys.readouterr().err
     assert main(["nonsense"]) == 2
