@@ -8,8 +8,8 @@ run can be compared before and after. ``seed_unrelated`` puts the kind of things
 Kong holds there first: more upstreams than one default page (Kong's ``page_size`` default is
 100, ``kong/db/dao/init.lua``), names the suite might pick for itself, a service with a route
 and plugins, global plugins (a global ``post-function`` among them), a consumer in an ACL
-group, and an upstream on which another sidecar runs a canary under a lease (which a test
-must never roll back).
+group, and an upstream on which another sidecar runs a guarded canary under a lease (which a
+test must never roll back).
 
 ``python -m tests.kong_state seed|snapshot URL`` and ``compare BEFORE AFTER`` do the same from
 a shell (``scripts/test-real-kong``), with ``KONG_ADMIN_TOKEN`` and ``KONG_WORKSPACE`` honoured
@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from sidecar.core.guard_config import GuardConfig
+from sidecar.core.guard_tags import guard_tag
 from sidecar.core.lease import read_marks
 from sidecar.core.tags import LEASE_TAG, MANAGED_TAG, VARIANT_TAG_PREFIX
 from sidecar.kong.http import build_http_client
@@ -36,6 +38,8 @@ from sidecar.settings import KongSettings
 SEED_TAG = "kong-canary-suite-seed"  # marks what seed_unrelated made (not ours to the sidecar)
 UNRELATED_UPSTREAMS = 105  # one more page than Kong's default page_size (100)
 OTHER_CANARY = "someone-elses-canary"
+# Armed to trip when its canary gets no traffic: the guard most ready to roll it back.
+OTHER_GUARD = guard_tag(GuardConfig(trip_on_no_traffic=True, no_traffic_seconds=30), None, "theirs")
 # Names the suite once hard-coded for its own upstreams: on a shared Kong a fixed name clashes.
 TAKEN_NAMES = ("payments-ramp",)
 NON_STABLE_VARIANT_TAGS = {f"{VARIANT_TAG_PREFIX}baseline", f"{VARIANT_TAG_PREFIX}canary"}
@@ -157,7 +161,7 @@ def seed_unrelated(kong: httpx.Client, now: float | None = None) -> None:
             "/upstreams",
             json={
                 "name": OTHER_CANARY,
-                "tags": [*tags, MANAGED_TAG, f"{LEASE_TAG}{lease_until}"],
+                "tags": [*tags, MANAGED_TAG, f"{LEASE_TAG}{lease_until}", OTHER_GUARD],
             },
         )
     )
