@@ -19,6 +19,7 @@ from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
+from tests.kong_state import other_canaries
 from tests.openapi_bodies import check_body
 
 TOKENS = (
@@ -138,6 +139,21 @@ def detect_kong_version(kong: httpx.Client) -> tuple[int, int] | None:
         return None
     match = re.match(r"(\d+)\.(\d+)", str(answer.json().get("version", "")))
     return (int(match[1]), int(match[2])) if match else None
+
+
+def skip_if_other_canaries(sidecar: Sidecar, mine: str, action: str) -> None:
+    """A test whose ``action`` (the lease sweep, rollback-all) rolls back *every* managed
+    upstream in Kong cannot run on a real Kong where another canary is live: it would roll
+    that one back too, and its exact results would name it. Local profiles start a fresh
+    server per test, so there is never another there."""
+    if sidecar.local is not None:
+        return
+    others = other_canaries(sidecar.kong_client(), mine)
+    if others:
+        pytest.skip(
+            f"the Kong at {sidecar.kong_url} holds other live canaries ({', '.join(others)}): "
+            f"{action} would roll them back too"
+        )
 
 
 def _serve(app) -> tuple[str, callable]:  # type: ignore[valid-type]

@@ -15,6 +15,7 @@ from sidecar.core.guard_tags import read_guard
 from sidecar.guard_store import KongGuardStore
 from sidecar.leases import rollback_all, sweep
 from tests.api import test_guard_shared
+from tests.api.conftest import skip_if_other_canaries
 from tests.api.test_guard_shared import HEADERS, SPLIT, STABLE_ONLY, audit_trips, feed
 from tests.api.test_split import BASELINE, CANARY, start_canary
 
@@ -53,6 +54,9 @@ def _promote(sidecar, upstream, a) -> None:  # type: ignore[no-untyped-def]
     assert answer.status_code == 200, answer.get_json()
 
 
+# The endings that roll back every managed upstream in Kong, not only the test's.
+EVERY_UPSTREAM = {"lease-expiry": "the lease sweep", "rollback-all": "rollback-all"}
+
 ENDINGS: dict[str, Callable[..., None]] = {
     "lease-expiry": _lease_expires,
     "rollback-all": _rollback_all,
@@ -70,6 +74,8 @@ def _guard_in_kong(sidecar, upstream):  # type: ignore[no-untyped-def]
 def test_every_end_of_the_canary_disarms_the_guard_on_every_replica(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
+    if ending in EVERY_UPSTREAM:
+        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
     a, b, clock = replicas
     _put_split(a, upstream, {**ARMED, "lease": 120})
     assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]  # B learnt it from Kong
@@ -87,6 +93,8 @@ def test_every_end_of_the_canary_disarms_the_guard_on_every_replica(
 def test_a_later_canary_without_a_guard_is_not_judged_by_the_old_one(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
+    if ending in EVERY_UPSTREAM:
+        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
     a, b, clock = replicas
     _put_split(a, upstream, {**ARMED, "lease": 120})
     assert feed(b, clock, upstream, 0, 10) == []  # B guards it, healthy so far
@@ -125,6 +133,8 @@ def test_a_stable_only_upstream_never_trips_nor_alerts_on_missing_canary_traffic
     """Before: B's guard, fed the canary's batches, still looked on its timer after the
     canary ended, and ``trip_on_no_traffic`` tripped it a minute later: a guard_trip audit
     line and an alert "canary rolled back" for an upstream with no canary at all."""
+    if ending in EVERY_UPSTREAM:
+        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
     a, b, clock = replicas
     guard = {"trip_on_no_traffic": True, "no_traffic_seconds": 30}
     _put_split(a, upstream, {**ARMED, "guard": guard, "lease": 120})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from sidecar.app import close_app, create_app
 from sidecar.leases import sweep
-from tests.api.conftest import _serve
+from tests.api.conftest import _serve, skip_if_other_canaries
 from tests.api.test_split import BASELINE, CANARY, start_canary
 
 SCHEDULE = [
@@ -195,6 +197,7 @@ def test_bad_ramps_are_refused_and_change_nothing(sidecar, upstream, body, field
 
 
 def test_lapsed_lease_returns_traffic_to_stable(sidecar, upstream):
+    skip_if_other_canaries(sidecar, upstream, "the lease sweep")
     client = sidecar.client()
     body = LEASED
     assert client.put(f"/v1/upstreams/{upstream}/split", json=body).status_code == 200
@@ -210,6 +213,7 @@ def test_lapsed_lease_returns_traffic_to_stable(sidecar, upstream):
 
 
 def test_renewal_by_a_later_call_keeps_the_canary(sidecar, upstream):
+    skip_if_other_canaries(sidecar, upstream, "the lease sweep")
     client = sidecar.client()
     body = LEASED
     client.put(f"/v1/upstreams/{upstream}/split", json=body)
@@ -222,6 +226,7 @@ def test_renewal_by_a_later_call_keeps_the_canary(sidecar, upstream):
 
 
 def test_rollback_all_needs_admin_and_rolls_back_every_managed_upstream(sidecar, upstream):
+    skip_if_other_canaries(sidecar, upstream, "rollback-all")
     start_canary(sidecar.client(), upstream)
     from tests.api.conftest import TOKENS
 
@@ -291,18 +296,19 @@ def test_ramp_routes_apply_the_tokens_upstream_scope(sidecar):
     from tests.api.conftest import TOKENS
 
     kong = sidecar.kong_client()
-    kong.post("/upstreams", json={"name": "payments-ramp"}).raise_for_status()
+    payments = f"payments-ramp-{uuid.uuid4().hex[:8]}"  # a shared Kong may hold any fixed name
+    kong.post("/upstreams", json={"name": payments}).raise_for_status()
     kong.post(
-        "/upstreams/payments-ramp/targets", json={"target": "10.0.0.1:80", "weight": 100}
+        f"/upstreams/{payments}/targets", json={"target": "10.0.0.1:80", "weight": 100}
     ).raise_for_status()
     try:
         ramp = start_ramp(
-            sidecar, "payments-ramp", {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS}
+            sidecar, payments, {"schedule": SCHEDULE, "interval": 60, "targets": TARGETS}
         )
         scoped = sidecar.client(token=TOKENS[2].token)  # may only touch orders*
         assert scoped.get(ramp["statusUrl"]).status_code == 403
         assert scoped.post(ramp["cancelUrl"]).status_code == 403
-        assert sidecar.kong_weights("payments-ramp")[CANARY] > 0
+        assert sidecar.kong_weights(payments)[CANARY] > 0
         # A read-only token sees the status but does not move the ramp on.
         sidecar.clock.advance(60)
         viewer = sidecar.client(token=TOKENS[1].token)
@@ -310,7 +316,7 @@ def test_ramp_routes_apply_the_tokens_upstream_scope(sidecar):
         assert seen.status_code == 200 and seen.json()["split"] == SCHEDULE[0]
         assert sidecar.client().get(ramp["statusUrl"]).json()["split"] == SCHEDULE[1]
     finally:
-        kong.delete("/upstreams/payments-ramp")
+        kong.delete(f"/upstreams/{payments}")
 
 
 def test_a_ramps_later_steps_stay_on_the_targets_it_was_given(sidecar, upstream):
