@@ -288,17 +288,17 @@ class CohortService:
                 "no_service",
                 f"no Kong service has host {name!r}: nothing proxies to this upstream",
             )
-        for service_id in service_ids:
-            for plugin in kong.service_plugins(service_id):
-                if plugin.get("name") == POST_FUNCTION and not core.is_ours(
-                    plugin.get("tags"), name
-                ):
-                    raise _refused(
-                        "post_function_in_use",
-                        f"service {service_id} already has a post-function plugin that "
-                        "kong-canary did not create (Kong allows one per service); move its "
-                        "code to a pre-function or a route, or remove it",
-                    )
+        clashes = core.post_function_clashes(kong.plugins(), kong.routes(), service_ids, name)
+        if clashes:
+            raise _refused(
+                "post_function_in_use",
+                "cohorts need the only post-function Kong runs for this upstream's services, "
+                "and Kong runs one post-function per request (the most specific): "
+                + "; ".join(c.describe() for c in clashes)
+                + ". Move that code to a pre-function (cohorts do not use it) or another "
+                "plugin, or remove it; a post-function on a route would switch cohorts off "
+                "on that route",
+            )
         return service_ids
 
     # ---- changing --------------------------------------------------------------------
