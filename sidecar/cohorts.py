@@ -202,6 +202,7 @@ class CohortService:
                         }
                     )
             marks = read_marks(self.traffic.kong.upstream(name).tags)
+            competing = self._competing(kong, name) if plugins else []
         except KongError as exc:
             raise from_kong_error(exc, upstream=upstream) from exc
         stored = next((s for s in map(stored_in, plugins) if s is not None), None)
@@ -217,8 +218,27 @@ class CohortService:
                     for p in plugins
                 ],
                 "shadow_upstreams": shadows,
+                "competing_post_functions": competing,
             },
         }
+
+    @staticmethod
+    def _competing(kong: CohortKong, name: str) -> list[dict[str, Any]]:
+        """Post-functions added after the PUT (Kong does not stop a route's) that would
+        have refused it: reported, not removed (they are someone else's)."""
+        clashes = core.post_function_clashes(
+            kong.plugins(), kong.routes(), services_of(kong.services(), name), name
+        )
+        return [
+            {
+                "id": c.plugin_id,
+                "scope": c.scope,
+                "service": c.service_id,
+                "route": c.route_id,
+                "message": c.describe(),
+            }
+            for c in clashes
+        ]
 
     def summary(self, upstream: str) -> dict[str, Any] | None:
         """For ``GET …/split``: the cohorts in force (None when none); never raises."""

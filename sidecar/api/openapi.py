@@ -528,7 +528,8 @@ def _cohorts_ops() -> dict[str, Any]:
     upstreams, ``{u}--stable`` and ``{u}--canary``; removed by rollback, promote, lease expiry."""
     refused = (
         "refused, Kong unchanged: untrusted_lua_off, post_function_unavailable, "
-        "post_function_in_use (a post-function not ours on a service), cohorts_unsupported "
+        "post_function_in_use (a post-function not ours on a service, on one of its routes "
+        "or global: Kong runs only the most specific), cohorts_unsupported "
         "(Konnect, DB-less), no_service, shadow_name_taken"
     )
 

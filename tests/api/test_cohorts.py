@@ -307,6 +307,26 @@ def test_a_global_post_function_is_refused(sidecar, routed):
         kong.delete(f"/plugins/{theirs.json()['id']}")
 
 
+def test_a_route_post_function_added_later_is_reported_by_get(sidecar, routed, route_of):
+    """Kong accepts a route's post-function next to ours; GET names it (not removed: it is
+    someone else's)."""
+    client, kong = sidecar.client(), sidecar.kong_client()
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    view = client.get(f"/v1/upstreams/{routed}/cohorts").json()
+    assert view["kong"]["competing_post_functions"] == []
+    theirs = kong.post("/plugins", json={**MINE, "route": {"id": route_of["id"]}})
+    assert theirs.status_code == 201, theirs.text
+    view = client.get(f"/v1/upstreams/{routed}/cohorts").json()
+    [found] = view["kong"]["competing_post_functions"]
+    assert (found["id"], found["scope"], found["route"]) == (
+        theirs.json()["id"],
+        "route",
+        route_of["id"],
+    )
+    assert "cohort rules would not apply" in found["message"]
+    assert client.delete(f"/v1/upstreams/{routed}/cohorts").status_code == 200
+
+
 def test_a_post_function_on_another_services_route_is_no_obstacle(sidecar, routed):
     kong = sidecar.kong_client()
     other = kong.post("/services", json={"name": f"other-{routed}", "host": "elsewhere"})
