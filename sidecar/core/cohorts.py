@@ -369,7 +369,7 @@ def post_function_clashes(
 
     Kong runs one configuration of a plugin per request, the most specific
     (``kong/runloop/plugins_iterator.lua``: 2.8.5 ``load_configuration_through_combos``
-    lines 118-250, 3.4.2 ``lookup_cfg`` lines 174-221, 3.9.3 ``lookup_cfg`` lines 215-266):
+    lines 118-247, 3.4.2 ``lookup_cfg`` lines 174-221, 3.9.3 ``lookup_cfg`` lines 215-266):
     route+service, then route, then service, then global. post-function cannot be scoped to
     a consumer (``kong/plugins/pre-function/_schema.lua``: ``typedefs.no_consumer``). So any
     post-function whose service is unset or ours and whose route is unset or one of our
