@@ -202,6 +202,7 @@ class CohortService:
                         }
                     )
             marks = read_marks(self.traffic.kong.upstream(name).tags)
+            competing = self._competing(kong, name) if plugins else []
         except KongError as exc:
             raise from_kong_error(exc, upstream=upstream) from exc
         stored = next((s for s in map(stored_in, plugins) if s is not None), None)
@@ -217,8 +218,27 @@ class CohortService:
                     for p in plugins
                 ],
                 "shadow_upstreams": shadows,
+                "competing_post_functions": competing,
             },
         }
+
+    @staticmethod
+    def _competing(kong: CohortKong, name: str) -> list[dict[str, Any]]:
+        """Post-functions added after the PUT (Kong does not stop a route's) that would
+        have refused it: reported, not removed (they are someone else's)."""
+        clashes = core.post_function_clashes(
+            kong.plugins(), kong.routes(), services_of(kong.services(), name), name
+        )
+        return [
+            {
+                "id": c.plugin_id,
+                "scope": c.scope,
+                "service": c.service_id,
+                "route": c.route_id,
+                "message": c.describe(),
+            }
+            for c in clashes
+        ]
 
     def summary(self, upstream: str) -> dict[str, Any] | None:
         """For ``GET …/split``: the cohorts in force (None when none); never raises."""
@@ -288,17 +308,17 @@ class CohortService:
                 "no_service",
                 f"no Kong service has host {name!r}: nothing proxies to this upstream",
             )
-        for service_id in service_ids:
-            for plugin in kong.service_plugins(service_id):
-                if plugin.get("name") == POST_FUNCTION and not core.is_ours(
-                    plugin.get("tags"), name
-                ):
-                    raise _refused(
-                        "post_function_in_use",
-                        f"service {service_id} already has a post-function plugin that "
-                        "kong-canary did not create (Kong allows one per service); move its "
-                        "code to a pre-function or a route, or remove it",
-                    )
+        clashes = core.post_function_clashes(kong.plugins(), kong.routes(), service_ids, name)
+        if clashes:
+            raise _refused(
+                "post_function_in_use",
+                "cohorts need the only post-function Kong runs for this upstream's services, "
+                "and Kong runs one post-function per request (the most specific): "
+                + "; ".join(c.describe() for c in clashes)
+                + ". Move that code to a pre-function (cohorts do not use it) or another "
+                "plugin, or remove it; a post-function on a route would switch cohorts off "
+                "on that route",
+            )
         return service_ids
 
     # ---- changing --------------------------------------------------------------------

@@ -33,6 +33,11 @@ class CohortKong(KongPlugins):
         one short page, not every plugin of the cluster."""
         return self._collect("/plugins", tags=tag)
 
+    def routes(self) -> list[dict[str, Any]]:
+        """``GET /routes``: rows carry ``service.id`` (a route's plugins outrank its
+        service's, ``sidecar.core.cohorts.post_function_clashes``)."""
+        return self._collect("/routes")
+
     def consumers(self) -> list[dict[str, Any]]:
         return self._collect("/consumers")
 

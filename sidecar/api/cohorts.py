@@ -52,7 +52,8 @@ def _cohorts_operation(
             "409": json_response(
                 "Error",
                 "refused, Kong unchanged: untrusted_lua_off, post_function_unavailable, "
-                "post_function_in_use (a post-function not ours on a service), "
+                "post_function_in_use (a post-function not ours on a service, on one of its "
+                "routes or global: Kong runs only the most specific), "
                 "cohorts_unsupported (Konnect, DB-less), no_service, shadow_name_taken",
             ),
             "422": json_response(

@@ -113,6 +113,24 @@ KONG_SIDE: dict[str, Any] = {
                 "additionalProperties": False,
             },
         },
+        "competing_post_functions": {
+            "type": "array",
+            "description": "post-functions not ours added since the PUT that Kong weighs "
+            "against ours (a route's runs instead of ours on that route; ours silences a "
+            "global one); empty when there is none",
+            "items": {
+                "type": "object",
+                "required": ["id", "scope", "service", "route", "message"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "scope": {"enum": ["service", "route", "route+service", "global"]},
+                    "service": {"type": ["string", "null"]},
+                    "route": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+                "additionalProperties": False,
+            },
+        },
     },
     "additionalProperties": False,
 }

@@ -331,3 +331,74 @@ def is_ours(tags: Sequence[str] | None, upstream: str | None = None) -> bool:
     if upstream is None:
         return any(t.startswith(COHORT_TAG_PREFIX) for t in tags)
     return f"{COHORT_TAG_PREFIX}{upstream}" in tags
+
+
+@dataclass(frozen=True)
+class PostFunctionClash:
+    """A post-function not ours that Kong would weigh against ours for some request."""
+
+    plugin_id: str
+    scope: str  # "service", "route", "route+service" or "global"
+    service_id: str | None
+    route_id: str | None
+
+    def describe(self) -> str:
+        where = {
+            "service": f"on service {self.service_id}",
+            "route": f"on route {self.route_id}",
+            "route+service": f"on route {self.route_id} and service {self.service_id}",
+            "global": "global (no service, no route)",
+        }[self.scope]
+        effect = (
+            "ours would silence it on these services"
+            if self.scope == "global"
+            else "Kong allows one per service"
+            if self.scope == "service"
+            else "it would run instead of ours on that route, so cohort rules would not apply"
+        )
+        return f"post-function {self.plugin_id} {where} ({effect})"
+
+
+def post_function_clashes(
+    plugins: Iterable[Mapping[str, Any]],
+    routes: Iterable[Mapping[str, Any]],
+    service_ids: Sequence[str],
+    upstream: str,
+) -> list[PostFunctionClash]:
+    """The post-functions, not ours, that would compete with ours on ``service_ids``.
+
+    Kong runs one configuration of a plugin per request, the most specific
+    (``kong/runloop/plugins_iterator.lua``: 2.8.5 ``load_configuration_through_combos``
+    lines 118-247, 3.4.2 ``lookup_cfg`` lines 174-221, 3.9.3 ``lookup_cfg`` lines 215-266):
+    route+service, then route, then service, then global. post-function cannot be scoped to
+    a consumer (``kong/plugins/pre-function/_schema.lua``: ``typedefs.no_consumer``). So any
+    post-function whose service is unset or ours and whose route is unset or one of our
+    services' routes meets ours: a route one overrides ours for its route, a global one is
+    overridden by ours, a service one cannot coexist. ``plugins`` may be every plugin; a
+    disabled one is counted too (enabling it later needs no sidecar call)."""
+    ours = set(service_ids)
+    our_routes = {str(r["id"]) for r in routes if str((r.get("service") or {}).get("id")) in ours}
+    found = []
+    for plugin in plugins:
+        if plugin.get("name") != "post-function" or is_ours(plugin.get("tags"), upstream):
+            continue
+        service = (plugin.get("service") or {}).get("id")
+        route = (plugin.get("route") or {}).get("id")
+        if service is not None and str(service) not in ours:
+            continue
+        if route is not None and str(route) not in our_routes:
+            continue
+        scope = (
+            ("route+service" if service else "route")
+            if route
+            else ("service" if service else "global")
+        )
+        found.append(
+            PostFunctionClash(
+                str(plugin["id"]),
+                scope,
+                str(service) if service else None,
+                str(route) if route else None,
+            )
+        )
+    return sorted(found, key=lambda c: (c.scope, c.plugin_id))

@@ -219,15 +219,18 @@ class LocalKong:
         consumer: str | None = None,
         headers: Mapping[str, str | Sequence[str]] | None = None,
         workspace: str = "default",
+        route: str | None = None,
     ) -> str:
         """Which upstream a request to ``service`` (name or id) from ``consumer`` (id or
-        username, None = anonymous) with ``headers`` is balanced on, after the service's
-        post-function (see ``proxy.py``). Raises ``ServerlessError`` where Kong answers 500
+        username, None = anonymous) with ``headers``, matched by ``route`` (one of the
+        service's, id or name), is balanced on, after the post-function Kong picks for it
+        (see ``proxy.py``). Raises ``ServerlessError`` where Kong answers 500
         (``untrusted_lua = off``, code failing at run time)."""
         with self.store.lock:
             if self._proxy is None:
                 self._proxy = ProxyModel(self.store)
-            return self._proxy.upstream(self.store.workspace(workspace), service, consumer, headers)
+            ws = self.store.workspace(workspace)
+            return self._proxy.upstream(ws, service, consumer, headers, route)
 
     def reset(self) -> None:
         """Back to the start state: seed reloaded, calls and faults cleared."""

@@ -248,7 +248,102 @@ def test_a_foreign_post_function_is_refused_and_kong_is_unchanged(sidecar, route
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"]["code"] == "post_function_in_use"
     assert "pre-function" in answer.json()["error"]["message"]
+    assert (
+        "a post-function on a route would switch cohorts off" in answer.json()["error"]["message"]
+    )
     assert dump(kong) == before
+
+
+MINE = {"name": "post-function", "config": {"access": ["kong.log.info('mine')"]}}
+
+
+@pytest.fixture
+def route_of(sidecar, routed) -> Iterator[dict[str, Any]]:
+    """A route of the upstream's service; its plugins and itself go afterwards."""
+    kong = sidecar.kong_client()
+    sid = next(s["id"] for s in _page(kong, "/services") if s["host"] == routed)
+    route = kong.post(f"/services/{sid}/routes", json={"paths": [f"/{routed}"]})
+    assert route.status_code == 201, route.text
+    yield route.json()
+    for plugin in _page(kong, "/plugins"):
+        if (plugin.get("route") or {}).get("id") == route.json()["id"]:
+            kong.delete(f"/plugins/{plugin['id']}")
+    kong.delete(f"/routes/{route.json()['id']}")
+
+
+def assert_refused_naming(sidecar, routed, *names: str) -> None:
+    kong = sidecar.kong_client()
+    before = dump(kong)
+    answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=HEADER)
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "post_function_in_use"
+    for name in names:
+        assert name in error["message"]
+    assert dump(kong) == before
+
+
+@pytest.mark.parametrize("with_service", [False, True], ids=["route", "route+service"])
+def test_a_post_function_on_a_route_of_the_service_is_refused(
+    sidecar, routed, route_of, with_service
+):
+    """Kong runs the route's post-function instead of the service's for that route
+    (``plugins_iterator.lua``): cohorts would silently not apply there."""
+    kong = sidecar.kong_client()
+    body = {**MINE, "route": {"id": route_of["id"]}}
+    if with_service:
+        body["service"] = route_of["service"]
+    theirs = kong.post("/plugins", json=body)
+    assert theirs.status_code == 201, theirs.text
+    assert_refused_naming(sidecar, routed, theirs.json()["id"], route_of["id"])
+
+
+def test_a_global_post_function_is_refused(sidecar, routed):
+    """Ours on the service would outrank a global post-function: its code would stop
+    running for this upstream's traffic."""
+    kong = sidecar.kong_client()
+    theirs = kong.post("/plugins", json=MINE)
+    assert theirs.status_code == 201, theirs.text
+    try:
+        assert_refused_naming(sidecar, routed, theirs.json()["id"], "global")
+    finally:
+        kong.delete(f"/plugins/{theirs.json()['id']}")
+
+
+def test_a_route_post_function_added_later_is_reported_by_get(sidecar, routed, route_of):
+    """Kong accepts a route's post-function next to ours; GET names it (not removed: it is
+    someone else's)."""
+    client, kong = sidecar.client(), sidecar.kong_client()
+    assert client.put(f"/v1/upstreams/{routed}/cohorts", json=HEADER).status_code == 200
+    view = client.get(f"/v1/upstreams/{routed}/cohorts").json()
+    assert view["kong"]["competing_post_functions"] == []
+    theirs = kong.post("/plugins", json={**MINE, "route": {"id": route_of["id"]}})
+    assert theirs.status_code == 201, theirs.text
+    view = client.get(f"/v1/upstreams/{routed}/cohorts").json()
+    [found] = view["kong"]["competing_post_functions"]
+    assert (found["id"], found["scope"], found["route"]) == (
+        theirs.json()["id"],
+        "route",
+        route_of["id"],
+    )
+    assert "cohort rules would not apply" in found["message"]
+    assert client.delete(f"/v1/upstreams/{routed}/cohorts").status_code == 200
+
+
+def test_a_post_function_on_another_services_route_is_no_obstacle(sidecar, routed):
+    kong = sidecar.kong_client()
+    other = kong.post("/services", json={"name": f"other-{routed}", "host": "elsewhere"})
+    assert other.status_code == 201, other.text
+    route = kong.post(f"/services/{other.json()['id']}/routes", json={"paths": ["/else"]})
+    theirs = kong.post("/plugins", json={**MINE, "route": {"id": route.json()["id"]}})
+    assert theirs.status_code == 201, theirs.text
+    try:
+        answer = sidecar.client().put(f"/v1/upstreams/{routed}/cohorts", json=HEADER)
+        assert answer.status_code == 200, answer.text
+    finally:
+        kong.delete(f"/plugins/{theirs.json()['id']}")
+        kong.delete(f"/routes/{route.json()['id']}")
+        kong.delete(f"/services/{other.json()['id']}")
 
 
 def test_writes_need_a_write_token_for_the_upstream(sidecar, routed):

@@ -363,3 +363,33 @@ def test_a_hybrid_data_planes_config_hash_covers_plugins_and_consumers(
         assert client.post("/consumers", json={"username": "alice"}).status_code == 201
     after = hashes()
     assert len(after) == 1 and after != before
+
+
+def test_a_route_post_function_outranks_the_services_and_global_runs_last(
+    start_kong: StartKong, client_for
+) -> None:
+    """``plugins_iterator.lua`` (2.8.5 ``load_configuration_through_combos``, 3.x
+    ``lookup_cfg``): route+service, then route, then service, then global; one runs."""
+    app, client = _cohort_kong(start_kong, client_for)
+    svc = client.get("/services/svc").json()
+    route = client.post("/services/svc/routes", json={"name": "r", "paths": ["/r"]}).json()
+    other = client.post("/services/svc/routes", json={"name": "plain", "paths": ["/p"]}).json()
+
+    def sends_to(upstream: str) -> dict[str, Any]:
+        code = f"return function() kong.service.set_upstream('{upstream}') end"
+        return {"name": "post-function", "config": {"access": [code]}}
+
+    on_route = client.post(
+        "/plugins", json={**sends_to("coh--canary"), "route": {"id": route["id"]}}
+    )
+    assert on_route.status_code == 201, on_route.text
+    assert app.proxy_upstream("svc", "alice", route="r") == "coh--canary"  # not the cohorts'
+    assert app.proxy_upstream("svc", "alice", route=other["id"]) == "coh--stable"
+    assert app.proxy_upstream("svc", "alice") == "coh--stable"
+    both = {**sends_to("coh"), "route": {"id": route["id"]}, "service": {"id": svc["id"]}}
+    assert client.post("/plugins", json=both).status_code == 201
+    assert app.proxy_upstream("svc", "alice", route="r") == "coh"
+    assert client.post("/plugins", json=sends_to("coh--canary")).status_code == 201  # global
+    assert app.proxy_upstream("svc", "alice", route="plain") == "coh--stable"
+    with pytest.raises(KeyError):
+        app.proxy_upstream("svc", route="nowhere")

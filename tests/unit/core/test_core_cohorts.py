@@ -188,3 +188,52 @@ def test_tags_say_whose_entity_it_is() -> None:
     assert is_ours(tags)
     assert not is_ours(tags, "payments")
     assert not is_ours(["kong-canary-cohorts=orders"], "orders")  # not managed by us
+
+
+# ---- which post-functions meet ours (Kong's plugin precedence) ----------------------------
+
+ROUTES = [{"id": "r1", "service": {"id": "s1"}}, {"id": "r9", "service": {"id": "s9"}}]
+
+
+def _post_function(pid: str, service: str | None = None, route: str | None = None, tags=None):
+    return {
+        "id": pid,
+        "name": "post-function",
+        "service": {"id": service} if service else None,
+        "route": {"id": route} if route else None,
+        "tags": tags,
+    }
+
+
+def test_every_scope_that_reaches_our_services_clashes_and_no_other() -> None:
+    from sidecar.core.cohorts import post_function_clashes, tags_for
+
+    plugins = [
+        _post_function("g"),
+        _post_function("s", service="s1"),
+        _post_function("r", route="r1"),
+        _post_function("rs", service="s1", route="r1"),
+        _post_function("other-service", service="s9"),
+        _post_function("other-route", route="r9"),
+        _post_function("ours", service="s1", tags=tags_for("orders")),
+        {**_post_function("pre", service="s1"), "name": "pre-function"},
+    ]
+    clashes = post_function_clashes(plugins, ROUTES, ["s1"], "orders")
+    assert {(c.plugin_id, c.scope) for c in clashes} == {
+        ("g", "global"),
+        ("s", "service"),
+        ("r", "route"),
+        ("rs", "route+service"),
+    }
+    assert "route r1" in next(c for c in clashes if c.plugin_id == "r").describe()
+
+
+@given(st.lists(st.sampled_from([None, "s1", "s9"]), max_size=6))
+def test_a_clash_is_found_iff_the_plugin_can_run_on_our_service(services) -> None:
+    """Property: a route-less post-function clashes exactly when its service is ours or
+    unset (the global one)."""
+    from sidecar.core.cohorts import post_function_clashes
+
+    plugins = [_post_function(f"p{i}", service=s) for i, s in enumerate(services)]
+    found = {c.plugin_id for c in post_function_clashes(plugins, ROUTES, ["s1"], "orders")}
+    assert found == {f"p{i}" for i, s in enumerate(services) if s in (None, "s1")}
