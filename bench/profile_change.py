@@ -32,6 +32,7 @@ import httpx
 from split_api import (
     RAMP_STEP,
     TOKEN,
+    KongCalls,
     change_calls_direct,
     local_kong,
     small_upstream,
@@ -65,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             return answer.json
 
         put(0)
-        writes = [to_kong_writes(put(i, dry_run=True)["writes"]) for i in (1, 0)]
+        writes = []  # writes[i]: from split i to the other; each learnt where Kong then is
+        for i in (1, 0):
+            writes.append(to_kong_writes(put(i, dry_run=True)["writes"]))
+            put(i)
         with (
             ThreadPoolExecutor(8, "direct") as pool,
             httpx.Client(base_url=url, timeout=30) as kong,
@@ -76,9 +80,17 @@ def main(argv: list[str] | None = None) -> int:
             }
             cpu: dict[str, list[float]] = {name: [] for name in paths}
             wall: dict[str, list[float]] = {name: [] for name in paths}
-            for step in paths.values():
+            counted = KongCalls(url)
+            calls: dict[str, tuple[int, int]] = {}
+            for name, step in paths.items():
                 for i in range(10):  # warm up; an even count leaves Kong at split 0
                     step(i)
+                mark = counted.mark()
+                for i in range(2):
+                    step(i)
+                gets, written = counted.count(mark)
+                calls[name] = (gets // 2, written // 2)
+            counted.http.close()
             for _ in range(4):  # rounds alternate the paths, so drift hits both
                 for name, step in paths.items():
                     for i in range(args.steps // 4 // 2 * 2):
@@ -93,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                 profile.disable()
         close_app(app)
 
-    print("One ramp step, 1 client (process CPU and wall time per step, p50)")
-    print(f"{'path':<12} {'steps':>6} {'CPU ms':>8} {'wall ms':>8}")
+    print("One ramp step, 1 client (process CPU and wall time per step, p50; Kong calls")
+    print("per step as the local Kong counted them)")
+    print(f"{'path':<12} {'steps':>6} {'CPU ms':>8} {'wall ms':>8} {'Kong GETs':>9} {'writes':>6}")
     for name in paths:
         print(
             f"{name:<12} {len(cpu[name]):>6} {statistics.median(cpu[name]) * 1000:>8.2f} "
-            f"{statistics.median(wall[name]) * 1000:>8.2f}"
+            f"{statistics.median(wall[name]) * 1000:>8.2f} {calls[name][0]:>9} "
+            f"{calls[name][1]:>6}"
         )
     print(
         "ratio sidecar/(kong calls): CPU "

@@ -55,6 +55,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout
 
+from sidecar.core.tags import COHORT_TAG_PREFIX  # noqa: E402
 from sidecar.core.upstream_lock import Claim, lock_name  # noqa: E402
 from sidecar.traffic import KongWrite, write_batches  # noqa: E402
 
@@ -297,7 +298,16 @@ def change_calls_direct(
     """Every Kong call a writing change must make, as the sidecar makes them (issue 13):
     read the upstream and its health (at once), take the lock (create the lock entity),
     read both again under it, the writes, read back the upstream and its targets (at
-    once), release the lock (delete it by id). Nothing of the sidecar's own work."""
+    once), list the upstream's cohort post-functions, release the lock (delete it by id).
+    Nothing of the sidecar's own work.
+
+    The cohort listing (``GET /plugins?tags=kong-canary-cohorts=<u>``, Kong's server-side
+    tag filter: one short page) is required: the cohorts' post-functions and shadow
+    upstreams live only in Kong, any replica may create them (under the upstream's lock),
+    and the upstream itself carries no mark of them, so only this read tells whether the
+    shadows must follow the change (``sidecar.cohorts.CohortService.observe``). Nothing
+    seen before the change can stand in for it: it is read under the lock, after the
+    writes (the preparer may have just switched the post-functions)."""
     u = quote(upstream, safe="")
     state = (f"/upstreams/{u}", f"/upstreams/{u}/health?size=1000")
     read_pair(kong, pool, *state)
@@ -308,6 +318,8 @@ def change_calls_direct(
         read_pair(kong, pool, *state)
         apply_direct(kong, upstream, writes, pool)
         read_pair(kong, pool, f"/upstreams/{u}", f"/upstreams/{u}/targets?size=1000")
+        cohorts = quote(f"{COHORT_TAG_PREFIX}{upstream}", safe="")
+        kong.get(f"/plugins?tags={cohorts}&size=1000").raise_for_status().json()
     finally:
         kong.delete(f"/upstreams/{lock_id}").raise_for_status()
 
@@ -429,15 +441,22 @@ class KongCalls:
         return len(self._calls())
 
     def count(self, since: int) -> tuple[int, int]:
-        """(GETs, writes) about upstreams' own paths (the sweeper's list is not ours), and
-        the upstream lock's create (``POST /upstreams``) and delete."""
-        calls = [
-            c
-            for c in self._calls()[since:]
-            if c[1].startswith("/upstreams/") or (c[0] == "POST" and c[1] == "/upstreams")
-        ]
+        """(GETs, writes): every call a change makes (upstream paths, the lock's create
+        and delete, the cohort listing), not the periodic sweeps' unfiltered or
+        managed-tag listings (``GET /upstreams?…``, ``GET /plugins?size=…``) nor ``GET /``."""
+        calls = [c for c in self._calls()[since:] if not background(*c)]
         gets = sum(1 for method, _ in calls if method == "GET")
         return gets, len(calls) - gets
+
+
+def background(method: str, path: str) -> bool:
+    """A call of the sidecar's timers (lease sweeper, cohort refresh), not of a change."""
+    if method != "GET":
+        return False
+    route, _, query = path.partition("?")
+    if route == "/":
+        return True
+    return route in ("/upstreams", "/plugins") and "kong-canary-cohorts" not in query
 
 
 def lease_tags(kong: httpx.Client, lanes: list[Lane]) -> list[list[str]]:

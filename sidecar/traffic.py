@@ -171,6 +171,35 @@ class NotYet(Exception):
 MAX_DEFERRALS = 20  # a preparer that keeps deferring (a clock gone wrong) ends the change
 
 
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything ``plan_change`` decides from. It is pure, so equal inputs give the equal
+    plan: the change planned again under the Kong lock, on a fresh read, reuses the plan of
+    its probe (the same change without the lock, which only learnt that it writes) when
+    Kong showed the same, and plans again when anything differs."""
+
+    targets: tuple[TargetState, ...]
+    split: Split
+    wanted: Mapping[str, list[str]]
+    upstream_tags: tuple[str, ...]
+    marks: Marks
+    address_counts: Mapping[str, int] | None
+    force: bool
+    remove_others: bool
+
+    def plan(self) -> ChangePlan:
+        return plan_change(
+            self.targets,
+            self.split,
+            self.wanted,
+            upstream_tags=self.upstream_tags,
+            marks=self.marks,
+            address_counts=self.address_counts,
+            force=self.force,
+            remove_others=self.remove_others,
+        )
+
+
 class KongLockNeeded(Exception):
     """Raised by a change about to write while the thread does not hold the upstream's Kong
     lock: ``_exclusively`` then takes it and runs the change again on a fresh read. Reads,
@@ -217,7 +246,8 @@ class TrafficService:
         self.locks = locks or LocalLocks()
         # Across workers and replicas: a lock entity in Kong, taken only to write.
         self.kong_locks = kong_locks or KongLocks(kong)
-        self._held = threading.local()  # .lock: the KongLock this thread holds
+        # .lock: the KongLock this thread holds; .probed: its probe's (PlanInputs, ChangePlan)
+        self._held = threading.local()
         self.clock = clock
         self.wall_clock = wall_clock
         self.leases = lease_policy or LeasePolicy()
@@ -264,16 +294,19 @@ class TrafficService:
                 return attempt()
             except KongLockNeeded as needed:
                 name = needed.upstream
-            with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
-                self._held.lock = lock
-                try:
-                    return attempt()
-                except KongLockNeeded:  # renamed under us: the lock taken is not its
-                    raise ConcurrentChange(
-                        f"upstream {upstream!r} was renamed during the change; retry",
-                    ) from None
-                finally:
-                    self._held.lock = None
+            try:
+                with self.kong_locks.held(name, give_up - time.monotonic()) as lock:
+                    self._held.lock = lock
+                    try:
+                        return attempt()
+                    except KongLockNeeded:  # renamed under us: the lock taken is not its
+                        raise ConcurrentChange(
+                            f"upstream {upstream!r} was renamed during the change; retry",
+                        ) from None
+                    finally:
+                        self._held.lock = None
+            finally:
+                self._held.probed = None  # the probe's plan serves this change only
 
     @contextmanager
     def exclusive(self, upstream: str) -> Iterator[None]:
@@ -617,16 +650,25 @@ class TrafficService:
         the writes themselves, read-back, propagation and observers."""
         started = self.clock()
         name = state.upstream.name
-        plan = plan_change(
+        inputs = PlanInputs(
             state.targets,
             split,
             wanted,
-            upstream_tags=state.upstream.tags,
-            marks=marks,
-            address_counts=state.address_counts(),
-            force=force,
-            remove_others=remove_others,
+            state.upstream.tags,
+            marks,
+            state.address_counts(),
+            force,
+            remove_others,
         )
+        probed: tuple[PlanInputs, ChangePlan] | None = getattr(self._held, "probed", None)
+        self._held.probed = None
+        plan = probed[1] if probed is not None and probed[0] == inputs else inputs.plan()
+        if not dry_run and plan.writes_anything:
+            try:
+                self._writing(name)  # before anything is written, even the lease tag
+            except KongLockNeeded:
+                self._held.probed = (inputs, plan)  # planned again only if Kong changed
+                raise
         result = ChangeResult(
             upstream=name,
             previous=plan.previous,
@@ -657,7 +699,6 @@ class TrafficService:
     ) -> None:
         """Write a plan that changes something, under the upstream's Kong lock."""
         name = state.upstream.name
-        self._writing(name)  # before anything is written, even the lease tag
         planned = ChangeEvent(name, operation, plan.previous, plan.split)
         for preparer in self.preparers:
             result.warnings.extend(preparer(planned) or ())

@@ -7,7 +7,9 @@ commands' library code without a cycle.
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 import httpx
 
@@ -37,5 +39,18 @@ def _kong_response_received(resp: httpx.Response) -> None:
     started = resp.request.extensions.get("kong_canary_started")
     method = method_label(resp.request.method)
     if started is not None:
-        KONG_DURATION.labels(method).observe(time.perf_counter() - started)
-    KONG_REQUESTS.labels(method, f"{resp.status_code // 100}xx").inc()
+        _duration(method).observe(time.perf_counter() - started)
+    _requests(method, f"{resp.status_code // 100}xx").inc()
+
+
+# The labelled series, looked up once: ``labels()`` takes the metric's lock and builds the
+# key on every call, two calls per Kong request (1 % of a ramp step's CPU in the profile).
+# ``method_label`` bounds the methods, so these stay small.
+@functools.cache
+def _duration(method: str) -> Any:
+    return KONG_DURATION.labels(method)
+
+
+@functools.cache
+def _requests(method: str, outcome: str) -> Any:
+    return KONG_REQUESTS.labels(method, outcome)

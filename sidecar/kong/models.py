@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,7 @@ class Flavour(StrEnum):
     KONNECT = "konnect"  # control-plane API: PUT upserts, no PATCH, problem+json errors
 
 
+@functools.lru_cache(maxsize=8192)  # every Kong answer's targets go through it: pure
 def normalise_target(target: str) -> str:
     """``host[:port]`` -> ``host:port`` exactly as Kong stores it (port 8000 when missing).
 

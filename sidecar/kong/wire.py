@@ -5,6 +5,7 @@ Nothing above this module sees an ``httpx`` exception, a status code or an unpar
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -47,8 +48,27 @@ def call(
     ``path`` is relative to the client's base URL; ``url``, when given, is sent instead (and
     ``path`` only names the call in errors).
     """
+    if url is None and "?" not in path:
+        url, params = absolute(http.base_url, path, params), None
     response, raw = _exchange(http, method, url or path, path, params, body)
     return decode(method, path, response, raw)
+
+
+def absolute(base: httpx.URL, path: str, params: dict[str, Any] | None) -> httpx.URL:
+    """``base`` + ``path`` (+ ``params``), the URL httpx would build from them, parsed once
+    per distinct call: httpx parses a relative URL two or three times per request (the
+    path, the join with ``base_url``, the merge of ``params``), a tenth of a ramp step's
+    CPU in the profile. Joined as httpx joins: ``base``'s path always ends with ``/``
+    (httpx enforces it on ``base_url``; an empty one prints as nothing) and ``path`` loses
+    its leading ``/``."""
+    query = str(httpx.QueryParams(params)) if params else ""
+    return _joined(str(base), path.lstrip("/") + (f"?{query}" if query else ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined(base: str, rest: str) -> httpx.URL:
+    separator = "" if base.endswith("/") else "/"
+    return httpx.URL(base + separator + rest)  # immutable: one instance serves every thread
 
 
 def _exchange(

@@ -80,9 +80,10 @@ def test_split_api_bench_quick():
         stables = int(m[1][0])
         # the sidecar also creates and deletes the upstream's lock, and reads three times:
         # to see whether it writes, again under the lock, and back after its writes
-        # (the "kong calls" baseline makes every one of those calls itself)
+        # (the "kong calls" baseline makes every one of those calls itself), and lists the
+        # upstream's cohort post-functions after the change (the cohorts' observer)
         assert float(m[6]) == stables + (2 if m[3] in ("sidecar", "kong calls") else 0), m[0]
-        gets = {"sidecar": 6, "direct": 0, "reads+direct": 2, "kong calls": 6}
+        gets = {"sidecar": 7, "direct": 0, "reads+direct": 2, "kong calls": 7}
         assert float(m[5]) == gets[m[3]], m[0]
     ratios = rows(lines, rf"(1 stable target|4 stable targets)\s+(\d+)\s+{NUMBER}x\s+"
                          rf"{NUMBER}x\s+(yes|no)\s+{NUMBER}x\s+{NUMBER}x"
@@ -157,7 +158,9 @@ def test_fleet_bench_quick():
 
 def test_profile_change_bench_quickest():
     lines = run_bench("profile_change.py", "--steps", "20", "--top", "5")
-    paths = rows(lines, rf"(sidecar|kong calls)\s+(\d+)\s+{NUMBER}\s+{NUMBER}")
+    paths = rows(lines, rf"(sidecar|kong calls)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+(\d+)\s+(\d+)")
     assert [(m[1], int(m[2])) for m in paths] == [("sidecar", 16), ("kong calls", 16)], lines
+    # the baseline makes exactly the Kong calls the sidecar makes for a step
+    assert paths[0].group(3, 4) == paths[1].group(3, 4), lines
     assert rows(lines, rf"ratio sidecar/\(kong calls\): CPU {NUMBER}x, wall {NUMBER}x"), lines
     assert any("sidecar/api/split.py" in line for line in lines), lines

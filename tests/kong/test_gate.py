@@ -107,6 +107,37 @@ def test_slots_come_back_after_errors_and_closed_bodies() -> None:
         gate.enter()
 
 
+class Chunks(httpx.SyncByteStream):
+    """A body still to be read from the wire, as the real transport's is."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield b'{"data": []}'
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_streamed_body_holds_its_slot_until_it_is_closed() -> None:
+    """The slot is the request's until its body is closed (the connection is Kong's until
+    then), and the transport's own stream is closed with it."""
+    gate = ConcurrencyGate(1, 0.01)
+    body = Chunks()
+    transport = GatedTransport(
+        httpx.MockTransport(lambda r: httpx.Response(200, stream=body)), gate
+    )
+    with httpx.Client(transport=transport) as http:
+        with http.stream("GET", "http://kong/upstreams") as response:
+            with pytest.raises(httpx.PoolTimeout):
+                gate.enter()  # the response's until its body is read and closed
+            assert response.read() == b'{"data": []}'
+        assert body.closed
+    gate.enter()  # free again
+    gate.leave()
+
+
 def test_the_bound_is_a_validated_setting() -> None:
     loaded = load_settings(
         environ={"KONG_CANARY_KONG_MAX_CONCURRENCY": "4", "KONG_CANARY_TOKENS": "a=" + "x" * 20}

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import socket
 import time
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.kong import errors, wire
 from sidecar.kong.http import build_http_client
@@ -285,3 +288,42 @@ def test_timeout_descriptions_name_the_phase() -> None:
     }  # fmt: skip
     for exc, text in cases.items():
         assert wire.describe_transport_error(exc) == text
+
+
+_SEGMENT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
+).map(lambda text: quote(text, safe=":"))
+_PARAMS = st.none() | st.dictionaries(
+    st.sampled_from(["size", "offset", "tags", "balancer_health"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    | st.integers(0, 1000),
+    max_size=3,
+)
+
+
+_BASES = ("http://kong:8001", "http://kong:8001/", "https://k.example/ws", "http://k/a/b/")
+
+
+@pytest.fixture(scope="module")
+def clients():
+    """One client per base URL (building one per example would be most of the test's time)."""
+    made = {base: httpx.Client(base_url=base) for base in _BASES}
+    yield made
+    for http in made.values():
+        http.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from(_BASES),
+    segments=st.lists(_SEGMENT, min_size=1, max_size=3),
+    params=_PARAMS,
+)
+def test_the_url_wire_builds_is_the_one_httpx_builds(clients, base, segments, params) -> None:
+    """``wire.absolute`` (parsed once per distinct call) must send exactly what httpx would
+    send for the client's ``base_url``, the relative path and the query parameters."""
+    path = "/" + "/".join(segments)
+    http = clients[base]
+    expected = http.build_request("GET", path, params=params).url
+    assert wire.absolute(http.base_url, path, params) == expected
+    assert str(wire.absolute(http.base_url, path, params)) == str(expected)
