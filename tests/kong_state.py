@@ -7,7 +7,8 @@ plugins, consumers with their ACL groups), every page of each (``sidecar.kong.pa
 run can be compared before and after. ``seed_unrelated`` puts the kind of things a shared
 Kong holds there first: more upstreams than one default page (Kong's ``page_size`` default is
 100, ``kong/db/dao/init.lua``), names the suite might pick for itself, a service with a route
-and plugins, global plugins (a global ``post-function`` among them), a consumer in an ACL
+and plugins (someone's ``post-function`` on that service: a global one would refuse every
+cohort by design, ``skip_if_global_post_function``), a global plugin, a consumer in an ACL
 group, and an upstream on which another sidecar runs a guarded canary under a lease (which a
 test must never roll back).
 
@@ -190,7 +191,10 @@ def seed_unrelated(kong: httpx.Client, now: float | None = None) -> None:
     _made(kong.post("/plugins", json={"name": "prometheus", "tags": tags}))
     post_function = {"access": ["kong.log.debug('someone else')"]}
     _made(
-        kong.post("/plugins", json={"name": "post-function", "config": post_function, "tags": tags})
+        kong.post(
+            f"/services/{service['id']}/plugins",
+            json={"name": "post-function", "config": post_function, "tags": tags},
+        )
     )
     consumer = _made(kong.post("/consumers", json={"username": "unrelated-user", "tags": tags}))
     _made(kong.post(f"/consumers/{consumer['id']}/acls", json={"group": "unrelated-group"}))

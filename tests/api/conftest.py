@@ -19,7 +19,7 @@ from sidecar.api.openapi import document
 from sidecar.app import close_app, create_app
 from sidecar.kong_local.server import serve_in_thread
 from sidecar.settings import ApiToken, KongSettings, Settings
-from tests.kong_state import other_canaries
+from tests.kong_state import every_item, other_canaries
 from tests.openapi_bodies import check_body
 
 TOKENS = (
@@ -154,6 +154,21 @@ def skip_if_other_canaries(sidecar: Sidecar, mine: str, action: str) -> None:
             f"the Kong at {sidecar.kong_url} holds other live canaries ({', '.join(others)}): "
             f"{action} would roll them back too"
         )
+
+
+def skip_if_global_post_function(sidecar: Sidecar) -> None:
+    """Cohorts are refused (409 ``post_function_in_use``) on a Kong with a global
+    post-function: ours on the service would silence it (Kong runs the most specific one,
+    ``kong/runloop/plugins_iterator.lua``). A real Kong that has one cannot run the cohort
+    cases; the refusal itself is tested on the local profiles."""
+    if sidecar.local is not None:
+        return
+    plugins = every_item(sidecar.kong_client(), "/plugins")
+    if any(
+        p["name"] == "post-function" and not p.get("service") and not p.get("route")
+        for p in plugins
+    ):
+        pytest.skip(f"the Kong at {sidecar.kong_url} has a global post-function: cohorts refused")
 
 
 def _serve(app) -> tuple[str, callable]:  # type: ignore[valid-type]

@@ -17,7 +17,12 @@ import pytest
 
 from sidecar.kong_local.serverless_runtime import Consumer, ServerlessRuntime
 from sidecar.leases import sweep
-from tests.api.conftest import TOKENS, _params, skip_if_other_canaries
+from tests.api.conftest import (
+    TOKENS,
+    _params,
+    skip_if_global_post_function,
+    skip_if_other_canaries,
+)
 from tests.kong_state import every_item
 
 STABLE = "10.0.0.1:80"
@@ -61,6 +66,7 @@ def cohort_entities(kong: httpx.Client, upstream: str) -> list[str]:
 @pytest.fixture
 def routed(sidecar, upstream) -> Iterator[str]:
     """The upstream behind a Kong service (cohorts need one to attach to)."""
+    skip_if_global_post_function(sidecar)
     kong = sidecar.kong_client()
     service = kong.post("/services", json={"name": f"svc-{upstream}", "host": upstream})
     assert service.status_code == 201, service.text
