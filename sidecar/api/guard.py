@@ -172,7 +172,8 @@ def _guardian() -> Guardian:
     "Arm (or re-arm, with fresh evidence) the guard on the canary",
     description="Compares the canary with the old version on every "
     "ingested http-log batch and rolls it back on a clear 5xx or P99 "
-    "regression. Kept by the process that armed it (see README, Guard).",
+    "regression. Kept in Kong (upstream tags), so every worker and replica "
+    "that ingests batches judges it; any trip rolls back (see README, Guard).",
     request_body=request_body("GuardConfig", required=True),
     responses={
         "200": json_response("GuardView", "the guard as armed"),
