@@ -211,15 +211,17 @@ def _without_restoring_tail(
 
     Never where a target would stay at ``max_weight``: a stable target left there has no
     room for the next rollback's pivot (``test_rollback_with_stable_at_the_maximum_…``)."""
-    states = [dict(start)]
+    state = dict(start)
+    before = []  # each step's target weight before it, to unwind the tail on one state
     for target, weight in steps:
-        states.append({**states[-1], target: weight})
+        before.append(state[target])
+        state[target] = weight
     keep = len(steps)
-    while (
-        keep > 0
-        and max(states[keep - 1].values(), default=0) < max_weight
-        and _same_shares(states[keep - 1], end, counts)
-    ):
+    while keep > 0:
+        target, _ = steps[keep - 1]
+        state[target] = before[keep - 1]  # the state before that step
+        if max(state.values(), default=0) >= max_weight or not _same_shares(state, end, counts):
+            break
         keep -= 1
     return steps[:keep]
 
