@@ -65,6 +65,11 @@ ENDINGS: dict[str, Callable[..., None]] = {
 }
 
 
+def _skip_where_the_ending_reaches_other_canaries(sidecar, upstream, ending):  # type: ignore[no-untyped-def]
+    if ending in EVERY_UPSTREAM:
+        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
+
+
 def _guard_in_kong(sidecar, upstream):  # type: ignore[no-untyped-def]
     service = sidecar.app.extensions["kong_canary"].service
     return read_guard(service.kong.upstream(upstream).tags)
@@ -74,8 +79,7 @@ def _guard_in_kong(sidecar, upstream):  # type: ignore[no-untyped-def]
 def test_every_end_of_the_canary_disarms_the_guard_on_every_replica(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
-    if ending in EVERY_UPSTREAM:
-        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
+    _skip_where_the_ending_reaches_other_canaries(sidecar, upstream, ending)
     a, b, clock = replicas
     _put_split(a, upstream, {**ARMED, "lease": 120})
     assert b.get(f"/v1/upstreams/{upstream}/guard")["armed"]  # B learnt it from Kong
@@ -93,8 +97,7 @@ def test_every_end_of_the_canary_disarms_the_guard_on_every_replica(
 def test_a_later_canary_without_a_guard_is_not_judged_by_the_old_one(
     sidecar, upstream, replicas, ending
 ):  # type: ignore[no-untyped-def]
-    if ending in EVERY_UPSTREAM:
-        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
+    _skip_where_the_ending_reaches_other_canaries(sidecar, upstream, ending)
     a, b, clock = replicas
     _put_split(a, upstream, {**ARMED, "lease": 120})
     assert feed(b, clock, upstream, 0, 10) == []  # B guards it, healthy so far
@@ -133,8 +136,7 @@ def test_a_stable_only_upstream_never_trips_nor_alerts_on_missing_canary_traffic
     """Before: B's guard, fed the canary's batches, still looked on its timer after the
     canary ended, and ``trip_on_no_traffic`` tripped it a minute later: a guard_trip audit
     line and an alert "canary rolled back" for an upstream with no canary at all."""
-    if ending in EVERY_UPSTREAM:
-        skip_if_other_canaries(sidecar, upstream, EVERY_UPSTREAM[ending])
+    _skip_where_the_ending_reaches_other_canaries(sidecar, upstream, ending)
     a, b, clock = replicas
     guard = {"trip_on_no_traffic": True, "no_traffic_seconds": 30}
     _put_split(a, upstream, {**ARMED, "guard": guard, "lease": 120})
