@@ -188,7 +188,8 @@ class CohortService:
         """The cohorts in force, their ids and what Kong runs (plugins, shadows)."""
         kong = self.kong
         try:
-            name = self.traffic.kong.upstream(upstream).name
+            entity_of_upstream = self.traffic.kong.upstream(upstream)  # its name and marks
+            name = entity_of_upstream.name
             plugins = self.ours(kong, name)
             shadows = []
             for shadow in core.shadow_names(name):
@@ -201,11 +202,11 @@ class CohortService:
                             "targets": kong.shadow_targets(shadow),
                         }
                     )
-            marks = read_marks(self.traffic.kong.upstream(name).tags)
             competing = self._competing(kong, name) if plugins else []
         except KongError as exc:
             raise from_kong_error(exc, upstream=upstream) from exc
         stored = next((s for s in map(stored_in, plugins) if s is not None), None)
+        marks = read_marks(entity_of_upstream.tags)
         return {
             "upstream": name,
             "cohorts": stored.spec.as_json() if stored else None,
