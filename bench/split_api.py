@@ -361,16 +361,25 @@ class Caller:
         body = self.bodies.get(key)
         if body is None:
             body = self.bodies[key] = json.dumps({"split": split}).encode()
+        try:
+            answer, data = self._send(upstream, body)
+        except (ConnectionError, http.client.HTTPException):
+            # the sidecar closed the connection while it sat idle (gunicorn's keep-alive is
+            # 5 s; other paths' rounds may last longer): a PUT of a split is idempotent
+            self.connections.pop(upstream).close()
+            answer, data = self._send(upstream, body)
+        if answer.status != 200:
+            raise SystemExit(f"PUT {upstream} {split}: {answer.status} {data[:500]!r}")
+        return json.loads(data)
+
+    def _send(self, upstream: str, body: bytes) -> tuple[http.client.HTTPResponse, bytes]:
         conn = self.connections.get(upstream)
         if conn is None:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
             self.connections[upstream] = conn
         conn.request("PUT", f"/v1/upstreams/{upstream}/split", body=body, headers=self.headers)
         answer = conn.getresponse()
-        data = answer.read()
-        if answer.status != 200:
-            raise SystemExit(f"PUT {upstream} {split}: {answer.status} {data[:500]!r}")
-        return json.loads(data)
+        return answer, answer.read()
 
     def close(self) -> None:
         for conn in self.connections.values():
