@@ -143,6 +143,42 @@ def test_from_weights_sums_to_100_and_rounds_each_share_within_a_hundredth(
         )
 
 
+def largest_remainder_by_fractions(weights: dict[str, int]) -> Split:
+    """The rounding as it was written before the integer version: exact Fractions."""
+    total = sum(weights.values())
+    exact = {v: Fraction(weights.get(v, 0) * TOTAL, total) for v in VARIANTS}
+    floors = {v: int(exact[v]) for v in VARIANTS}
+    leftover = TOTAL - sum(floors.values())
+    by_remainder = sorted(VARIANTS, key=lambda v: (-(exact[v] - floors[v]), VARIANTS.index(v)))
+    for variant in by_remainder[:leftover]:
+        floors[variant] += 1
+    return Split(**floors)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.integers(0, 65535) | st.integers(0, 1000 * 65535) | st.sampled_from([0, 1, 2, 3]),
+        min_size=3,
+        max_size=3,
+    ).filter(any)
+)
+def test_integer_largest_remainder_is_the_fraction_one(weights: list[int]) -> None:
+    by_variant = dict(zip(VARIANTS, weights, strict=True))
+    assert Split.from_weights(by_variant) == largest_remainder_by_fractions(by_variant)
+
+
+def test_as_percentages_are_the_exact_decimals_as_floats() -> None:
+    for h in range(TOTAL + 1):
+        split = Split(TOTAL - h, h, 0)
+        assert split.as_percentages() == {
+            "stable": float(Decimal(TOTAL - h) / 100),
+            "baseline": float(Decimal(h) / 100),
+            "canary": 0.0,
+        }
+        assert type(split.as_percentages()["canary"]) is float
+
+
 def test_from_weights_largest_remainder_and_errors() -> None:
     assert Split.from_weights({"stable": 1, "baseline": 1, "canary": 1}) == Split(3334, 3333, 3333)
     assert Split.from_weights({"stable": 38, "canary": 1, "baseline": 1}) == Split(9500, 250, 250)
