@@ -77,7 +77,10 @@ class Split:
     STABLE_ONLY: ClassVar[Split]
 
     def __post_init__(self) -> None:
-        for variant in VARIANTS:
+        s, b, c = self.stable, self.baseline, self.canary
+        if type(s) is type(b) is type(c) is int and min(s, b, c) >= 0 and s + b + c == TOTAL:
+            return  # the usual case in a few operations (each share <= TOTAL follows)
+        for variant in VARIANTS:  # something is wrong: say what, as always
             value = getattr(self, variant)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SplitError(f"split.{variant}", "must be an integer number of hundredths")
@@ -111,32 +114,30 @@ class Split:
         Largest remainder (ties to the earlier variant in VARIANTS) keeps the sum at exactly
         10000, which independent rounding would not (three thirds round to 33.33 each).
         """
-        unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
-        if unknown:
+        if any(key not in VARIANTS for key in weights_by_variant):
+            unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
             raise SplitError(f"weights.{unknown[0]}", "unknown variant")
-        weights = {v: weights_by_variant.get(v, 0) for v in VARIANTS}
-        for variant, weight in weights.items():
+        weights = [weights_by_variant.get(v, 0) for v in VARIANTS]
+        for variant, weight in zip(VARIANTS, weights, strict=True):
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise SplitError(f"weights.{variant}", "must be a non-negative integer")
-        total = sum(weights.values())
+        total = sum(weights)
         if total == 0:
             raise SplitError(
                 "weights", "all weights are 0, so there is no split (Kong answers 503)"
             )
-        # weights[v] * TOTAL / total as floor and remainder: every share's fraction has the
-        # same denominator (total), so remainders order as the fractions' parts do, and the
-        # whole rounding is integer arithmetic (the Fraction version cost ~40 Fraction
-        # operations per split, four splits per ramp step; tests/unit/core/test_core_split.py
-        # compares the two).
-        floors = {}
-        remainders = {}
-        for variant in VARIANTS:
-            floors[variant], remainders[variant] = divmod(weights[variant] * TOTAL, total)
-        leftover = TOTAL - sum(floors.values())
-        by_remainder = sorted(VARIANTS, key=lambda v: (-remainders[v], VARIANTS.index(v)))
-        for variant in by_remainder[:leftover]:
-            floors[variant] += 1
-        return cls(**floors)
+        # weight * TOTAL / total as floor and remainder: every share's fraction has the same
+        # denominator (total), so remainders order as the fractions' parts do, and the whole
+        # rounding is integer arithmetic (the Fraction version cost ~40 Fraction operations
+        # per split, four splits per ramp step; tests/unit/core/test_core_split.py compares
+        # the two).
+        parts = [divmod(weight * TOTAL, total) for weight in weights]
+        floors = [floor for floor, _ in parts]
+        leftover = TOTAL - sum(floors)
+        # largest remainder first; sorted is stable, so ties go to the earlier variant
+        for index in sorted(range(len(VARIANTS)), key=lambda i: -parts[i][1])[:leftover]:
+            floors[index] += 1
+        return cls(*floors)
 
     def hundredths(self, variant: str) -> int:
         if variant not in VARIANTS:

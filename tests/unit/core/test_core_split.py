@@ -99,6 +99,39 @@ def test_constructor_refuses_invalid_hundredths(shares: tuple) -> None:
         Split(*shares)
 
 
+def first_broken_rule(shares: tuple) -> str | None:
+    """The constructor's rules, one variant at a time, as written before its quick path."""
+    for variant, value in zip(VARIANTS, shares, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"split.{variant}: must be an integer number of hundredths"
+        if not 0 <= value <= TOTAL:
+            return f"split.{variant}: must be between 0 and 10000 hundredths"
+    if sum(shares) != TOTAL:
+        return "split: shares must sum to exactly 100"
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.tuples(*[st.integers(-2, TOTAL + 2) | st.booleans() | st.just(1.0) for _ in VARIANTS])
+    | hundredths().map(lambda h: tuple(h.values()))
+    | st.tuples(st.integers(-5, TOTAL + 5), st.integers(-5, TOTAL + 5)).map(
+        lambda ab: (*ab, TOTAL - ab[0] - ab[1])  # sums to 10000, maybe through a negative
+    )
+    | st.tuples(st.integers(0, TOTAL - 1), st.sampled_from([True, False, 1.0, 0.0])).map(
+        lambda ab: (TOTAL - ab[0] - int(ab[1]), *ab)  # sums to 10000 with a bool or a float
+    )
+)
+def test_constructor_refuses_exactly_what_its_rules_refuse(shares: tuple) -> None:
+    broken = first_broken_rule(shares)
+    if broken is None:
+        assert Split(*shares).hundredths("stable") == shares[0]
+    else:
+        with pytest.raises(SplitError) as caught:
+            Split(*shares)
+        assert str(caught.value) == broken
+
+
 @SANE
 @given(hundredths(), st.sampled_from(["str", "decimal", "float", "int-if-whole"]))
 def test_every_hundredths_split_round_trips_through_percentages(
