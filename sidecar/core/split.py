@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 VARIANTS: tuple[str, ...] = ("stable", "baseline", "canary")
+_KNOWN = frozenset(VARIANTS)
 
 TOTAL = 10000  # hundredths of a percent in 100 %
 _FLOAT_NOISE = Decimal("1e-9")  # far below 0.005, far above float64 error for values <= 100
@@ -114,10 +115,11 @@ class Split:
         Largest remainder (ties to the earlier variant in VARIANTS) keeps the sum at exactly
         10000, which independent rounding would not (three thirds round to 33.33 each).
         """
-        if any(key not in VARIANTS for key in weights_by_variant):
+        if not weights_by_variant.keys() <= _KNOWN:
             unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
             raise SplitError(f"weights.{unknown[0]}", "unknown variant")
-        weights = [weights_by_variant.get(v, 0) for v in VARIANTS]
+        get = weights_by_variant.get
+        weights = (get("stable", 0), get("baseline", 0), get("canary", 0))  # VARIANTS' order
         for variant, weight in zip(VARIANTS, weights, strict=True):
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise SplitError(f"weights.{variant}", "must be a non-negative integer")
@@ -130,13 +132,18 @@ class Split:
         # denominator (total), so remainders order as the fractions' parts do, and the whole
         # rounding is integer arithmetic (the Fraction version cost ~40 Fraction operations
         # per split, four splits per ramp step; tests/unit/core/test_core_split.py compares
-        # the two).
-        parts = [divmod(weight * TOTAL, total) for weight in weights]
-        floors = [floor for floor, _ in parts]
+        # the two). Plain loops: this runs four times per ramp step.
+        floors: list[int] = []
+        remainders: list[int] = []
+        for weight in weights:
+            floor, remainder = divmod(weight * TOTAL, total)
+            floors.append(floor)
+            remainders.append(remainder)
         leftover = TOTAL - sum(floors)
-        # largest remainder first; sorted is stable, so ties go to the earlier variant
-        for index in sorted(range(len(VARIANTS)), key=lambda i: -parts[i][1])[:leftover]:
-            floors[index] += 1
+        if leftover:
+            # largest remainder first; a reversed sort keeps ties in order (the earlier variant)
+            for index in sorted(range(3), key=remainders.__getitem__, reverse=True)[:leftover]:
+                floors[index] += 1
         return cls(*floors)
 
     def hundredths(self, variant: str) -> int:
