@@ -8,6 +8,7 @@ arithmetic is integer or :class:`~fractions.Fraction`, never float.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -34,8 +35,31 @@ class SplitError(ValueError):
         self.rule = rule
 
 
+# A plain percentage: 0..999 with at most two decimals, ASCII digits only. For those the
+# Decimal route below gives whole * 100 + decimals, so they skip it (one parse per variant of
+# every split in every request); anything else, and anything past 100, takes it.
+_PLAIN_PERCENT = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?")
+
+
 def _hundredths(value: object, field: str) -> int:
     """Parse one percentage into hundredths, refusing anything that is not exactly representable."""
+    # exact types: a bool (an int subclass) must not pass as an int
+    if type(value) is int:
+        if 0 <= value <= 100:
+            return value * 100
+    elif type(value) is str or type(value) is float:
+        text = value.strip() if isinstance(value, str) else repr(value)
+        plain = _PLAIN_PERCENT.fullmatch(text)
+        if plain is not None:
+            whole, decimals = plain.groups()
+            hundredths = int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
+            if hundredths <= TOTAL:
+                return hundredths
+    return _hundredths_exactly(value, field)
+
+
+def _hundredths_exactly(value: object, field: str) -> int:
+    """``_hundredths`` through Decimal, for every input and every refusal."""
     if isinstance(value, bool):  # bool is an int subclass; True must not mean 1 %
         raise SplitError(field, "must be a number, not a boolean")
     if isinstance(value, Decimal):
@@ -95,18 +119,20 @@ class Split:
         """Parse ``{"stable": 95, "canary": 2.5, "baseline": "2.5"}``; missing variants are 0."""
         if not isinstance(values, Mapping):
             raise SplitError(field, "must be an object mapping variant names to percentages")
-        unknown = sorted(str(key) for key in values if key not in VARIANTS)
-        if unknown:
+        if not values.keys() <= _KNOWN:
+            unknown = sorted(str(key) for key in values if key not in VARIANTS)
             raise SplitError(
                 f"{field}.{unknown[0]}",
                 f"unknown variant; expected one of {', '.join(VARIANTS)}",
             )
-        shares = {v: _hundredths(values[v], f"{field}.{v}") if v in values else 0 for v in VARIANTS}
-        total = sum(shares.values())
+        shares = []  # a plain loop: every request with a split parses one or two
+        for v in VARIANTS:
+            shares.append(_hundredths(values[v], f"{field}.{v}") if v in values else 0)
+        total = sum(shares)
         if total != TOTAL:
             given = Decimal(total) / 100
             raise SplitError(field, f"percentages must sum to exactly 100, got {given}")
-        return cls(**shares)
+        return cls(*shares)
 
     @classmethod
     def from_weights(cls, weights_by_variant: Mapping[str, int]) -> Split:

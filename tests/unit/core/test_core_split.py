@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sidecar.core.split import TOTAL, VARIANTS, Split, SplitError
+from sidecar.core.split import (
+    TOTAL,
+    VARIANTS,
+    Split,
+    SplitError,
+    _hundredths,
+    _hundredths_exactly,
+)
 
 SANE = settings(max_examples=200, deadline=None)
 
@@ -230,3 +238,39 @@ def test_stable_only_constant_and_str() -> None:
     assert str(Split(9500, 250, 250)) == "95/2.5/2.5"
     with pytest.raises(KeyError):
         Split.STABLE_ONLY.percent("green")
+
+
+def parsed(parse: Callable[[object, str], int], value: object) -> int | str:
+    try:
+        return parse(value, "split.canary")
+    except SplitError as exc:
+        return f"refused {exc.field}: {exc.rule}"
+    except ArithmeticError as exc:  # Decimal("sNaN") < 0 signals, on either route
+        return f"raised {exc!r}"
+
+
+percent_like = st.one_of(
+    st.integers(-3, 103) | st.integers() | st.booleans() | st.none(),
+    st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1, 101),
+    st.integers(0, 10100).map(lambda h: h / 100) | st.decimals(allow_nan=True, places=3),
+    st.text(alphabet=" 0123456789.-+e_٢\t\n", max_size=8) | st.text(max_size=4),
+    st.integers(0, 10100).map(lambda h: f" {h // 100}.{h % 100:02d} ".replace(".00 ", " ")),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(percent_like)
+@example("100.01")
+@example(100.01)
+@example(101)
+@example("100")
+@example(100.0)
+@example("999.99")
+@example(" 0.5 ")
+@example("00.50")
+@example(-0.0)
+@example(1e-05)
+@example("٢")
+@example(True)
+def test_plain_percentages_parse_as_the_decimal_route_does(value: object) -> None:
+    assert parsed(_hundredths, value) == parsed(_hundredths_exactly, value)
