@@ -33,6 +33,23 @@ _HANDLER_MARK = "_kong_canary_json"
 _RECORD_KEYS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
+# Where a verbatim audit message goes in the line (see JsonLineFormatter.format): a string no
+# line's ts, level, logger or pid can hold, so its first occurrence is the audit's place.
+_AUDIT_SLOT = "\x00audit\x00"
+_AUDIT_SLOT_JSON = json.dumps(_AUDIT_SLOT)
+
+
+class AuditJson(str):
+    """An audit message that is ``json.dumps(entry, sort_keys=True)`` of a dict (made by
+    :func:`audit_message` only): the formatter nests it as written instead of parsing it and
+    writing it again, which gives the same line (``format``'s docstring says when)."""
+
+
+def audit_message(entry: dict[str, Any]) -> AuditJson:
+    """The audit line's message for ``entry``: its JSON with sorted keys, as always."""
+    return AuditJson(json.dumps(entry, sort_keys=True))
+
+
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     """Every value in the settings that must never be printed."""
     values = [t.token for t in settings.tokens]
@@ -60,6 +77,11 @@ class JsonLineFormatter(logging.Formatter):
         self.secrets = tuple(sorted(spellings, key=len, reverse=True))
 
     def format(self, record: logging.LogRecord) -> str:
+        """The line. An audit message made by :func:`audit_message` with no ``\\u`` escape
+        in it is nested as written: ``json.dumps`` (ASCII) wrote it with sorted keys, and
+        parsing it and writing it again here (not ASCII) gives the same text unless it
+        holds an escaped character (non-ASCII or a control character), which then takes
+        that longer way (``tests/unit/test_logs.py`` compares the two)."""
         message = record.getMessage()
         line: dict[str, Any] = {
             "ts": _rfc3339(record.created),
@@ -67,8 +89,16 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "pid": record.process,
         }
-        parsed = _json_object(message) if record.name == AUDIT_LOGGER else None
-        if parsed is not None:
+        verbatim = (
+            record.name == AUDIT_LOGGER
+            and isinstance(record.msg, AuditJson)
+            and not record.args
+            and "\\u" not in message
+        )
+        parsed = _json_object(message) if record.name == AUDIT_LOGGER and not verbatim else None
+        if verbatim:
+            line["audit"] = _AUDIT_SLOT
+        elif parsed is not None:
             line["audit"] = parsed
         else:
             line["message"] = message
@@ -77,7 +107,10 @@ class JsonLineFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(line, default=str, ensure_ascii=False))
+        text = json.dumps(line, default=str, ensure_ascii=False)
+        if verbatim:
+            text = text.replace(_AUDIT_SLOT_JSON, message, 1)
+        return self.redact(text)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:

@@ -14,11 +14,10 @@ import re
 from typing import Any
 
 from flask import Request
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from sidecar.api.body import read_body
 from sidecar.api.guard_schema import GUARD_CONFIG
+from sidecar.api.quick_validation import BodyValidator
 from sidecar.core.lease import LeasePolicy
 from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.errors import ApiError, echo, echo_in
@@ -206,7 +205,7 @@ CANCEL = {
 }
 
 _VALIDATORS = {
-    id(schema): Draft202012Validator(schema)
+    id(schema): BodyValidator(schema)
     for schema in (SET_SPLIT, ROLLBACK, PROMOTE, START_RAMP, CANCEL)
 }
 
@@ -239,8 +238,8 @@ def parse_body(request: Request, schema: dict[str, Any], *, optional: bool = Fal
         raise ApiError(422, "invalid_body", "the body must be a JSON object", field="body")
     validator = _VALIDATORS.get(id(schema))
     if validator is None:
-        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema)
-    error = best_match(validator.iter_errors(body))
+        validator = _VALIDATORS[id(schema)] = BodyValidator(schema)
+    error = validator.first_error(body)
     if error is not None:
         field = _pointer(error.absolute_path)
         if error.validator == "additionalProperties":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -26,6 +25,7 @@ from sidecar.api.schemas import (
 from sidecar.api.served import completion, rollback_wait, served_check
 from sidecar.core.refusals import Refusal
 from sidecar.errors import ApiError, answer
+from sidecar.logs import audit_message
 from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
 
@@ -136,7 +136,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
         entry.update(
             result="refused" if exc.status < 500 else "failed", status=exc.status, error=exc.message
         )
-        audit.info(json.dumps(entry, sort_keys=True))
+        audit.info(audit_message(entry))
         label = CONFIRMED_UPSTREAMS.label(upstream)  # the URL's text is no label
         SPLIT_CHANGES.labels(label, operation, entry["result"]).inc()
         raise
@@ -149,7 +149,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
     )
     if result.propagation is not None:
         entry["propagation"] = {k: result.propagation[k] for k in ("confirmed", "waited_ms")}
-    audit.info(json.dumps(entry, sort_keys=True))
+    audit.info(audit_message(entry))
     name = CONFIRMED_UPSTREAMS.confirm(result.upstream)  # Kong's name, whatever the URL said
     SPLIT_CHANGES.labels(name, operation, entry["result"]).inc()
     if not result.dry_run:

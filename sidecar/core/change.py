@@ -99,7 +99,7 @@ class KongWrite:
 
 
 def split_of(weights: Mapping[str, int], variant_of: Mapping[str, str]) -> Split | None:
-    per_variant = {v: 0 for v in VARIANTS}
+    per_variant = dict.fromkeys(VARIANTS, 0)
     for target, weight in weights.items():
         per_variant[variant_of[target]] += weight
     if not any(per_variant.values()):

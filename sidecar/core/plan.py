@@ -63,6 +63,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from itertools import permutations
 
 from sidecar.core.split import VARIANTS, SplitError
@@ -88,19 +89,38 @@ class Write:
 
 @dataclass(frozen=True)
 class _Box:
-    """Per variant, the closed interval between its old and new share."""
+    """Per variant, the closed interval between its old and new share.
 
-    lo: Mapping[str, Fraction]
-    hi: Mapping[str, Fraction]
+    Each end is kept as the integer pair (amount, grand total) it came from, unreduced: the
+    search checks a state against the box with integer cross-multiplications only, and
+    the Fractions (``lo``, ``hi``) are made only when something needs them (the pivot
+    bounds, excursions). Making and comparing six Fractions was most of a small plan's box.
+    """
+
+    lo_pairs: Mapping[str, tuple[int, int]]  # numerator, denominator > 0
+    hi_pairs: Mapping[str, tuple[int, int]]
 
     @classmethod
     def between(cls, start: Mapping[str, int], end: Mapping[str, int]) -> _Box:
-        a, b = _shares(start), _shares(end)
-        if a is None:  # nothing served before: any split on the way is an improvement
-            return cls(dict.fromkeys(VARIANTS, Fraction(0)), dict.fromkeys(VARIANTS, Fraction(1)))
-        if b is None:
+        grand_a, grand_b = sum(start.values()), sum(end.values())
+        if grand_a == 0:  # nothing served before: any split on the way is an improvement
+            return cls(dict.fromkeys(VARIANTS, (0, 1)), dict.fromkeys(VARIANTS, (1, 1)))
+        if grand_b == 0:
             raise SplitError("desired", "every weight would be 0 (Kong answers 503)")
-        return cls({v: min(a[v], b[v]) for v in VARIANTS}, {v: max(a[v], b[v]) for v in VARIANTS})
+        lo: dict[str, tuple[int, int]] = {}
+        hi: dict[str, tuple[int, int]] = {}
+        for v in VARIANTS:
+            a, b = (start.get(v, 0), grand_a), (end.get(v, 0), grand_b)
+            lo[v], hi[v] = (a, b) if a[0] * grand_b <= b[0] * grand_a else (b, a)
+        return cls(lo, hi)
+
+    @cached_property
+    def lo(self) -> dict[str, Fraction]:
+        return {v: Fraction(*pair) for v, pair in self.lo_pairs.items()}
+
+    @cached_property
+    def hi(self) -> dict[str, Fraction]:
+        return {v: Fraction(*pair) for v, pair in self.hi_pairs.items()}
 
     def excursion(self, totals: Mapping[str, int]) -> Fraction:
         grand = sum(totals.values())
@@ -108,11 +128,11 @@ class _Box:
             return Fraction(1)
         worst = Fraction(0)
         for v in VARIANTS:  # integer comparisons first: Fractions only for a variant outside
-            lo, hi, amount = self.lo[v], self.hi[v], totals[v]
-            if lo.numerator * grand > amount * lo.denominator:
-                worst = max(worst, lo - Fraction(amount, grand))
-            elif amount * hi.denominator > hi.numerator * grand:
-                worst = max(worst, Fraction(amount, grand) - hi)
+            (lo_n, lo_d), (hi_n, hi_d), amount = self.lo_pairs[v], self.hi_pairs[v], totals[v]
+            if lo_n * grand > amount * lo_d:
+                worst = max(worst, self.lo[v] - Fraction(amount, grand))
+            elif amount * hi_d > hi_n * grand:
+                worst = max(worst, Fraction(amount, grand) - self.hi[v])
         return worst
 
     def inside(self, totals: Mapping[str, int]) -> bool:
@@ -121,19 +141,12 @@ class _Box:
             return False
         # lo <= total / grand <= hi, cross-multiplied: integers only (it runs per search node)
         for v in VARIANTS:
-            lo, hi, amount = self.lo[v], self.hi[v], totals[v]
-            if lo.numerator * grand > amount * lo.denominator:
+            (lo_n, lo_d), (hi_n, hi_d), amount = self.lo_pairs[v], self.hi_pairs[v], totals[v]
+            if lo_n * grand > amount * lo_d:
                 return False
-            if amount * hi.denominator > hi.numerator * grand:
+            if amount * hi_d > hi_n * grand:
                 return False
         return True
-
-
-def _shares(totals: Mapping[str, int]) -> dict[str, Fraction] | None:
-    grand = sum(totals.values())
-    if grand == 0:
-        return None
-    return {v: Fraction(totals.get(v, 0), grand) for v in VARIANTS}
 
 
 def plan_writes(
@@ -261,7 +274,10 @@ def max_excursion(
             state[write.target] = write.new
     if not writes:
         return Fraction(0)
-    box = _Box(*_box_bounds(current, state, variant_of, address_counts))
+    box = _Box.between(
+        effective_totals(current, variant_of, address_counts),
+        effective_totals(state, variant_of, address_counts),
+    )
     counts = address_counts or {}
     totals = effective_totals(current, variant_of, address_counts)
     worst = Fraction(0)
@@ -270,18 +286,6 @@ def max_excursion(
         totals[variant_of[write.target]] += change * counts.get(write.target, 1)
         worst = max(worst, box.excursion(totals))
     return worst
-
-
-def _box_bounds(
-    start: Mapping[str, int],
-    end: Mapping[str, int],
-    variant_of: Mapping[str, str],
-    counts: Mapping[str, int] | None,
-) -> tuple[Mapping[str, Fraction], Mapping[str, Fraction]]:
-    box = _Box.between(
-        effective_totals(start, variant_of, counts), effective_totals(end, variant_of, counts)
-    )
-    return box.lo, box.hi
 
 
 class _Problem:

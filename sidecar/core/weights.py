@@ -22,7 +22,7 @@ Order of preference, each one only among the solutions the previous one left:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from math import gcd, lcm
 
@@ -40,10 +40,10 @@ class _Group:
     variant: str
     targets: tuple[str, ...]
     counts: tuple[int, ...]
+    addresses: int = field(init=False)  # sum(counts): read ~20 times per plan
 
-    @property
-    def addresses(self) -> int:
-        return sum(self.counts)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", sum(self.counts))
 
 
 def compute_weights(

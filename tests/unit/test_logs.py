@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.logs import JsonLineFormatter, secrets_of
+from sidecar.logs import JsonLineFormatter, audit_message, secrets_of
 from sidecar.settings import ApiToken, KongSettings, Settings
 
 
@@ -61,3 +62,49 @@ def test_a_secret_never_survives_formatting(secret: str, before: str, after: str
     formatter = JsonLineFormatter([secret])
     text = formatter.format(record("kong_canary.api", before + secret + after, extra=secret))
     assert secret not in text
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+    | st.sampled_from(["plain", 'q"uote', "back\\slash", "tab\t", "\x00", "é", "\\u00e9", "/"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=6), json_values, max_size=6),
+    st.sampled_from([{}, {"http": {"path": "/x"}}]),
+    st.sampled_from([(), ("tok-\\u00e9-secret-0123", 'pla"in-secret-0123')]),
+    st.booleans(),
+)
+def test_an_audit_message_nested_as_written_is_the_line_it_parsed_to(
+    entry: dict, extra: dict, secrets: tuple, failed: bool
+) -> None:
+    """audit_message's text nested verbatim gives the very line parsing it gave."""
+    formatter = JsonLineFormatter(secrets)
+    verbatim = record("kong_canary.audit", audit_message(entry), **extra)
+    parsed = record("kong_canary.audit", json.dumps(entry, sort_keys=True), **extra)
+    parsed.created, parsed.process = verbatim.created, verbatim.process
+    if failed:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            verbatim.exc_info = parsed.exc_info = sys.exc_info()
+    assert formatter.format(verbatim) == formatter.format(parsed)
+    assert verbatim.getMessage() == parsed.getMessage()
+
+
+def test_an_audit_message_is_nested_as_written_when_nothing_in_it_is_escaped() -> None:
+    message = audit_message({"event": "set_split", "after": {"stable": 95.0}})
+    formatter = JsonLineFormatter()
+    line = formatter.format(record("kong_canary.audit", message))
+    assert line.endswith(f', "audit": {message}}}')
+    assert json.loads(line)["audit"] == {"after": {"stable": 95.0}, "event": "set_split"}

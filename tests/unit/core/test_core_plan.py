@@ -16,8 +16,8 @@ from core_strategies import layouts, names, splits_for, variant_of
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from sidecar.core.plan import Write, max_excursion, plan_writes
-from sidecar.core.split import Split, SplitError
+from sidecar.core.plan import Write, _Box, max_excursion, plan_writes
+from sidecar.core.split import VARIANTS, Split, SplitError
 from sidecar.core.weights import compute_weights, effective_totals
 
 SANE = settings(max_examples=200, deadline=None)
@@ -527,3 +527,45 @@ def test_up_to_the_schema_limit_arbitrary_weights_replay_exactly(data: st.DataOb
     writes, excursion = check_large(current, desired, of)
     assert excursion < 1  # never an all-zero state
     assert plan_writes(current, desired, of) == writes  # deterministic
+
+
+def fraction_box(start: dict[str, int], end: dict[str, int]) -> tuple[dict, dict] | None:
+    """The box as it was computed before it kept integer pairs: min/max of Fraction shares."""
+    grand_a, grand_b = sum(start.values()), sum(end.values())
+    if grand_a == 0:
+        return dict.fromkeys(VARIANTS, Fraction(0)), dict.fromkeys(VARIANTS, Fraction(1))
+    a = {v: Fraction(start[v], grand_a) for v in VARIANTS}
+    b = {v: Fraction(end[v], grand_b) for v in VARIANTS}
+    return {v: min(a[v], b[v]) for v in VARIANTS}, {v: max(a[v], b[v]) for v in VARIANTS}
+
+
+totals_strategy = st.fixed_dictionaries(
+    {v: st.integers(0, 40) | st.integers(0, 65535 * 3) for v in VARIANTS}
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(totals_strategy, totals_strategy.filter(lambda t: any(t.values())), st.data())
+def test_the_integer_box_is_the_fraction_box(
+    start: dict[str, int], end: dict[str, int], data: st.DataObject
+) -> None:
+    # states on the box's edges and one unit off them, or anywhere
+    edge = st.sampled_from([start, end]).flatmap(
+        lambda t: st.fixed_dictionaries(
+            {v: st.sampled_from([max(0, t[v] - 1), t[v], t[v] + 1]) for v in VARIANTS}
+        )
+    )
+    state = data.draw(edge | st.sampled_from([start, end]) | totals_strategy)
+    box = _Box.between(start, end)
+    lo, hi = fraction_box(start, end)
+    assert (box.lo, box.hi) == (lo, hi)
+    grand = sum(state.values())
+    shares = {v: Fraction(state[v], grand) for v in VARIANTS} if grand else None
+    assert box.inside(state) == (
+        shares is not None and all(lo[v] <= shares[v] <= hi[v] for v in VARIANTS)
+    )
+    worst = Fraction(1) if shares is None else Fraction(0)
+    if shares is not None:
+        for v in VARIANTS:
+            worst = max(worst, lo[v] - shares[v], shares[v] - hi[v])
+    assert box.excursion(state) == worst

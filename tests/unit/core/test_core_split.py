@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sidecar.core.split import TOTAL, VARIANTS, Split, SplitError
+from sidecar.core.split import (
+    TOTAL,
+    VARIANTS,
+    Split,
+    SplitError,
+    _hundredths,
+    _hundredths_exactly,
+)
 
 SANE = settings(max_examples=200, deadline=None)
 
@@ -99,6 +107,39 @@ def test_constructor_refuses_invalid_hundredths(shares: tuple) -> None:
         Split(*shares)
 
 
+def first_broken_rule(shares: tuple) -> str | None:
+    """The constructor's rules, one variant at a time, as written before its quick path."""
+    for variant, value in zip(VARIANTS, shares, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"split.{variant}: must be an integer number of hundredths"
+        if not 0 <= value <= TOTAL:
+            return f"split.{variant}: must be between 0 and 10000 hundredths"
+    if sum(shares) != TOTAL:
+        return "split: shares must sum to exactly 100"
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.tuples(*[st.integers(-2, TOTAL + 2) | st.booleans() | st.just(1.0) for _ in VARIANTS])
+    | hundredths().map(lambda h: tuple(h.values()))
+    | st.tuples(st.integers(-5, TOTAL + 5), st.integers(-5, TOTAL + 5)).map(
+        lambda ab: (*ab, TOTAL - ab[0] - ab[1])  # sums to 10000, maybe through a negative
+    )
+    | st.tuples(st.integers(0, TOTAL - 1), st.sampled_from([True, False, 1.0, 0.0])).map(
+        lambda ab: (TOTAL - ab[0] - int(ab[1]), *ab)  # sums to 10000 with a bool or a float
+    )
+)
+def test_constructor_refuses_exactly_what_its_rules_refuse(shares: tuple) -> None:
+    broken = first_broken_rule(shares)
+    if broken is None:
+        assert Split(*shares).hundredths("stable") == shares[0]
+    else:
+        with pytest.raises(SplitError) as caught:
+            Split(*shares)
+        assert str(caught.value) == broken
+
+
 @SANE
 @given(hundredths(), st.sampled_from(["str", "decimal", "float", "int-if-whole"]))
 def test_every_hundredths_split_round_trips_through_percentages(
@@ -143,6 +184,42 @@ def test_from_weights_sums_to_100_and_rounds_each_share_within_a_hundredth(
         )
 
 
+def largest_remainder_by_fractions(weights: dict[str, int]) -> Split:
+    """The rounding as it was written before the integer version: exact Fractions."""
+    total = sum(weights.values())
+    exact = {v: Fraction(weights.get(v, 0) * TOTAL, total) for v in VARIANTS}
+    floors = {v: int(exact[v]) for v in VARIANTS}
+    leftover = TOTAL - sum(floors.values())
+    by_remainder = sorted(VARIANTS, key=lambda v: (-(exact[v] - floors[v]), VARIANTS.index(v)))
+    for variant in by_remainder[:leftover]:
+        floors[variant] += 1
+    return Split(**floors)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.integers(0, 65535) | st.integers(0, 1000 * 65535) | st.sampled_from([0, 1, 2, 3]),
+        min_size=3,
+        max_size=3,
+    ).filter(any)
+)
+def test_integer_largest_remainder_is_the_fraction_one(weights: list[int]) -> None:
+    by_variant = dict(zip(VARIANTS, weights, strict=True))
+    assert Split.from_weights(by_variant) == largest_remainder_by_fractions(by_variant)
+
+
+def test_as_percentages_are_the_exact_decimals_as_floats() -> None:
+    for h in range(TOTAL + 1):
+        split = Split(TOTAL - h, h, 0)
+        assert split.as_percentages() == {
+            "stable": float(Decimal(TOTAL - h) / 100),
+            "baseline": float(Decimal(h) / 100),
+            "canary": 0.0,
+        }
+        assert type(split.as_percentages()["canary"]) is float
+
+
 def test_from_weights_largest_remainder_and_errors() -> None:
     assert Split.from_weights({"stable": 1, "baseline": 1, "canary": 1}) == Split(3334, 3333, 3333)
     assert Split.from_weights({"stable": 38, "canary": 1, "baseline": 1}) == Split(9500, 250, 250)
@@ -161,3 +238,39 @@ def test_stable_only_constant_and_str() -> None:
     assert str(Split(9500, 250, 250)) == "95/2.5/2.5"
     with pytest.raises(KeyError):
         Split.STABLE_ONLY.percent("green")
+
+
+def parsed(parse: Callable[[object, str], int], value: object) -> int | str:
+    try:
+        return parse(value, "split.canary")
+    except SplitError as exc:
+        return f"refused {exc.field}: {exc.rule}"
+    except ArithmeticError as exc:  # Decimal("sNaN") < 0 signals, on either route
+        return f"raised {exc!r}"
+
+
+percent_like = st.one_of(
+    st.integers(-3, 103) | st.integers() | st.booleans() | st.none(),
+    st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1, 101),
+    st.integers(0, 10100).map(lambda h: h / 100) | st.decimals(allow_nan=True, places=3),
+    st.text(alphabet=" 0123456789.-+e_٢\t\n", max_size=8) | st.text(max_size=4),
+    st.integers(0, 10100).map(lambda h: f" {h // 100}.{h % 100:02d} ".replace(".00 ", " ")),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(percent_like)
+@example("100.01")
+@example(100.01)
+@example(101)
+@example("100")
+@example(100.0)
+@example("999.99")
+@example(" 0.5 ")
+@example("00.50")
+@example(-0.0)
+@example(1e-05)
+@example("٢")
+@example(True)
+def test_plain_percentages_parse_as_the_decimal_route_does(value: object) -> None:
+    assert parsed(_hundredths, value) == parsed(_hundredths_exactly, value)
