@@ -5,6 +5,12 @@ p50/p99 latency, sequentially and with 32 threads sharing one client. The baseli
 identical PATCH with a plain ``httpx.Client`` in the same run, so the ratio shows what the
 KongAdmin layer (normalising, validation, streaming with a deadline, parsing) costs.
 
+Then the CPU one Admin API GET costs the calling thread (``time.thread_time``, so waiting for
+the server is not counted): through the client the app builds (``build_kong``: metrics event
+hooks, the process's request gate, the cookie jar; Prometheus in multiprocess mode as under
+``serve``) vs the same GET with a plain ``httpx.Client`` (issue 17 item 8: the per-call cost
+on top of plain httpx).
+
     python bench/kong_client.py [--quick] [--threads 32]
 
 Prints a table; writes nothing.
@@ -14,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +42,7 @@ from sidecar.settings import KongSettings
 
 UPSTREAM = "orders"
 ROUNDS = 5
+CPU_ROUNDS = 10
 TARGETS = [f"10.0.0.{i}:80" for i in range(1, 9)]
 SEED = {
     "upstreams": [{"name": UPSTREAM, "targets": [{"target": t, "weight": 100} for t in TARGETS]}]
@@ -64,6 +74,47 @@ def measure(op: Callable[[int], None], count: int, threads: int) -> tuple[float,
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_per_call(ops: dict[str, Callable[[], object]], count: int) -> dict[str, list[float]]:
+    """CPU seconds of the calling thread per call of each op, one figure per round; rounds
+    alternate the ops so drift (a busy neighbour, the server's GC) hits them alike."""
+    for op in ops.values():  # warm up: connections, caches
+        for _ in range(50):
+            op()
+    per_round = max(1, count // CPU_ROUNDS)
+    figures: dict[str, list[float]] = {name: [] for name in ops}
+    for _ in range(CPU_ROUNDS):
+        for name, op in ops.items():
+            started = time.thread_time()
+            for _ in range(per_round):
+                op()
+            figures[name].append((time.thread_time() - started) / per_round)
+    return figures
+
+
+def get_cost(server_url: str, count: int) -> dict[str, list[float]]:
+    """CPU per ``GET /upstreams/{u}`` through the app's client vs a plain ``httpx.Client``.
+    Metrics go to a temporary multiprocess directory, as each ``serve`` worker writes them."""
+    directory = tempfile.mkdtemp(prefix="bench-kong-client-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from sidecar.kong.build import build_kong  # imports prometheus_client: after the env
+    from sidecar.settings import Settings
+
+    kong = build_kong(Settings(kong=KongSettings(admin_url=server_url)))
+    try:
+        with httpx.Client(base_url=server_url, timeout=5.0) as bare:
+            kong.info()
+
+            def plain() -> None:
+                bare.get(f"/upstreams/{UPSTREAM}").raise_for_status().json()
+
+            return cpu_per_call(
+                {"KongAdmin": lambda: kong.upstream(UPSTREAM), "bare httpx": plain}, count
+            )
+    finally:
+        kong.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                         wall, lat = measure(op, count // ROUNDS, threads)
                         totals[name] = (totals[name][0] + wall, totals[name][1] + lat)
                 rows += [(name, threads, *totals[name]) for name in ops]
+        gets = get_cost(server.url, sequential * 2)
 
     print(f"{'client':<11} {'threads':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     rates: dict[tuple[str, int], float] = {}
@@ -126,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         p50 = p50s[("KongAdmin", threads)] / p50s[("bare httpx", threads)]
         print(f"ratio KongAdmin/baseline, {threads:>2} thread(s): "
               f"throughput {ratio:.2f}x, p50 latency {p50:.2f}x")  # fmt: skip
+    print(f"\n{'GET /upstreams/{u}':<18} {'calls':>6} {'CPU ms/call':>11}")
+    cpu = {name: statistics.median(figures) * 1000 for name, figures in gets.items()}
+    for name, figures in gets.items():
+        calls = len(figures) * max(1, sequential * 2 // CPU_ROUNDS)
+        print(f"{name:<18} {calls:>6} {cpu[name]:>11.3f}")
+    print(f"CPU per GET KongAdmin/baseline: {cpu['KongAdmin'] / cpu['bare httpx']:.2f}x "
+          f"({cpu['KongAdmin'] - cpu['bare httpx']:+.3f} ms/call)")  # fmt: skip
     return 0
 
 

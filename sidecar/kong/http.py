@@ -61,17 +61,46 @@ def auth_headers(settings: KongSettings) -> dict[str, str]:
     return {"Kong-Admin-Token": settings.admin_token} if settings.admin_token else {}
 
 
+class ReturnedCookies(httpx.Cookies):
+    """httpx's cookie store, which reads an answer only when it sets a cookie.
+
+    Kong's Admin API sets none, but a load balancer in front of it may set a sticky cookie
+    that must be sent back, so the client keeps a jar. httpx hands every answer to the jar
+    (``Client._send_single_request``), which first wraps request and answer in urllib
+    look-alikes (``Cookies._CookieCompatRequest`` copies the URL and every header) only for
+    ``CookieJar.make_cookies`` to find no ``Set-Cookie``/``Set-Cookie2`` header and return
+    nothing: a seventh of an Admin API call's CPU in the profile. Answers without those
+    headers are skipped here; any other answer goes through the jar exactly as before.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
 class AdminClient(httpx.Client):
     """An ``httpx.Client`` that also knows the Admin API root.
 
     ``GET /`` is the one route Kong EE does not mount under ``/{workspace}``
     (``prepend_workspace_prefix`` skips ``"/"``), so node info must bypass the workspace part
-    of ``base_url``.
+    of ``base_url``. Its cookies are :class:`ReturnedCookies` (httpx reaches them only
+    through the ``cookies`` property, overridden here).
     """
 
     def __init__(self, *, admin_root: str, **kwargs: Any) -> None:
+        cookies = kwargs.pop("cookies", None)
         super().__init__(**kwargs)
+        self.cookies = cookies
         self.admin_root = httpx.URL(admin_root.rstrip("/") + "/")
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._returned_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._returned_cookies = ReturnedCookies(cookies)
 
 
 def build_http_client(

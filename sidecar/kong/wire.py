@@ -61,8 +61,25 @@ def absolute(base: httpx.URL, path: str, params: dict[str, Any] | None) -> httpx
     CPU in the profile. Joined as httpx joins: ``base``'s path always ends with ``/``
     (httpx enforces it on ``base_url``; an empty one prints as nothing) and ``path`` loses
     its leading ``/``."""
-    query = str(httpx.QueryParams(params)) if params else ""
+    query = _query(params) if params else ""
     return _joined(str(base), path.lstrip("/") + (f"?{query}" if query else ""))
+
+
+def _query(params: dict[str, Any]) -> str:
+    """``params`` as httpx encodes them, once per distinct set: encoding costs more than
+    the rest of ``absolute`` (7 of its 10 µs for ``{"size": 1000}``), and a ramp step sends
+    the same few (``size``, a tag filter) again and again. The cache key holds each value's
+    type: ``1``, ``True`` and ``1.0`` are equal keys in a dict but encode as ``1``, ``true``
+    and ``1.0``. Unhashable values (a list of values for one name) are encoded uncached."""
+    try:
+        return _encoded(tuple((name, type(value), value) for name, value in params.items()))
+    except TypeError:
+        return str(httpx.QueryParams(params))
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(items: tuple[tuple[str, type, Any], ...]) -> str:
+    return str(httpx.QueryParams({name: value for name, _, value in items}))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -50,6 +50,9 @@ def test_kong_client_bench_quick():
     ratios = rows(lines, rf"ratio KongAdmin/baseline,\s+(\d+) thread\(s\): throughput {NUMBER}x, "
                          rf"p50 latency {NUMBER}x")  # fmt: skip
     assert [int(m[1]) for m in ratios] == [1, 4], lines
+    per_get = rows(lines, rf"(KongAdmin|bare httpx)\s+(\d+)\s+{NUMBER}")
+    assert [(m[1], int(m[2])) for m in per_get] == [("KongAdmin", 300), ("bare httpx", 300)]
+    assert rows(lines, rf"CPU per GET KongAdmin/baseline: {NUMBER}x \([+-]{NUMBER} ms/call\)")
 
 
 def test_gateway_ingest_bench_quickest():

@@ -186,3 +186,44 @@ def test_mutual_tls_presents_the_client_certificate() -> None:
         assert _get(KongSettings(admin_url=url, **settings)) == {"client_cert": True}
         with pytest.raises(errors.KongUnavailable):
             _get(KongSettings(admin_url=url, ca_bundle=str(CERTS / "ca.pem"), read_timeout=2.0))
+
+
+# -- cookies: a load balancer's sticky cookie goes back; other answers skip the jar ----------
+
+
+def _answers(*set_cookies: str | None) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A Kong behind a load balancer: answer i sets ``set_cookies[i]`` (None: no cookie)."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookie = set_cookies[len(seen)]
+        seen.append(request)
+        headers = {"Set-Cookie": cookie} if cookie else {}
+        return httpx.Response(200, json={"data": []}, headers=headers)
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_load_balancers_sticky_cookie_is_sent_back_until_it_changes() -> None:
+    node_2, node_3, gone = "lb=node-2; Path=/", "lb=node-3; Path=/", "lb=; Path=/; Max-Age=0"
+    answers = (None, node_2, None, None, node_3, None, gone)
+    transport, seen = _answers(*answers, None)
+    settings = KongSettings(admin_url="http://kong-admin.example:8001", workspace="SRE")
+    with build_http_client(settings, transport=transport) as http:
+        for _ in range(len(answers) + 1):
+            wire.call(http, "GET", "/upstreams")
+    sent = [request.headers.get("cookie") for request in seen]
+    # each request carries what the answers before it set; Max-Age=0 removes the cookie
+    assert sent == [None, None, *["lb=node-2"] * 3, *["lb=node-3"] * 2, None]
+
+
+def test_answers_without_set_cookie_never_reach_the_cookie_jar(monkeypatch) -> None:
+    transport, _ = _answers(None, None, "lb=node-2; Path=/", None)
+    with build_http_client(KongSettings(admin_url="http://kong:8001"), transport=transport) as http:
+        read = []
+        jar = http.cookies.jar
+        original = jar.extract_cookies
+        monkeypatch.setattr(jar, "extract_cookies", lambda *a: read.append(1) or original(*a))
+        for _ in range(4):
+            wire.call(http, "GET", "/upstreams")
+        assert len(read) == 1 and dict(http.cookies) == {"lb": "node-2"}

@@ -296,7 +296,10 @@ _SEGMENT = st.text(
 _PARAMS = st.none() | st.dictionaries(
     st.sampled_from(["size", "offset", "tags", "balancer_health"]),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-    | st.integers(0, 1000),
+    | st.integers(0, 1000)
+    | st.booleans()
+    | st.none()
+    | st.lists(st.integers(0, 3), min_size=1, max_size=2),
     max_size=3,
 )
 
@@ -327,3 +330,24 @@ def test_the_url_wire_builds_is_the_one_httpx_builds(clients, base, segments, pa
     expected = http.build_request("GET", path, params=params).url
     assert wire.absolute(http.base_url, path, params) == expected
     assert str(wire.absolute(http.base_url, path, params)) == str(expected)
+
+
+@pytest.mark.parametrize("first", [1, True, 1.0, "1"])
+def test_equal_parameter_values_of_other_types_are_encoded_as_httpx_does(clients, first) -> None:
+    """``1 == True == 1.0`` as keys: the encoded query must still follow each value's type,
+    in whatever order the calls come."""
+    http = clients["http://kong:8001"]
+    for value in (first, 1, True, 1.0, "1", False, 0):
+        expected = http.build_request("GET", "/upstreams", params={"size": value}).url
+        assert wire.absolute(http.base_url, "/upstreams", {"size": value}) == expected
+
+
+def test_a_repeated_parameter_set_is_encoded_once(clients, monkeypatch) -> None:
+    """A ramp step sends the same ``size``/tag filter on every list read: encoded once."""
+    encoded = []
+    query_params = httpx.QueryParams
+    monkeypatch.setattr(httpx, "QueryParams", lambda p: encoded.append(p) or query_params(p))
+    http = clients["http://kong:8001"]
+    params = {"tags": "kong-canary-cohorts=encoded-once", "size": 1000}
+    urls = {wire.absolute(http.base_url, f"/upstreams/u{i}/targets", params) for i in range(5)}
+    assert len(urls) == 5 and encoded == [params]
