@@ -780,10 +780,9 @@ def main(argv: list[str] | None = None) -> int:
     server = "in-process werkzeug" if args.in_process else f"gunicorn {args.workers}x4 threads"
     print(f"PUT /v1/upstreams/{{u}}/split (sidecar: {server}; its caller: one keep-alive")
     print("http.client connection per client, or httpx in 'sidecar (httpx)') vs the same Kong")
-    print("writes sent directly with one httpx client (direct), and vs the reads the sidecar")
-    print("makes first")
-    kong = args.kong_admin_url or "local 3.9 server on loopback"
-    print(f"plus those writes (reads+direct); Kong: {kong}")
+    print("writes sent directly with one httpx client (direct), vs the reads the sidecar makes")
+    print("first plus those writes (reads+direct), and vs every Kong call it makes (kong calls)")
+    print(f"Kong: {args.kong_admin_url or 'local 3.9 server on loopback'}")
     print(
         f"{'upstream':<16} {'clients':>7} {'path':<15} {'ops':>5} "
         f"{'Kong GET/op':>11} {'writes/op':>9} {'p50 ms':>8} {'p99 ms':>8}"
