@@ -144,8 +144,7 @@ class Split:
         if not weights_by_variant.keys() <= _KNOWN:
             unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
             raise SplitError(f"weights.{unknown[0]}", "unknown variant")
-        get = weights_by_variant.get
-        weights = (get("stable", 0), get("baseline", 0), get("canary", 0))  # VARIANTS' order
+        weights = tuple(weights_by_variant.get(v, 0) for v in VARIANTS)
         for variant, weight in zip(VARIANTS, weights, strict=True):
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise SplitError(f"weights.{variant}", "must be a non-negative integer")
@@ -168,7 +167,8 @@ class Split:
         leftover = TOTAL - sum(floors)
         if leftover:
             # largest remainder first; a reversed sort keeps ties in order (the earlier variant)
-            for index in sorted(range(3), key=remainders.__getitem__, reverse=True)[:leftover]:
+            largest_first = sorted(range(len(VARIANTS)), key=remainders.__getitem__, reverse=True)
+            for index in largest_first[:leftover]:
                 floors[index] += 1
         return cls(*floors)
 
@@ -190,11 +190,7 @@ class Split:
 
         ``h / 100`` is IEEE division of two exact integers, so it is the float nearest to
         h/100, as ``float(self.percent(v))`` is (the test compares all 10001 values)."""
-        return {
-            "stable": self.stable / 100,
-            "baseline": self.baseline / 100,
-            "canary": self.canary / 100,
-        }
+        return {v: getattr(self, v) / 100 for v in VARIANTS}
 
     def __str__(self) -> str:
         return "/".join(str(self.percent(v)) for v in VARIANTS)
