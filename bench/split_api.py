@@ -342,25 +342,22 @@ def weights_of(result: dict[str, Any]) -> Weights:
 class Caller:
     """The sidecar's caller as the bench plays it in the ``sidecar`` path: one keep-alive
     HTTP/1.1 connection per upstream (``http.client``; a lane is driven by one thread at a
-    time, and its connection outlives the rounds' thread pools), each body encoded once, the answer
-    read and decoded. Orca calls the sidecar from the JVM (OkHttp), where a request costs a
-    small fraction of what ``httpx`` costs in Python: measured here, an ``httpx`` PUT spends
-    ~1.2 ms of the caller's own CPU, this ~0.4 ms. That is the caller's cost, not the
-    sidecar's; with ``httpx`` in front the own ratio would count ~0.8 ms of it as the
-    sidecar's. The ``sidecar (httpx)`` path keeps the httpx figure in the table."""
+    time, and its connection outlives the rounds' thread pools), the body encoded and the
+    answer read and decoded on every call. Orca calls the sidecar from the JVM (OkHttp),
+    where a request costs a small fraction of what ``httpx`` costs in Python: measured
+    here, an ``httpx`` PUT spends ~1.2 ms of the caller's own CPU, this ~0.4 ms. That is
+    the caller's cost, not the sidecar's; with ``httpx`` in front the own ratio would
+    count ~0.8 ms of it as the sidecar's. The ``sidecar (httpx)`` path keeps the httpx
+    figure in the table."""
 
     def __init__(self, url: str, token: str) -> None:
         parsed = httpx.URL(url)
         self.host, self.port = parsed.host, parsed.port or 80
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.connections: dict[str, http.client.HTTPConnection] = {}
-        self.bodies: dict[str, bytes] = {}
 
     def put_split(self, upstream: str, split: Split) -> Any:
-        key = json.dumps(split, sort_keys=True)
-        body = self.bodies.get(key)
-        if body is None:
-            body = self.bodies[key] = json.dumps({"split": split}).encode()
+        body = json.dumps({"split": split}).encode()
         try:
             answer, data = self._send(upstream, body)
         except (ConnectionError, http.client.HTTPException):
