@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, g, request
+from flask import Flask, g
 
 from sidecar.api import cohorts, guard, kong_log
+from sidecar.api.context import this_request
 from sidecar.api.errors import register_error_handlers
 from sidecar.api.routes import flask_app, register_blueprints
 from sidecar.api.status import install as install_status
@@ -24,7 +25,7 @@ from sidecar.kayenta.preflight_kong import CoverageWarnings
 from sidecar.kong.build import build_kong
 from sidecar.kong.client import KongAdmin
 from sidecar.leases import LeaseSweeper
-from sidecar.metrics import HTTP_DURATION, HTTP_REQUESTS, method_label
+from sidecar.metrics import HTTP_DURATION_SERIES, HTTP_REQUEST_SERIES, method_label
 from sidecar.propagation import Propagation
 from sidecar.ramps import RampService
 from sidecar.served import ServedCheck
@@ -136,10 +137,11 @@ def _instrument(app: Flask) -> None:
 
     @app.after_request
     def _count(response):  # type: ignore[no-untyped-def]
+        request = this_request()
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         method = method_label(request.method)  # a client may send any token as a method
-        HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
+        HTTP_REQUEST_SERIES(method, endpoint, str(response.status_code)).inc()
         started = g.get("started")
         if started is not None:
-            HTTP_DURATION.labels(method, endpoint).observe(time.perf_counter() - started)
+            HTTP_DURATION_SERIES(method, endpoint).observe(time.perf_counter() - started)
         return response

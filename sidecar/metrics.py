@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -80,6 +81,38 @@ SPLIT_CHANGES = Counter(
 )
 
 
+class Series:
+    """A labelled metric's children, each asked of ``prometheus_client`` once per process.
+
+    ``labels()`` checks its arguments, converts every value to ``str``, takes the metric's
+    lock and builds the key on every call: six calls per ``PUT …/split`` (the request
+    counter and histogram, the change counter, the split gauge's three variants). The child it
+    returns for given values is always the same object (nothing here ever calls ``remove``
+    or ``clear`` on a series), so the first answer is kept in a dict keyed by the values as
+    passed. ``kong/build.py`` does the same for the Kong client's series. The dict grows as the
+    metric's own table of children does, one entry per series (label values are bounded where
+    they are chosen: ``method_label``, the URL rule, ``CONFIRMED_UPSTREAMS``).
+    """
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        """``metric.labels(*values)``: the same child, without the lookup after the first."""
+        try:
+            return self._children[values]
+        except KeyError:
+            child = self._children[values] = self.metric.labels(*values)
+            return child
+
+
+HTTP_REQUEST_SERIES = Series(HTTP_REQUESTS)
+HTTP_DURATION_SERIES = Series(HTTP_DURATION)
+SPLIT_PERCENT_SERIES = Series(SPLIT_PERCENT)
+SPLIT_CHANGE_SERIES = Series(SPLIT_CHANGES)
+
+
 class ConfirmedUpstreams:
     """Upstream names Kong itself returned to this process: the only values the ``upstream``
     label of the API's metrics takes. A name in a refused request is the caller's text (any
@@ -113,7 +146,7 @@ CONFIRMED_UPSTREAMS = ConfirmedUpstreams()
 def record_split(upstream: str, percentages: dict[str, float] | None) -> None:
     for variant in VARIANTS:
         value = 0.0 if percentages is None else percentages.get(variant, 0.0)
-        SPLIT_PERCENT.labels(upstream=upstream, variant=variant).set(value)
+        SPLIT_PERCENT_SERIES(upstream, variant).set(value)
 
 
 def scrape_registry() -> CollectorRegistry:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import current_app, g, request
+from flask import Request, current_app, g
 
+from sidecar.api.context import this_request
 from sidecar.core.names import is_upstream_name
 from sidecar.errors import ApiError
 from sidecar.settings import ApiToken
@@ -29,6 +30,10 @@ def _match(presented: str, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
 def authenticate(required_role: str | None = None) -> ApiToken:
     """Resolve the caller from ``Authorization: Bearer``; 401 without a valid token, 403
     when the token lacks the role or may not touch the upstream in the URL."""
+    return _authenticate(this_request(), required_role)
+
+
+def _authenticate(request: Request, required_role: str | None = None) -> ApiToken:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
@@ -81,7 +86,8 @@ def check_upstream_name(name: str) -> str:
 def require_token() -> None:
     """``before_request`` of the API blueprints: the token first, so a caller without a
     valid one learns nothing else (401), then the upstream named in the URL, if any."""
-    authenticate()
+    request = this_request()
+    _authenticate(request)
     upstream = (request.view_args or {}).get("upstream")
     if upstream is not None:
         check_upstream_name(upstream)

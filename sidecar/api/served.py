@@ -92,7 +92,8 @@ def _listening_url() -> str:
     ``bind`` cannot name, falls back to Host). Plain http: the sidecar itself never serves TLS.
     Start-up refuses a wildcard ``bind`` without ``public_url`` outside the embedded demo.
     """
-    host, port = request.environ["SERVER_NAME"], request.environ["SERVER_PORT"]
+    environ = request.environ
+    host, port = environ["SERVER_NAME"], environ["SERVER_PORT"]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

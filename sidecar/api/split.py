@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from sidecar.api import guard
 from sidecar.api.audit import audit_entry
 from sidecar.api.auth import require_token
 from sidecar.api.cohorts import cohort_view
+from sidecar.api.context import this_request
 from sidecar.api.operations import change_operation, documented, errors, ok, operation
 from sidecar.api.schemas import (
     PROMOTE,
@@ -26,7 +27,7 @@ from sidecar.api.served import completion, rollback_wait, served_check
 from sidecar.core.refusals import Refusal
 from sidecar.errors import ApiError, answer
 from sidecar.logs import audit_message
-from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGES, record_split
+from sidecar.metrics import CONFIRMED_UPSTREAMS, SPLIT_CHANGE_SERIES, record_split
 from sidecar.traffic import ChangeResult, TrafficService
 
 bp = Blueprint("split", __name__, url_prefix="/v1/upstreams")
@@ -56,21 +57,22 @@ def read_split(upstream: str):  # type: ignore[no-untyped-def]
 @bp.put("/<upstream>/split")
 @documented(change_operation("Set the split (idempotent)", "SetSplitRequest", required=True))
 def set_split(upstream: str):  # type: ignore[no-untyped-def]
-    body = parse_body(request, SET_SPLIT)
+    body = parse_body(this_request(), SET_SPLIT)
     split = parse_split(body["split"], "split")
     expect = parse_split(body["expect"], "expect") if "expect" in body else None
     guarded = guard.parse_guard(body)  # refused before anything reaches Kong
+    service = _service()
     answer = _changed(
         "set_split",
         body,
-        lambda: _service().set_split(
+        lambda: service.set_split(
             upstream,
             split,
             targets=body.get("targets"),
             expect=expect,
             dry_run=flag(body, "dry_run"),
             force=flag(body, "force"),
-            lease=lease_param(body, _service().leases),
+            lease=lease_param(body, service.leases),
             wait=seconds(body, "wait"),
         ),
         upstream,
@@ -85,7 +87,7 @@ def set_split(upstream: str):  # type: ignore[no-untyped-def]
     change_operation("Roll back: stable takes all traffic", "RollbackRequest", required=False)
 )
 def rollback(upstream: str):  # type: ignore[no-untyped-def]
-    body = parse_body(request, ROLLBACK, optional=True)
+    body = parse_body(this_request(), ROLLBACK, optional=True)
     if not flag(body, "dry_run"):
         guard.disarm(upstream)  # nothing left to guard (and a guard must not re-trip)
     return _changed(
@@ -109,7 +111,7 @@ def rollback(upstream: str):  # type: ignore[no-untyped-def]
     )
 )
 def promote(upstream: str):  # type: ignore[no-untyped-def]
-    body = parse_body(request, PROMOTE, optional=True)
+    body = parse_body(this_request(), PROMOTE, optional=True)
     if not flag(body, "dry_run"):
         guard.disarm(upstream)
     return _changed(
@@ -138,7 +140,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
         )
         audit.info(audit_message(entry))
         label = CONFIRMED_UPSTREAMS.label(upstream)  # the URL's text is no label
-        SPLIT_CHANGES.labels(label, operation, entry["result"]).inc()
+        SPLIT_CHANGE_SERIES(label, operation, entry["result"]).inc()
         raise
     entry.update(
         result="dry_run" if result.dry_run else "applied",
@@ -151,7 +153,7 @@ def _changed(operation: str, body: dict[str, Any], change, upstream: str):  # ty
         entry["propagation"] = {k: result.propagation[k] for k in ("confirmed", "waited_ms")}
     audit.info(audit_message(entry))
     name = CONFIRMED_UPSTREAMS.confirm(result.upstream)  # Kong's name, whatever the URL said
-    SPLIT_CHANGES.labels(name, operation, entry["result"]).inc()
+    SPLIT_CHANGE_SERIES(name, operation, entry["result"]).inc()
     if not result.dry_run:
         record_split(name, entry["after"])
     _strict_propagation(body, result)
