@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterable
@@ -39,6 +40,12 @@ _AUDIT_SLOT = "\x00audit\x00"
 _AUDIT_SLOT_JSON = json.dumps(_AUDIT_SLOT)
 
 
+# Encoders made once: ``json.dumps`` given any option builds a new ``JSONEncoder`` with those
+# options on every call and then calls its ``encode``; these are the same encoders, kept.
+_AUDIT_ENCODER = json.JSONEncoder(sort_keys=True)  # json.dumps(entry, sort_keys=True)
+_LINE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)  # the line's own options
+
+
 class AuditJson(str):
     """An audit message that is ``json.dumps(entry, sort_keys=True)`` of a dict (made by
     :func:`audit_message` only): the formatter nests it as written instead of parsing it and
@@ -47,7 +54,7 @@ class AuditJson(str):
 
 def audit_message(entry: dict[str, Any]) -> AuditJson:
     """The audit line's message for ``entry``: its JSON with sorted keys, as always."""
-    return AuditJson(json.dumps(entry, sort_keys=True))
+    return AuditJson(_AUDIT_ENCODER.encode(entry))
 
 
 def secrets_of(settings: Settings) -> tuple[str, ...]:
@@ -102,12 +109,14 @@ class JsonLineFormatter(logging.Formatter):
             line["audit"] = parsed
         else:
             line["message"] = message
-        for key, value in vars(record).items():
-            if key not in _RECORD_KEYS and not key.startswith("_"):
-                line[key] = value
+        fields = vars(record)
+        if fields.keys() - _RECORD_KEYS:  # extras (an audit record has none): in their order
+            for key, value in fields.items():
+                if key not in _RECORD_KEYS and not key.startswith("_"):
+                    line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        text = json.dumps(line, default=str, ensure_ascii=False)
+        text = _LINE_ENCODER.encode(line)
         if verbatim:
             text = text.replace(_AUDIT_SLOT_JSON, message, 1)
         return self.redact(text)
@@ -118,9 +127,21 @@ class JsonLineFormatter(logging.Formatter):
         return text
 
 
+# The last whole second formatted, and its text: every line of a second shares it, and
+# ``strftime(gmtime())`` is half the cost of the stamp. One tuple, replaced whole, so a thread
+# never reads one second with another's text.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def _rfc3339(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    """``created`` as RFC 3339 UTC with milliseconds. ``gmtime`` floors to the whole second,
+    so the text of the second is the same for every ``created`` with the same floor."""
+    global _last_second
+    whole = math.floor(created)
+    last = _last_second
+    if last[0] != whole:
+        last = _last_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)))
+    return f"{last[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
