@@ -12,6 +12,7 @@ may last (Orca's read timeout) still holds the stage until traffic has moved.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import quote
@@ -98,12 +99,20 @@ def _listening_url() -> str:
 
 
 def status_url(upstream: str, split: Split, since: float) -> str:
-    shares = ",".join(_plain(f"{split.percent(v):f}") for v in VARIANTS)
+    shares = split_param(split)
     start = int(since)
     return (
         f"{public_base()}/v1/upstreams/{quote(upstream, safe='')}/propagation"
         f"?split={shares}&since={start}&until={start + STATUS_WINDOW_S}"
     )
+
+
+@functools.lru_cache(maxsize=256)
+def split_param(split: Split) -> str:
+    """``split``'s ``stable,baseline,canary`` query value (``95,2.5,2.5``). Three Decimal
+    divisions and formats per answer (~5 µs) for what a few splits a pipeline steps through
+    always give: kept per split (a frozen value: equal splits give equal text)."""
+    return ",".join(_plain(f"{split.percent(v):f}") for v in VARIANTS)
 
 
 def _plain(number: str) -> str:
