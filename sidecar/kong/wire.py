@@ -127,10 +127,12 @@ def _exchange(
 
 
 def _budget(timeout: httpx.Timeout) -> float:
+    """The whole exchange's budget: the sum of the four phases, unbounded if any is. No
+    generator expressions: this runs for every Kong call (ten per ramp step)."""
     phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
-    if any(p is None for p in phases):
+    if None in phases:
         return float("inf")
-    return float(sum(p for p in phases if p is not None))
+    return float(sum(phases))  # type: ignore[arg-type]  # no None left
 
 
 def describe_transport_error(exc: httpx.TransportError) -> str:

@@ -351,3 +351,22 @@ def test_a_repeated_parameter_set_is_encoded_once(clients, monkeypatch) -> None:
     params = {"tags": "kong-canary-cohorts=encoded-once", "size": 1000}
     urls = {wire.absolute(http.base_url, f"/upstreams/u{i}/targets", params) for i in range(5)}
     assert len(urls) == 5 and encoded == [params]
+
+
+def _budget_as_it_was(timeout: httpx.Timeout) -> float:
+    """The oracle: ``wire._budget`` before it lost its generator expressions."""
+    phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
+    if any(p is None for p in phases):
+        return float("inf")
+    return float(sum(p for p in phases if p is not None))
+
+
+_PHASE = st.none() | st.floats(min_value=0, max_value=1e6) | st.integers(0, 10**6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PHASE, _PHASE, _PHASE, _PHASE)
+def test_the_total_budget_is_what_it_was(connect, write, read, pool) -> None:
+    timeout = httpx.Timeout(connect=connect, write=write, read=read, pool=pool)
+    got, expected = wire._budget(timeout), _budget_as_it_was(timeout)
+    assert got == expected and type(got) is type(expected)
