@@ -376,7 +376,7 @@ class TrafficService:
             if isinstance(row, TargetHealth):
                 addresses = None
                 if row.addresses is not None:
-                    addresses = tuple(f"{a.ip}:{a.port}" for a in row.addresses)
+                    addresses = tuple([f"{a.ip}:{a.port}" for a in row.addresses])
                     health_known = True
                 health = (row.health, addresses)
             targets.append(_target_state(row, health))
@@ -456,8 +456,8 @@ class TrafficService:
         other caller takes the upstream away from a running ramp. ``owned_by``: change only
         if that ramp still owns the upstream and was not cancelled (checked under the lock,
         so a ramp step cannot undo a cancel or rollback that just happened)."""
-        shifted = Fraction(split.baseline + split.canary, 100)
-        if shifted > self.max_shifted:
+        if above_ceiling(split.baseline + split.canary, self.max_shifted):
+            shifted = Fraction(split.baseline + split.canary, 100)
             raise CeilingExceeded(
                 f"canary + baseline would get {float(shifted)}%, above the ceiling of "
                 f"{float(self.max_shifted)}% (max_shifted_percent)",
@@ -490,8 +490,11 @@ class TrafficService:
             deadline = renewed(marks.lease_until, deadline, self.wall_clock())
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
-                marks = marks.but(ramp_execution=ramp_execution)
-            marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
+                marks = marks.but(
+                    managed=True, lease_until=deadline, ramp=ramp, ramp_execution=ramp_execution
+                )
+            else:
+                marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
             return self._change(
                 state,
                 split,
@@ -746,7 +749,7 @@ class TrafficService:
         health = {t.target: (t.health, t.addresses) for t in expected.targets}
         actual = UpstreamState(
             entity,
-            tuple(_target_state(row, health.get(row.target)) for row in rows),
+            tuple([_target_state(row, health.get(row.target)) for row in rows]),
             expected.health_known,
         )
         same = (
@@ -785,6 +788,12 @@ def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> 
         if entity is not None and target not in known:
             targets.append(_target_state(entity, None))
     return UpstreamState(state.upstream, tuple(targets), state.health_known)
+
+
+def above_ceiling(shifted_hundredths: int, ceiling_percent: Fraction) -> bool:
+    """``Fraction(shifted_hundredths, 100) > ceiling_percent``, cross-multiplied in integers:
+    the same answer without building and comparing Fractions on every change."""
+    return shifted_hundredths * ceiling_percent.denominator > ceiling_percent.numerator * 100
 
 
 def effective_split(state: UpstreamState) -> dict[str, float] | None:

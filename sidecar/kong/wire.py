@@ -62,7 +62,25 @@ def absolute(base: httpx.URL, path: str, params: dict[str, Any] | None) -> httpx
     (httpx enforces it on ``base_url``; an empty one prints as nothing) and ``path`` loses
     its leading ``/``."""
     query = _query(params) if params else ""
-    return _joined(str(base), path.lstrip("/") + (f"?{query}" if query else ""))
+    return _joined(_base_text(base), path.lstrip("/") + (f"?{query}" if query else ""))
+
+
+_last_base: tuple[httpx.URL, str] | None = None  # the base URL last printed, and its text
+
+
+def _base_text(base: httpx.URL) -> str:
+    """``str(base)``, which httpx rebuilds on every call (1.3 us, more than the rest of
+    ``absolute``): kept for the last ``httpx.URL`` instance printed, as a URL is immutable
+    and a process talks to one Kong through one client (its ``base_url`` instance). The
+    pair holds the instance, so an identity match can never be a new URL at a freed
+    address; another instance is printed again."""
+    global _last_base
+    last = _last_base
+    if last is not None and last[0] is base:
+        return last[1]
+    text = str(base)
+    _last_base = (base, text)
+    return text
 
 
 def _query(params: dict[str, Any]) -> str:
