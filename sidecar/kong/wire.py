@@ -199,9 +199,12 @@ def _timeout_of(exc: httpx.TransportError) -> Callable[[str], str]:
 
 
 def decode(method: str, path: str, response: httpx.Response, raw: bytes) -> Any:
+    """The body's JSON, or the KongError the answer means. The content type is looked up
+    only where an error needs it (``Headers.get`` scans every header: 1.4 us of ten
+    answers per ramp step)."""
     status = response.status_code
-    content_type = response.headers.get("content-type", "")
     if status >= 400:
+        content_type = response.headers.get("content-type", "")
         raise error_for(method, path, status, content_type, raw)
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
@@ -216,6 +219,7 @@ def decode(method: str, path: str, response: httpx.Response, raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
+        content_type = response.headers.get("content-type", "")
         problem = (
             "invalid (truncated?) JSON"
             if "json" in content_type
