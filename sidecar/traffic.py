@@ -376,7 +376,7 @@ class TrafficService:
             if isinstance(row, TargetHealth):
                 addresses = None
                 if row.addresses is not None:
-                    addresses = tuple(f"{a.ip}:{a.port}" for a in row.addresses)
+                    addresses = tuple([f"{a.ip}:{a.port}" for a in row.addresses])
                     health_known = True
                 health = (row.health, addresses)
             targets.append(_target_state(row, health))
@@ -456,8 +456,8 @@ class TrafficService:
         other caller takes the upstream away from a running ramp. ``owned_by``: change only
         if that ramp still owns the upstream and was not cancelled (checked under the lock,
         so a ramp step cannot undo a cancel or rollback that just happened)."""
-        shifted = Fraction(split.baseline + split.canary, 100)
-        if shifted > self.max_shifted:
+        if above_ceiling(split.baseline + split.canary, self.max_shifted):
+            shifted = Fraction(split.baseline + split.canary, 100)
             raise CeilingExceeded(
                 f"canary + baseline would get {float(shifted)}%, above the ceiling of "
                 f"{float(self.max_shifted)}% (max_shifted_percent)",
@@ -467,13 +467,14 @@ class TrafficService:
 
         def attempt() -> ChangeResult:
             state = self.read(upstream)
-            current = state.split()
-            if expect is not None and current != expect and not _same(current, split):
-                raise ExpectMismatch(
-                    "the upstream's split is not the expected one; read it again and retry",
-                    field="expect",
-                    details={"current": percentages(current), "expected": percentages(expect)},
-                )
+            if expect is not None:  # the split now is for this check only (the plan has it)
+                current = state.split()
+                if current != expect and not _same(current, split):
+                    raise ExpectMismatch(
+                        "the upstream's split is not the expected one; read it again and retry",
+                        field="expect",
+                        details={"current": percentages(current), "expected": percentages(expect)},
+                    )
             marks = read_marks(state.upstream.tags)
             if owned_by is not None and (marks.ramp != owned_by or marks.ramp_canceled == owned_by):
                 raise RampSuperseded(
@@ -490,8 +491,11 @@ class TrafficService:
             deadline = renewed(marks.lease_until, deadline, self.wall_clock())
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
-                marks = marks.but(ramp_execution=ramp_execution)
-            marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
+                marks = marks.but(
+                    managed=True, lease_until=deadline, ramp=ramp, ramp_execution=ramp_execution
+                )
+            else:
+                marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
             return self._change(
                 state,
                 split,
@@ -746,7 +750,7 @@ class TrafficService:
         health = {t.target: (t.health, t.addresses) for t in expected.targets}
         actual = UpstreamState(
             entity,
-            tuple(_target_state(row, health.get(row.target)) for row in rows),
+            tuple([_target_state(row, health.get(row.target)) for row in rows]),
             expected.health_known,
         )
         same = (
@@ -785,6 +789,12 @@ def after_writes(state: UpstreamState, written: Mapping[str, Target | None]) -> 
         if entity is not None and target not in known:
             targets.append(_target_state(entity, None))
     return UpstreamState(state.upstream, tuple(targets), state.health_known)
+
+
+def above_ceiling(shifted_hundredths: int, ceiling_percent: Fraction) -> bool:
+    """``Fraction(shifted_hundredths, 100) > ceiling_percent``, cross-multiplied in integers:
+    the same answer without building and comparing Fractions on every change."""
+    return shifted_hundredths * ceiling_percent.denominator > ceiling_percent.numerator * 100
 
 
 def effective_split(state: UpstreamState) -> dict[str, float] | None:
@@ -838,15 +848,15 @@ def _target_state(
     target: Target | TargetHealth, health: tuple[str | None, tuple[str, ...] | None] | None
 ) -> TargetState:
     variant = variant_from_tags(target.tags)
-    return TargetState(
-        target=target.target,
-        id=target.id,
-        weight=target.weight,
-        tags=target.tags,
-        variant=variant or "stable",
-        tagged=variant is not None,
-        health=health[0] if health else None,
-        addresses=health[1] if health else None,
+    return TargetState(  # positional, in the field order: ten per ramp step
+        target.target,
+        target.id,
+        target.weight,
+        target.tags,
+        variant or "stable",
+        variant is not None,
+        health[0] if health else None,
+        health[1] if health else None,
     )
 
 

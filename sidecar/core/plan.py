@@ -356,10 +356,16 @@ def _plan(
     counts: Mapping[str, int],
     max_weight: int,
 ) -> list[Step]:
-    problem = _Problem(start, end, variant_of, counts, max_weight)
     pending = [t for t in start if start[t] != end[t]]
     if not pending:
         return []
+    if len(pending) == 1:
+        # One write is the direct search's answer without searching: the state after it is
+        # ``end``, one corner of the box, so it is inside (plan_writes made sure ``end``
+        # serves traffic). Most ramp steps are this one write (compute_weights keeps the
+        # other targets' weights); tests/unit/core/test_core_plan.py compares the two.
+        return [(pending[0], end[pending[0]])]
+    problem = _Problem(start, end, variant_of, counts, max_weight)
     direct = _direct(problem, pending)
     if direct is not None:
         return direct

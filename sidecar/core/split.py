@@ -8,6 +8,7 @@ arithmetic is integer or :class:`~fractions.Fraction`, never float.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,33 +145,12 @@ class Split:
         if not weights_by_variant.keys() <= _KNOWN:
             unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
             raise SplitError(f"weights.{unknown[0]}", "unknown variant")
-        weights = tuple(weights_by_variant.get(v, 0) for v in VARIANTS)
-        for variant, weight in zip(VARIANTS, weights, strict=True):
-            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-                raise SplitError(f"weights.{variant}", "must be a non-negative integer")
-        total = sum(weights)
-        if total == 0:
-            raise SplitError(
-                "weights", "all weights are 0, so there is no split (Kong answers 503)"
-            )
-        # weight * TOTAL / total as floor and remainder: every share's fraction has the same
-        # denominator (total), so remainders order as the fractions' parts do, and the whole
-        # rounding is integer arithmetic (the Fraction version cost ~40 Fraction operations
-        # per split, four splits per ramp step; tests/unit/core/test_core_split.py compares
-        # the two). Plain loops: this runs four times per ramp step.
-        floors: list[int] = []
-        remainders: list[int] = []
-        for weight in weights:
-            floor, remainder = divmod(weight * TOTAL, total)
-            floors.append(floor)
-            remainders.append(remainder)
-        leftover = TOTAL - sum(floors)
-        if leftover:
-            # largest remainder first; a reversed sort keeps ties in order (the earlier variant)
-            largest_first = sorted(range(len(VARIANTS)), key=remainders.__getitem__, reverse=True)
-            for index in largest_first[:leftover]:
-                floors[index] += 1
-        return cls(*floors)
+        weights = tuple(map(weights_by_variant.get, VARIANTS, _ZEROS))
+        try:
+            split = _rounded(*weights)
+        except TypeError:  # an unhashable weight: refused by the same rule, uncached
+            split = _rounded.__wrapped__(*weights)
+        return split if cls is Split else cls(*map(split.hundredths, VARIANTS))
 
     def hundredths(self, variant: str) -> int:
         if variant not in VARIANTS:
@@ -197,3 +177,36 @@ class Split:
 
 
 Split.STABLE_ONLY = Split(stable=TOTAL, baseline=0, canary=0)
+_ZEROS = (0,) * len(VARIANTS)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _rounded(*weights: int) -> Split:
+    """``Split.from_weights`` of the weights per variant (in VARIANTS' order), refusals
+    included. Cached: a ramp step rounds the same few totals four times (the split before,
+    at the probe and again under the lock, and after), and a Split is immutable. ``typed``
+    keeps ``True`` and ``1.0`` from hitting the entry of ``1`` (they must be refused);
+    refusals raise and are never cached."""
+    for variant, weight in zip(VARIANTS, weights, strict=True):
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise SplitError(f"weights.{variant}", "must be a non-negative integer")
+    total = sum(weights)
+    if total == 0:
+        raise SplitError("weights", "all weights are 0, so there is no split (Kong answers 503)")
+    # weight * TOTAL / total as floor and remainder: every share's fraction has the same
+    # denominator (total), so remainders order as the fractions' parts do, and the whole
+    # rounding is integer arithmetic (the Fraction version cost ~40 Fraction operations
+    # per split; tests/unit/core/test_core_split.py compares the two).
+    floors: list[int] = []
+    remainders: list[int] = []
+    for weight in weights:
+        floor, remainder = divmod(weight * TOTAL, total)
+        floors.append(floor)
+        remainders.append(remainder)
+    leftover = TOTAL - sum(floors)
+    if leftover:
+        # largest remainder first; a reversed sort keeps ties in order (the earlier variant)
+        largest_first = sorted(range(len(VARIANTS)), key=remainders.__getitem__, reverse=True)
+        for index in largest_first[:leftover]:
+            floors[index] += 1
+    return Split(*floors)

@@ -20,6 +20,7 @@ Pure functions: the shell (``sidecar.upstream_locks``) does the I/O.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -36,9 +37,11 @@ from sidecar.core.tags import (
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 
+@functools.lru_cache(maxsize=4096)
 def lock_name(upstream: str) -> str:
     """The lock entity's name: one DNS label (Kong's upstream names must be hostnames,
-    ``validate_name``), whatever the upstream's name length; a hash keeps it unique per name."""
+    ``validate_name``), whatever the upstream's name length; a hash keeps it unique per name.
+    Cached: every writing change of an upstream hashes the same name again."""
     digest = hashlib.sha256(upstream.encode()).hexdigest()[:32]
     return f"{LOCK_NAME_PREFIX}{digest}"
 

@@ -64,7 +64,8 @@ def compute_weights(
     if isinstance(max_weight, bool) or not isinstance(max_weight, int) or max_weight < 1:
         raise SplitError("max_weight", "must be a positive integer")
     groups = _groups(targets_by_variant, address_counts)
-    positive = [v for v in VARIANTS if split.hundredths(v) > 0]
+    shares = {v: split.hundredths(v) for v in VARIANTS}  # read once: used three times
+    positive = [v for v in VARIANTS if shares[v] > 0]
     for variant in positive:
         group = groups.get(variant)
         if group is None or not group.targets:
@@ -84,8 +85,8 @@ def compute_weights(
             result.update(dict.fromkeys(group.targets, 0))
     common = 0
     for variant in positive:
-        common = gcd(common, split.hundredths(variant))
-    units = {v: split.hundredths(v) // common for v in positive}
+        common = gcd(common, shares[variant])
+    units = {v: shares[v] // common for v in positive}
     pos_groups = [groups[v] for v in positive]
     # Largest k with every per-address weight <= max_weight (k scales all effective totals).
     k_max = min(max_weight * g.addresses // units[g.variant] for g in pos_groups)

@@ -93,8 +93,9 @@ def page(body: Any, call: Call) -> tuple[list[dict[str, Any]], str | None]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise call.fail("expected a page object with a 'data' list", body)
     items = body["data"]
-    if not all(isinstance(item, dict) for item in items):
-        raise call.fail("expected 'data' to be a list of objects", body)
+    for item in items:  # a plain loop: every Kong list read goes through it
+        if not isinstance(item, dict):
+            raise call.fail("expected 'data' to be a list of objects", body)
     offset = body.get("offset")
     if offset is None or offset == "":
         return items, None
@@ -114,35 +115,28 @@ def upstream(body: Any, call: Call) -> Upstream:
     name, slots = obj.get("name"), obj.get("slots", 10000)
     if not isinstance(name, str) or not _is_int(slots):
         raise call.fail("expected an upstream with 'name' and integer 'slots'", body)
-    return Upstream(
-        id=obj["id"],
-        name=name,
-        algorithm=str(obj.get("algorithm") or "round-robin"),
-        hash_on=str(obj.get("hash_on") or "none"),
-        hash_fallback=str(obj.get("hash_fallback") or "none"),
-        slots=slots,
-        tags=_tags(obj.get("tags"), body, call),
+    return Upstream(  # positional, in the model's field order: four per ramp step
+        obj["id"],
+        name,
+        str(obj.get("algorithm") or "round-robin"),
+        str(obj.get("hash_on") or "none"),
+        str(obj.get("hash_fallback") or "none"),
+        slots,
+        _tags(obj.get("tags"), body, call),
     )
 
 
 def target(body: Any, call: Call) -> Target:
-    obj = entity(body, call)
-    raw, weight = obj.get("target"), obj.get("weight")
-    if not isinstance(raw, str) or not _is_int(weight):
-        raise call.fail("expected a target with string 'target' and integer 'weight'", body)
-    parent = obj.get("upstream")
+    ident, normalised, weight, tags = _target_fields(body, call)
+    parent = body.get("upstream")
     upstream_id = parent.get("id") if isinstance(parent, dict) else None
     return Target(
-        id=obj["id"],
-        target=_normalised(raw),
-        weight=weight,
-        tags=_tags(obj.get("tags"), body, call),
-        upstream_id=upstream_id if isinstance(upstream_id, str) else None,
+        ident, normalised, weight, tags, upstream_id if isinstance(upstream_id, str) else None
     )
 
 
 def target_health(body: Any, call: Call) -> TargetHealth:
-    base = target(body, call)
+    ident, normalised, weight, tags = _target_fields(body, call)
     health = body.get("health")
     data = body.get("data")
     addresses: tuple[Address, ...] | None = None
@@ -151,19 +145,29 @@ def target_health(body: Any, call: Call) -> TargetHealth:
         listed = data.get("addresses")
         if not isinstance(listed, list):
             raise call.fail("expected health 'data.addresses' to be a list", body)
-        addresses = tuple(_address(item, body, call) for item in listed)
-        weight = data.get("weight")
-        if isinstance(weight, dict) and _is_int(weight.get("total")):
-            total = weight["total"]
-    return TargetHealth(
-        target=base.target,
-        id=base.id,
-        weight=base.weight,
-        health=health if isinstance(health, str) else None,
-        addresses=addresses,
-        total_weight=total,
-        tags=base.tags,
+        addresses = tuple([_address(item, body, call) for item in listed])
+        weight_data = data.get("weight")
+        if isinstance(weight_data, dict) and _is_int(weight_data.get("total")):
+            total = weight_data["total"]
+    return TargetHealth(  # positional, in the model's field order: a row of every /health
+        normalised,
+        ident,
+        weight,
+        health if isinstance(health, str) else None,
+        addresses,
+        total,
+        tags,
     )
+
+
+def _target_fields(body: Any, call: Call) -> tuple[str, str, int, tuple[str, ...]]:
+    """A target entity's id, normalised target, weight and tags, checked: what ``/targets``
+    and ``/health`` rows share (a health row is built at once, not through a Target)."""
+    obj = entity(body, call)
+    raw, weight = obj.get("target"), obj.get("weight")
+    if not isinstance(raw, str) or not _is_int(weight):
+        raise call.fail("expected a target with string 'target' and integer 'weight'", body)
+    return obj["id"], _normalised(raw), weight, _tags(obj.get("tags"), body, call)
 
 
 def upstream_health(items: list[dict[str, Any]], node_id: Any, call: Call) -> UpstreamHealth:
@@ -181,16 +185,17 @@ def _address(item: Any, body: Any, call: Call) -> Address:
         and _is_int(item.get("weight"))
     ):
         raise call.fail("expected addresses with 'ip', 'port' and 'weight'", body)
-    return Address(
-        ip=item["ip"], port=item["port"], weight=item["weight"], health=str(item.get("health"))
-    )
+    return Address(item["ip"], item["port"], item["weight"], str(item.get("health")))
 
 
 def _tags(value: Any, body: Any, call: Call) -> tuple[str, ...]:
     if value is None:  # Kong sends null for "no tags"
         return ()
-    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+    if not isinstance(value, list):
         raise call.fail("expected 'tags' to be a list of strings", body)
+    for tag in value:  # a plain loop: every upstream and target parsed goes through it
+        if not isinstance(tag, str):
+            raise call.fail("expected 'tags' to be a list of strings", body)
     return tuple(value)
 
 

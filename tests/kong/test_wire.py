@@ -351,3 +351,88 @@ def test_a_repeated_parameter_set_is_encoded_once(clients, monkeypatch) -> None:
     params = {"tags": "kong-canary-cohorts=encoded-once", "size": 1000}
     urls = {wire.absolute(http.base_url, f"/upstreams/u{i}/targets", params) for i in range(5)}
     assert len(urls) == 5 and encoded == [params]
+
+
+def _budget_as_it_was(timeout: httpx.Timeout) -> float:
+    """The oracle: ``wire._budget`` before it lost its generator expressions."""
+    phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
+    if any(p is None for p in phases):
+        return float("inf")
+    return float(sum(p for p in phases if p is not None))
+
+
+_PHASE = st.none() | st.floats(min_value=0, max_value=1e6) | st.integers(0, 10**6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PHASE, _PHASE, _PHASE, _PHASE)
+def test_the_total_budget_is_what_it_was(connect, write, read, pool) -> None:
+    timeout = httpx.Timeout(connect=connect, write=write, read=read, pool=pool)
+    got, expected = wire._budget(timeout), _budget_as_it_was(timeout)
+    assert got == expected and type(got) is type(expected)
+
+
+def _decode_as_it_was(method: str, path: str, response: httpx.Response, raw: bytes) -> object:
+    """The oracle: ``wire.decode`` before it looked the content type up only for errors."""
+    import json as json_module
+
+    status = response.status_code
+    content_type = response.headers.get("content-type", "")
+    if status >= 400:
+        raise wire.error_for(method, path, status, content_type, raw)
+    if 300 <= status < 400:
+        where = response.headers.get("location", "?")
+        raise errors.KongProtocolError(
+            f"unexpected redirect to {where}: is admin_url right?",
+            status=status,
+            method=method,
+            path=path,
+        )
+    if status == 204 or not raw.strip():
+        return None
+    try:
+        return json_module.loads(raw)
+    except ValueError:
+        problem = (
+            "invalid (truncated?) JSON"
+            if "json" in content_type
+            else f"expected JSON, got {content_type or 'no content type'}"
+        )
+        raise errors.KongProtocolError(
+            f"{problem}: {wire.snippet(raw)!r}", status=status, method=method, path=path
+        ) from None
+
+
+def _decoded(decode, response: httpx.Response, raw: bytes) -> tuple:
+    try:
+        return ("body", decode("GET", "/upstreams/u", response, raw))
+    except errors.KongError as exc:
+        return ("error", type(exc), str(exc), exc.status, getattr(exc, "fields", None))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 301, 400, 401, 404, 405, 409, 429, 500, 503]),
+    content_type=st.sampled_from(
+        [None, "application/json", "application/problem+json", "text/html", "text/plain"]
+    ),
+    raw=st.sampled_from(
+        [
+            b"",
+            b"  ",
+            b'{"id": "x"}',
+            b'{"message": "not found"}',
+            b'{"code": 12, "message": "cannot create", "name": "operation unsupported"}',
+            b'{"status": 404, "title": "Not Found", "detail": "no such upstream"}',
+            b"<html><body>502 Bad Gateway</body></html>",
+            b'{"trunc',
+            b"[1, 2]",
+        ]
+    ),
+)
+def test_decode_answers_as_it_did(status, content_type, raw) -> None:
+    headers = {"location": "http://elsewhere/"} if 300 <= status < 400 else {}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    response = httpx.Response(status, headers=headers, content=raw)
+    assert _decoded(wire.decode, response, raw) == _decoded(_decode_as_it_was, response, raw)

@@ -569,3 +569,26 @@ def test_the_integer_box_is_the_fraction_box(
         for v in VARIANTS:
             worst = max(worst, lo[v] - shares[v], shares[v] - hi[v])
     assert box.excursion(state) == worst
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.data())
+def test_a_single_write_is_what_the_direct_search_finds(data: st.DataObject) -> None:
+    """``_plan``'s shortcut for one pending write gives the direct search's answer (the
+    search is the oracle), for any variants, address counts and weights, zero totals before
+    included, whenever the state after serves traffic (plan_writes refuses the rest)."""
+    from sidecar.core.plan import _direct, _plan, _Problem
+
+    size = data.draw(st.integers(1, 6))
+    targets = [f"10.0.0.{i}:80" for i in range(size)]
+    variants = {t: data.draw(st.sampled_from(VARIANTS)) for t in targets}
+    counts = {t: data.draw(st.integers(0, 3)) for t in targets}
+    max_weight = data.draw(st.sampled_from([3, 100, 65535]))
+    start = {t: data.draw(st.integers(0, max_weight)) for t in targets}
+    moved = data.draw(st.sampled_from(targets))
+    new = data.draw(st.integers(0, max_weight).filter(lambda w: w != start[moved]))
+    end = {**start, moved: new}
+    if sum(w * counts[t] for t, w in end.items()) <= 0:
+        reject()
+    problem = _Problem(start, end, variants, counts, max_weight)
+    assert _plan(start, end, variants, counts, max_weight) == _direct(problem, [moved])

@@ -274,3 +274,67 @@ percent_like = st.one_of(
 @example(True)
 def test_plain_percentages_parse_as_the_decimal_route_does(value: object) -> None:
     assert parsed(_hundredths, value) == parsed(_hundredths_exactly, value)
+
+
+def from_weights_uncached(weights_by_variant: dict[str, object]) -> Split:
+    """The oracle: ``Split.from_weights`` as it was before its rounding was cached."""
+    if not weights_by_variant.keys() <= set(VARIANTS):
+        unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
+        raise SplitError(f"weights.{unknown[0]}", "unknown variant")
+    weights = tuple(weights_by_variant.get(v, 0) for v in VARIANTS)
+    for variant, weight in zip(VARIANTS, weights, strict=True):
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise SplitError(f"weights.{variant}", "must be a non-negative integer")
+    total = sum(weights)  # type: ignore[arg-type]
+    if total == 0:
+        raise SplitError("weights", "all weights are 0, so there is no split (Kong answers 503)")
+    floors, remainders = [], []
+    for weight in weights:
+        floor, remainder = divmod(weight * TOTAL, total)  # type: ignore[operator]
+        floors.append(floor)
+        remainders.append(remainder)
+    leftover = TOTAL - sum(floors)
+    if leftover:
+        largest_first = sorted(range(len(VARIANTS)), key=remainders.__getitem__, reverse=True)
+        for index in largest_first[:leftover]:
+            floors[index] += 1
+    return Split(*floors)
+
+
+def _outcome(make: Callable[[], Split]) -> object:
+    try:
+        split = make()
+    except SplitError as exc:
+        return ("refused", exc.field, exc.rule)
+    return ("split", type(split), split)
+
+
+_ANY_WEIGHT = (
+    st.integers(0, 5)  # few distinct values: the cache is hit again and again
+    | st.integers(0, 65535 * 4)
+    | st.integers(-3, -1)
+    | st.booleans()
+    | st.sampled_from([1.0, 2.5, "1", None, [1], (1,)])
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from([*VARIANTS, "green"]), _ANY_WEIGHT, max_size=4),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_cached_from_weights_gives_what_the_uncached_gave(batches: list[dict]) -> None:
+    for weights in batches + batches:  # every input twice: once more from the cache
+        assert _outcome(lambda w=weights: Split.from_weights(w)) == _outcome(
+            lambda w=weights: from_weights_uncached(w)
+        )
+
+
+def test_a_cached_split_is_never_handed_out_for_an_equal_weight_of_another_type() -> None:
+    assert Split.from_weights({"stable": 1, "canary": 0}) == Split.STABLE_ONLY
+    for equal_but_refused in (True, 1.0):
+        with pytest.raises(SplitError, match="non-negative integer"):
+            Split.from_weights({"stable": equal_but_refused, "canary": 0})

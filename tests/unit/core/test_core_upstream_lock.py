@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from hypothesis import given, settings
@@ -34,6 +35,14 @@ def test_lock_name_is_one_dns_label_and_one_per_upstream(a: str, b: str) -> None
     assert re.fullmatch(r"[a-z0-9-]{1,63}", name)  # Kong's upstream name rule: a hostname
     assert lock_name(a) == name
     assert (lock_name(a) == lock_name(b)) == (a == b)
+
+
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=8))
+def test_a_cached_lock_name_is_the_hash_of_the_name(names: list[str]) -> None:
+    """The oracle: the name as it was computed before it was cached, every time."""
+    for upstream in names + names:
+        digest = hashlib.sha256(upstream.encode()).hexdigest()[:32]
+        assert lock_name(upstream) == f"kong-canary-lock-{digest}"
 
 
 @given(HOSTNAMES, HOLDERS, TIMES)
