@@ -748,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # (rounds, ops per round) for 1 client and for N clients; repeats of the 1,000-target move
-    single, multi, repeats = ((2, 5), (2, 1), 1) if args.quick else ((5, 30), (5, 2), 3)
+    single, multi, repeats = ((2, 5), (2, 1), 1) if args.quick else ((50, 3), (5, 2), 3)
     # on a real Kong, names nobody else uses
     run = f"-{secrets.token_hex(3)}" if args.kong_admin_url else ""
     shapes = {label: (f"{prefix}{run}", *rest) for label, (prefix, *rest) in SHAPES.items()}
