@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,13 @@ def test_a_regression_mid_ramp_is_rolled_back_and_alerted(version: str, alert_in
             ramp_status = client.get(status_url).json()  # on either worker
             assert ramp_status["status"] == "FAILED", ramp_status
             assert "guard tripped on 5xx" in ramp_status["message"]
-            assert "canary 100.00%" in ramp_status["message"]
+            # the run of windows that carried the evidence: under load a window may still
+            # hold a healthy batch beside the first broken one, so the share is not always 100 %
+            ratio = re.search(
+                r"5xx ratio canary (\d+\.\d+)% \((\d+)/\d+\) vs baseline\+stable 0\.00% ",
+                ramp_status["message"],
+            )
+            assert ratio and float(ratio[1]) >= 50 and int(ratio[2]) > 0, ramp_status["message"]
             return len(workers) >= 2
 
         wait_until(both_workers_answered, 20, "both workers to answer")
