@@ -848,15 +848,15 @@ def _target_state(
     target: Target | TargetHealth, health: tuple[str | None, tuple[str, ...] | None] | None
 ) -> TargetState:
     variant = variant_from_tags(target.tags)
-    return TargetState(  # positional, in the field order: ten per ramp step
-        target.target,
-        target.id,
-        target.weight,
-        target.tags,
-        variant or "stable",
-        variant is not None,
-        health[0] if health else None,
-        health[1] if health else None,
+    return TargetState(
+        target=target.target,
+        id=target.id,
+        weight=target.weight,
+        tags=target.tags,
+        variant=variant or "stable",
+        tagged=variant is not None,
+        health=health[0] if health else None,
+        addresses=health[1] if health else None,
     )
 
 

@@ -115,14 +115,14 @@ def upstream(body: Any, call: Call) -> Upstream:
     name, slots = obj.get("name"), obj.get("slots", 10000)
     if not isinstance(name, str) or not _is_int(slots):
         raise call.fail("expected an upstream with 'name' and integer 'slots'", body)
-    return Upstream(  # positional, in the model's field order: four per ramp step
-        obj["id"],
-        name,
-        str(obj.get("algorithm") or "round-robin"),
-        str(obj.get("hash_on") or "none"),
-        str(obj.get("hash_fallback") or "none"),
-        slots,
-        _tags(obj.get("tags"), body, call),
+    return Upstream(
+        id=obj["id"],
+        name=name,
+        algorithm=str(obj.get("algorithm") or "round-robin"),
+        hash_on=str(obj.get("hash_on") or "none"),
+        hash_fallback=str(obj.get("hash_fallback") or "none"),
+        slots=slots,
+        tags=_tags(obj.get("tags"), body, call),
     )
 
 
@@ -131,7 +131,11 @@ def target(body: Any, call: Call) -> Target:
     parent = body.get("upstream")
     upstream_id = parent.get("id") if isinstance(parent, dict) else None
     return Target(
-        ident, normalised, weight, tags, upstream_id if isinstance(upstream_id, str) else None
+        id=ident,
+        target=normalised,
+        weight=weight,
+        tags=tags,
+        upstream_id=upstream_id if isinstance(upstream_id, str) else None,
     )
 
 
@@ -149,14 +153,14 @@ def target_health(body: Any, call: Call) -> TargetHealth:
         weight_data = data.get("weight")
         if isinstance(weight_data, dict) and _is_int(weight_data.get("total")):
             total = weight_data["total"]
-    return TargetHealth(  # positional, in the model's field order: a row of every /health
-        normalised,
-        ident,
-        weight,
-        health if isinstance(health, str) else None,
-        addresses,
-        total,
-        tags,
+    return TargetHealth(
+        target=normalised,
+        id=ident,
+        weight=weight,
+        health=health if isinstance(health, str) else None,
+        addresses=addresses,
+        total_weight=total,
+        tags=tags,
     )
 
 
@@ -185,7 +189,9 @@ def _address(item: Any, body: Any, call: Call) -> Address:
         and _is_int(item.get("weight"))
     ):
         raise call.fail("expected addresses with 'ip', 'port' and 'weight'", body)
-    return Address(item["ip"], item["port"], item["weight"], str(item.get("health")))
+    return Address(
+        ip=item["ip"], port=item["port"], weight=item["weight"], health=str(item.get("health"))
+    )
 
 
 def _tags(value: Any, body: Any, call: Call) -> tuple[str, ...]:
