@@ -89,9 +89,10 @@ class Series:
     counter and histogram, the change counter, the split gauge's three variants). The child it
     returns for given values is always the same object (nothing here ever calls ``remove``
     or ``clear`` on a series), so the first answer is kept in a dict keyed by the values as
-    passed. ``kong/build.py`` does the same for the Kong client's series. The dict grows as the
-    metric's own table of children does, one entry per series (label values are bounded where
-    they are chosen: ``method_label``, the URL rule, ``CONFIRMED_UPSTREAMS``).
+    passed. The Kong client's two series go through it too (``kong/build.py``, two lookups
+    per Kong call). The dict grows as the metric's own table of children does, one entry per
+    series (label values are bounded where they are chosen: ``method_label``, the URL rule,
+    ``CONFIRMED_UPSTREAMS``).
     """
 
     def __init__(self, metric: Any) -> None:
@@ -111,6 +112,8 @@ HTTP_REQUEST_SERIES = Series(HTTP_REQUESTS)
 HTTP_DURATION_SERIES = Series(HTTP_DURATION)
 SPLIT_PERCENT_SERIES = Series(SPLIT_PERCENT)
 SPLIT_CHANGE_SERIES = Series(SPLIT_CHANGES)
+KONG_DURATION_SERIES = Series(KONG_DURATION)
+KONG_REQUEST_SERIES = Series(KONG_REQUESTS)
 
 
 class ConfirmedUpstreams:
