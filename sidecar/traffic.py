@@ -489,13 +489,13 @@ class TrafficService:
                 except SplitError as exc:
                     raise InvalidLease(str(exc), field=exc.field) from None
             deadline = renewed(marks.lease_until, deadline, self.wall_clock())
+            execution = marks.ramp_execution
             if ramp is None or ramp != marks.ramp:
                 # another caller, or a new ramp: the old ramp's execution no longer owns it
-                marks = marks.but(
-                    managed=True, lease_until=deadline, ramp=ramp, ramp_execution=ramp_execution
-                )
-            else:
-                marks = marks.but(managed=True, lease_until=deadline, ramp=ramp)
+                execution = ramp_execution
+            marks = marks.but(
+                managed=True, lease_until=deadline, ramp=ramp, ramp_execution=execution
+            )
             return self._change(
                 state,
                 split,
