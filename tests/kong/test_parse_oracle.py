@@ -1,6 +1,6 @@
 """``sidecar.kong.parse`` gives what it gave before its fast paths (plain loops instead of
-``all(...)``, positional model construction, a ``/health`` row built without an intermediate
-Target): the old functions are kept below as the oracle, and any body, well-formed or not,
+``all(...)``, a ``/health`` row built without an intermediate Target): the old versions of
+the functions that changed are kept below as the oracle, and any body, well-formed or not,
 must give the equal model or the same KongProtocolError."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sidecar.kong import parse
 from sidecar.kong.errors import KongProtocolError
-from sidecar.kong.models import Address, Target, TargetHealth, Upstream
+from sidecar.kong.models import Address, Target, TargetHealth
 from sidecar.kong.parse import Call
 
 CALL = Call("GET", "/upstreams/orders/health")
@@ -33,22 +33,6 @@ def old_page(body: Any, call: Call) -> tuple[list[dict[str, Any]], str | None]:
     if isinstance(offset, bool) or not isinstance(offset, str | int):
         raise call.fail("expected 'offset' to be a string", body)
     return items, str(offset)
-
-
-def old_upstream(body: Any, call: Call) -> Upstream:
-    obj = parse.entity(body, call)
-    name, slots = obj.get("name"), obj.get("slots", 10000)
-    if not isinstance(name, str) or not parse._is_int(slots):
-        raise call.fail("expected an upstream with 'name' and integer 'slots'", body)
-    return Upstream(
-        id=obj["id"],
-        name=name,
-        algorithm=str(obj.get("algorithm") or "round-robin"),
-        hash_on=str(obj.get("hash_on") or "none"),
-        hash_fallback=str(obj.get("hash_fallback") or "none"),
-        slots=slots,
-        tags=old_tags(obj.get("tags"), body, call),
-    )
 
 
 def old_target(body: Any, call: Call) -> Target:
@@ -77,7 +61,7 @@ def old_target_health(body: Any, call: Call) -> TargetHealth:
         listed = data.get("addresses")
         if not isinstance(listed, list):
             raise call.fail("expected health 'data.addresses' to be a list", body)
-        addresses = tuple(old_address(item, body, call) for item in listed)
+        addresses = tuple(parse._address(item, body, call) for item in listed)
         weight = data.get("weight")
         if isinstance(weight, dict) and parse._is_int(weight.get("total")):
             total = weight["total"]
@@ -89,19 +73,6 @@ def old_target_health(body: Any, call: Call) -> TargetHealth:
         addresses=addresses,
         total_weight=total,
         tags=base.tags,
-    )
-
-
-def old_address(item: Any, body: Any, call: Call) -> Address:
-    if not (
-        isinstance(item, dict)
-        and isinstance(item.get("ip"), str)
-        and parse._is_int(item.get("port"))
-        and parse._is_int(item.get("weight"))
-    ):
-        raise call.fail("expected addresses with 'ip', 'port' and 'weight'", body)
-    return Address(
-        ip=item["ip"], port=item["port"], weight=item["weight"], health=str(item.get("health"))
     )
 
 
@@ -170,17 +141,6 @@ _HEALTH_ROW = _body(
         ),
     }
 )
-_UPSTREAM = _body(
-    {
-        "id": _ID,
-        "name": st.just("orders"),
-        "algorithm": st.sampled_from(["round-robin", "consistent-hashing"]),
-        "hash_on": st.just("none"),
-        "hash_fallback": st.just("none"),
-        "slots": st.integers(10, 65536),
-        "tags": _TAGS,
-    }
-)
 _PAGE = (
     _body(
         {
@@ -219,9 +179,15 @@ def test_a_target_parses_as_before(body: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_UPSTREAM)
-def test_an_upstream_parses_as_before(body: Any) -> None:
-    _agree(parse.upstream, old_upstream, body)
+@given(_TAGS | _BAD_TAGS | _JUNK)
+def test_tags_parse_as_before(value: Any) -> None:
+    """What ``upstream`` and the targets' parsers changed: their tags' check, a plain loop."""
+    body = {"tags": value}
+    _agree(
+        lambda b, call: parse._tags(b["tags"], b, call),
+        lambda b, call: old_tags(b["tags"], b, call),
+        body,
+    )
 
 
 @settings(max_examples=300, deadline=None)
